@@ -70,15 +70,23 @@ impl Document {
             Ok(s) => s,
             Err(e) => {
                 let line = line_of(bytes, e.valid_up_to());
-                return Err(Error::new(format!("{env}: line {line}: the document is not valid UTF-8")));
+                return Err(Error::new(format!(
+                    "{env}: line {line}: the document is not valid UTF-8"
+                )));
             }
         };
         if let Some(i) = s.find('\0') {
             let line = line_of(bytes, i);
-            return Err(Error::new(format!("{env}: line {line}: the document holds a NUL character")));
+            return Err(Error::new(format!(
+                "{env}: line {line}: the document holds a NUL character"
+            )));
         }
         let (entries, layout) = Reader::new(env, s).read()?;
-        Ok(Document { text, entries, layout })
+        Ok(Document {
+            text,
+            entries,
+            layout,
+        })
     }
 
     /// The document a new environment starts from in `vault edit`.
@@ -108,7 +116,10 @@ impl Document {
     }
 
     pub fn get(&self, name: &str) -> Option<&SecretValue> {
-        self.entries.iter().find(|e| e.name == name).map(|e| &e.value)
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| &e.value)
     }
 
     /// A new document with `name` set to `value`, keeping every other byte where it can.
@@ -124,7 +135,16 @@ impl Document {
                 .entries
                 .iter()
                 .enumerate()
-                .map(|(j, e)| (e.name.as_str(), if i == j { value.expose() } else { e.value.expose() }))
+                .map(|(j, e)| {
+                    (
+                        e.name.as_str(),
+                        if i == j {
+                            value.expose()
+                        } else {
+                            e.value.expose()
+                        },
+                    )
+                })
                 .collect(),
             None => self
                 .entries
@@ -166,13 +186,22 @@ impl Document {
         if let Some(text) = edited {
             if let Ok(doc) = Document::parse(env, text) {
                 let same = doc.entries.len() == expected.len()
-                    && doc.entries.iter().zip(expected).all(|(e, (n, v))| e.name == *n && e.value.expose() == *v);
+                    && doc
+                        .entries
+                        .iter()
+                        .zip(expected)
+                        .all(|(e, (n, v))| e.name == *n && e.value.expose() == *v);
                 if same {
                     return Ok((doc, true));
                 }
             }
         }
-        let mut out = SecretBuf::new(String::with_capacity(64 + expected.iter().map(|(n, v)| n.len() + v.len() * 2 + 8).sum::<usize>()));
+        let mut out = SecretBuf::new(String::with_capacity(
+            64 + expected
+                .iter()
+                .map(|(n, v)| n.len() + v.len() * 2 + 8)
+                .sum::<usize>(),
+        ));
         out.push_str("secrets:\n");
         for (n, v) in expected {
             out.push_str("  ");
@@ -181,12 +210,19 @@ impl Document {
             push_double_quoted(&mut out, v, false);
             out.push('\n');
         }
-        let doc = Document::parse(env, SecretBytes::new(std::mem::take(&mut *out).into_bytes()))?;
+        let doc = Document::parse(
+            env,
+            SecretBytes::new(std::mem::take(&mut *out).into_bytes()),
+        )?;
         Ok((doc, false))
     }
 
     /// The text with entry `i`'s lines replaced by `replacement` (or removed).
-    fn replace_lines(&self, i: usize, replacement: Option<(&str, &SecretValue)>) -> Option<SecretBytes> {
+    fn replace_lines(
+        &self,
+        i: usize,
+        replacement: Option<(&str, &SecretValue)>,
+    ) -> Option<SecretBytes> {
         let entry = &self.entries[i];
         let last = entry.last_line?;
         if !self.layout.block {
@@ -195,7 +231,9 @@ impl Document {
         let text = self.text.expose();
         let start = line_start(text, entry.line)?;
         let end = line_start(text, last + 1).unwrap_or(text.len());
-        let mut out = Vec::with_capacity(text.len() + replacement.map_or(0, |(n, v)| n.len() + v.expose().len() * 4 + 16));
+        let mut out = Vec::with_capacity(
+            text.len() + replacement.map_or(0, |(n, v)| n.len() + v.expose().len() * 4 + 16),
+        );
         out.extend_from_slice(&text[..start]);
         if let Some((name, value)) = replacement {
             let mut buf = SecretBuf::default();
@@ -232,7 +270,8 @@ impl Document {
 
 /// A new, empty document for an environment that has none yet.
 pub fn empty(env: &str) -> Document {
-    Document::parse(env, SecretBytes::new(b"secrets:\n".to_vec())).expect("the empty document parses")
+    Document::parse(env, SecretBytes::new(b"secrets:\n".to_vec()))
+        .expect("the empty document parses")
 }
 
 /// `NAME: value` at indentation `col`, the value as a literal block when that reads
@@ -276,7 +315,10 @@ fn block_chomping(value: &str) -> Option<&'static str> {
     if first.starts_with([' ', '\t']) || body.starts_with('\n') {
         return None;
     }
-    if value.chars().any(|c| c != '\n' && c != '\t' && needs_escape(c)) {
+    if value
+        .chars()
+        .any(|c| c != '\n' && c != '\t' && needs_escape(c))
+    {
         return None;
     }
     Some(match value.len() - body.len() {
@@ -348,10 +390,14 @@ pub fn check_name(env: &str, name: &str, line: Option<usize>) -> Result<()> {
 /// Checks a value given to `set`: no NUL, within the size limit.
 pub fn check_value(env: &str, name: &str, value: &str) -> Result<()> {
     if value.contains('\0') {
-        return Err(Error::new(format!("{env}: {name}: the value holds a NUL character, which no environment can carry")));
+        return Err(Error::new(format!(
+            "{env}: {name}: the value holds a NUL character, which no environment can carry"
+        )));
     }
     if value.len() > MAX_DOCUMENT_BYTES {
-        return Err(Error::new(format!("{env}: {name}: the value is over the limit of {MAX_DOCUMENT_BYTES} bytes")));
+        return Err(Error::new(format!(
+            "{env}: {name}: the value is over the limit of {MAX_DOCUMENT_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -371,7 +417,7 @@ fn line_start(text: &[u8], line: usize) -> Option<usize> {
         if b == b'\n' {
             seen += 1;
             if seen == line {
-                return (i + 1 <= text.len()).then_some(i + 1);
+                return Some(i + 1);
             }
         }
     }
@@ -387,7 +433,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(env: &'a str, text: &'a str) -> Self {
-        Reader { env, text, parser: Parser::new_from_str(text) }
+        Reader {
+            env,
+            text,
+            parser: Parser::new_from_str(text),
+        }
     }
 
     fn next(&mut self) -> Result<(Event<'a>, Span)> {
@@ -399,7 +449,10 @@ impl<'a> Reader<'a> {
                 e.marker().line(),
                 e.info()
             ))),
-            None => Err(Error::new(format!("{}: unexpected end of the document", self.env))),
+            None => Err(Error::new(format!(
+                "{}: unexpected end of the document",
+                self.env
+            ))),
         }
     }
 
@@ -415,7 +468,10 @@ impl<'a> Reader<'a> {
         match self.next()? {
             (Event::DocumentStart(_), _) => {}
             (Event::StreamEnd, _) => {
-                return Err(Error::new(format!("{}: the document is empty; {shape}", self.env)).with_hint(hint));
+                return Err(
+                    Error::new(format!("{}: the document is empty; {shape}", self.env))
+                        .with_hint(hint),
+                );
             }
             (_, span) => return Err(self.fail(span.start.line(), shape)),
         }
@@ -435,7 +491,13 @@ impl<'a> Reader<'a> {
                     let line = span.start.line();
                     if key != "secrets" {
                         return Err(self
-                            .fail(line, &format!("unexpected top-level key '{}'; {shape}", key.escape_debug()))
+                            .fail(
+                                line,
+                                &format!(
+                                    "unexpected top-level key '{}'; {shape}",
+                                    key.escape_debug()
+                                ),
+                            )
                             .with_hint(hint));
                     }
                     if anchor != 0 || tag.is_some() {
@@ -444,7 +506,11 @@ impl<'a> Reader<'a> {
                     if result.is_some() {
                         return Err(self.fail(line, "duplicate key 'secrets'"));
                     }
-                    let layout = Layout { secrets_line: line, secrets_col: span.start.col(), block: true };
+                    let layout = Layout {
+                        secrets_line: line,
+                        secrets_col: span.start.col(),
+                        block: true,
+                    };
                     result = Some(self.read_secrets(layout)?);
                 }
                 (_, span) => return Err(self.fail(span.start.line(), shape).with_hint(hint)),
@@ -452,13 +518,19 @@ impl<'a> Reader<'a> {
         }
         match self.next()? {
             (Event::DocumentEnd, _) => {}
-            (_, span) => return Err(self.fail(span.start.line(), "unexpected content after the document")),
+            (_, span) => {
+                return Err(self.fail(span.start.line(), "unexpected content after the document"))
+            }
         }
         match self.next()? {
             (Event::StreamEnd, _) => {}
-            (_, span) => return Err(self.fail(span.start.line(), "only one YAML document is allowed")),
+            (_, span) => {
+                return Err(self.fail(span.start.line(), "only one YAML document is allowed"))
+            }
         }
-        result.ok_or_else(|| Error::new(format!("{}: no `secrets` key; {shape}", self.env)).with_hint(hint))
+        result.ok_or_else(|| {
+            Error::new(format!("{}: no `secrets` key; {shape}", self.env)).with_hint(hint)
+        })
     }
 
     fn read_secrets(&mut self, mut layout: Layout) -> Result<(Vec<Entry>, Layout)> {
@@ -472,9 +544,14 @@ impl<'a> Reader<'a> {
                 layout.block = !self.text_at(span).starts_with('{');
             }
             // `secrets:` with nothing under it: no secrets yet.
-            Event::Scalar(ref v, ScalarStyle::Plain, 0, None) if is_null(v) => return Ok((Vec::new(), layout)),
+            Event::Scalar(ref v, ScalarStyle::Plain, 0, None) if is_null(v) => {
+                return Ok((Vec::new(), layout))
+            }
             _ => {
-                return Err(self.fail(span.start.line(), "`secrets` must be a mapping of NAME: value"));
+                return Err(self.fail(
+                    span.start.line(),
+                    "`secrets` must be a mapping of NAME: value",
+                ));
             }
         }
         let mut entries: Vec<Entry> = Vec::new();
@@ -490,10 +567,15 @@ impl<'a> Reader<'a> {
                 Event::Scalar(name, _, anchor, tag) => {
                     check_name(self.env, &name, Some(line))?;
                     if anchor != 0 || tag.is_some() {
-                        return Err(self.fail(line, &format!("{name}: anchors and tags are not allowed")));
+                        return Err(
+                            self.fail(line, &format!("{name}: anchors and tags are not allowed"))
+                        );
                     }
                     if let Some(first) = seen.get(name.as_ref()) {
-                        return Err(self.fail(line, &format!("duplicate secret {name} (first at line {first})")));
+                        return Err(self.fail(
+                            line,
+                            &format!("duplicate secret {name} (first at line {first})"),
+                        ));
                     }
                     seen.insert(name.to_string(), line);
                     name.into_owned()
@@ -508,7 +590,10 @@ impl<'a> Reader<'a> {
                         return Err(self.fail(vline, &format!("{name}: anchors are not allowed")));
                     }
                     if tag.is_some() {
-                        return Err(self.fail(vline, &format!("{name}: tags are not allowed; every value is a string")));
+                        return Err(self.fail(
+                            vline,
+                            &format!("{name}: tags are not allowed; every value is a string"),
+                        ));
                     }
                     if style == ScalarStyle::Plain && is_null(&value) {
                         return Err(self
@@ -516,23 +601,39 @@ impl<'a> Reader<'a> {
                             .with_hint("write the value, or quote it ('' for empty, '~' or 'null' for those characters)"));
                     }
                     if value.contains('\0') {
-                        return Err(self.fail(vline, &format!("{name}: the value holds a NUL character")));
+                        return Err(
+                            self.fail(vline, &format!("{name}: the value holds a NUL character"))
+                        );
                     }
                     match value {
                         std::borrow::Cow::Owned(s) => SecretValue::new(s),
                         std::borrow::Cow::Borrowed(s) => SecretValue::new(s.to_owned()),
                     }
                 }
-                Event::Alias(_) => return Err(self.fail(vline, &format!("{name}: aliases are not allowed"))),
+                Event::Alias(_) => {
+                    return Err(self.fail(vline, &format!("{name}: aliases are not allowed")))
+                }
                 Event::SequenceStart(..) => {
-                    return Err(self.fail(vline, &format!("{name}: the value is a list; every value must be a string")))
+                    return Err(self.fail(
+                        vline,
+                        &format!("{name}: the value is a list; every value must be a string"),
+                    ))
                 }
                 Event::MappingStart(..) => {
-                    return Err(self.fail(vline, &format!("{name}: the value is a mapping; every value must be a string")))
+                    return Err(self.fail(
+                        vline,
+                        &format!("{name}: the value is a mapping; every value must be a string"),
+                    ))
                 }
                 _ => return Err(self.fail(vline, &format!("{name}: unexpected value"))),
             };
-            entries.push(Entry { name, value, line, last_line: None, col: span.start.col() });
+            entries.push(Entry {
+                name,
+                value,
+                line,
+                last_line: None,
+                col: span.start.col(),
+            });
         }
         Ok((entries, layout))
     }
@@ -560,8 +661,16 @@ impl<'a> Reader<'a> {
 
     fn text_at(&self, span: Span) -> &str {
         // Markers count characters; find the line and skip `col` characters within it.
-        let line = self.text.split('\n').nth(span.start.line().saturating_sub(1)).unwrap_or("");
-        let skip: usize = line.chars().take(span.start.col()).map(char::len_utf8).sum();
+        let line = self
+            .text
+            .split('\n')
+            .nth(span.start.line().saturating_sub(1))
+            .unwrap_or("");
+        let skip: usize = line
+            .chars()
+            .take(span.start.col())
+            .map(char::len_utf8)
+            .sum();
         &line[skip.min(line.len())..]
     }
 }
@@ -611,28 +720,46 @@ mod tests {
     fn shapes_that_are_refused() {
         let cases = [
             ("secrets:\n  A: [1]\n", "line 2: A: the value is a list"),
-            ("secrets:\n  A: {b: c}\n", "line 2: A: the value is a mapping"),
+            (
+                "secrets:\n  A: {b: c}\n",
+                "line 2: A: the value is a mapping",
+            ),
             ("secrets:\n  A:\n", "A: the value is null"),
             ("secrets:\n  A: ~\n", "A: the value is null"),
             ("secrets:\n  A: null\n", "A: the value is null"),
-            ("secrets:\n  A: &x v\n  B: *x\n", "A: anchors are not allowed"),
+            (
+                "secrets:\n  A: &x v\n  B: *x\n",
+                "A: anchors are not allowed",
+            ),
             ("secrets:\n  B: *x\n", "invalid YAML"),
             ("secrets:\n  A: !!str v\n", "A: tags are not allowed"),
-            ("secrets:\n  A: 1\n  A: 2\n", "line 3: duplicate secret A (first at line 2)"),
+            (
+                "secrets:\n  A: 1\n  A: 2\n",
+                "line 3: duplicate secret A (first at line 2)",
+            ),
             ("secrets:\n  1A: v\n", "line 2: invalid secret name '1A'"),
             ("secrets:\n  A-B: v\n", "invalid secret name 'A-B'"),
             ("other: 1\n", "unexpected top-level key 'other'"),
-            ("secrets:\n  A: 1\nmore: 2\n", "unexpected top-level key 'more'"),
+            (
+                "secrets:\n  A: 1\nmore: 2\n",
+                "unexpected top-level key 'more'",
+            ),
             ("- a\n", "must be a mapping"),
             ("", "the document is empty"),
             ("secrets: [a]\n", "`secrets` must be a mapping"),
             ("secrets:\n  A: 'x\n", "invalid YAML"),
-            ("secrets:\n  A: 1\n---\nsecrets: {}\n", "only one YAML document"),
+            (
+                "secrets:\n  A: 1\n---\nsecrets: {}\n",
+                "only one YAML document",
+            ),
             ("secrets:\n  A: \"a\\0b\"\n", "NUL"),
             ("secrets:\n  A: a\0b\n", "line 2: the document holds a NUL"),
         ];
         for (text, want) in cases {
-            let err = parse(text).err().unwrap_or_else(|| panic!("accepted {text:?}")).to_string();
+            let err = parse(text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {text:?}"))
+                .to_string();
             assert!(err.starts_with("staging: "), "{err}");
             assert!(err.contains(want), "{text:?}: {err}");
         }
@@ -640,7 +767,10 @@ mod tests {
 
     #[test]
     fn errors_never_print_values() {
-        for text in ["secrets:\n  A: supersecret\n  A: supersecret\n", "secrets:\n  A: !!binary supersecret\n"] {
+        for text in [
+            "secrets:\n  A: supersecret\n  A: supersecret\n",
+            "secrets:\n  A: !!binary supersecret\n",
+        ] {
             let err = parse(text).err().unwrap().to_string();
             assert!(!err.contains("supersecret"), "{err}");
         }
@@ -649,33 +779,76 @@ mod tests {
     #[test]
     fn set_keeps_comments_and_order() {
         let doc = parse("# top\nsecrets:\n  # about A\n  A: one  # trailing\n  B: |\n    x\n    # not a comment\n  # about C\n  C: three\n").unwrap();
-        let (doc2, kept) = doc.with_set("staging", "B", &SecretValue::new("new".into())).unwrap();
+        let (doc2, kept) = doc
+            .with_set("staging", "B", &SecretValue::new("new".into()))
+            .unwrap();
         assert!(kept);
         let text = std::str::from_utf8(doc2.text()).unwrap();
         assert_eq!(text, "# top\nsecrets:\n  # about A\n  A: one  # trailing\n  B: \"new\"\n  # about C\n  C: three\n");
-        let (doc3, _) = doc2.with_set("staging", "D", &SecretValue::new("l1\nl2\n".into())).unwrap();
+        let (doc3, _) = doc2
+            .with_set("staging", "D", &SecretValue::new("l1\nl2\n".into()))
+            .unwrap();
         let text = std::str::from_utf8(doc3.text()).unwrap();
-        assert!(text.ends_with("  C: three\n  D: |\n    l1\n    l2\n"), "{text}");
+        assert!(
+            text.ends_with("  C: three\n  D: |\n    l1\n    l2\n"),
+            "{text}"
+        );
         let (doc4, _) = doc3.with_unset("staging", "A").unwrap().unwrap();
         let text = std::str::from_utf8(doc4.text()).unwrap();
-        assert!(text.starts_with("# top\nsecrets:\n  # about A\n  B: \"new\""), "{text}");
+        assert!(
+            text.starts_with("# top\nsecrets:\n  # about A\n  B: \"new\""),
+            "{text}"
+        );
         assert!(doc4.with_unset("staging", "NOPE").unwrap().is_none());
     }
 
     #[test]
     fn set_round_trips_awkward_values() {
         let values = [
-            "", " lead", "trail ", "a\"b'c", "back\\slash", "%s $HOME ${X} `x`", "a,b=c#d", "l1\nl2", "l1\nl2\n",
-            "l1\n\n", "\n", "\n\nx", "  indented\nblock", "tab\tin", "cr\r\nlf", "é ü 日本 🎉", "\u{85}\u{2028}\u{feff}",
-            "\u{7f}\u{1}", "yes", "0123", "- dash", ": colon", "# hash", "'", "\"",
+            "",
+            " lead",
+            "trail ",
+            "a\"b'c",
+            "back\\slash",
+            "%s $HOME ${X} `x`",
+            "a,b=c#d",
+            "l1\nl2",
+            "l1\nl2\n",
+            "l1\n\n",
+            "\n",
+            "\n\nx",
+            "  indented\nblock",
+            "tab\tin",
+            "cr\r\nlf",
+            "é ü 日本 🎉",
+            "\u{85}\u{2028}\u{feff}",
+            "\u{7f}\u{1}",
+            "yes",
+            "0123",
+            "- dash",
+            ": colon",
+            "# hash",
+            "'",
+            "\"",
         ];
-        for start in ["secrets:\n", "secrets:\n  A: x\n", "secrets: {}\n", "# c\nsecrets:\n    A: x\n    B: y"] {
+        for start in [
+            "secrets:\n",
+            "secrets:\n  A: x\n",
+            "secrets: {}\n",
+            "# c\nsecrets:\n    A: x\n    B: y",
+        ] {
             let mut doc = parse(start).unwrap();
             for (i, v) in values.iter().enumerate() {
                 let name = format!("K{i}");
-                doc = doc.with_set("staging", &name, &SecretValue::new(v.to_string())).unwrap().0;
+                doc = doc
+                    .with_set("staging", &name, &SecretValue::new(v.to_string()))
+                    .unwrap()
+                    .0;
                 assert_eq!(value(&doc, &name), *v, "{start:?} {v:?}");
-                doc = doc.with_set("staging", &name, &SecretValue::new(format!("{v}!"))).unwrap().0;
+                doc = doc
+                    .with_set("staging", &name, &SecretValue::new(format!("{v}!")))
+                    .unwrap()
+                    .0;
                 assert_eq!(value(&doc, &name), format!("{v}!"), "{start:?} {v:?}");
             }
             for (i, v) in values.iter().enumerate() {
@@ -687,8 +860,12 @@ mod tests {
     #[test]
     fn set_refuses_bad_names_and_nul() {
         let doc = parse("secrets:\n").unwrap();
-        assert!(doc.with_set("staging", "A B", &SecretValue::new("x".into())).is_err());
-        assert!(doc.with_set("staging", "A", &SecretValue::new("a\0".into())).is_err());
+        assert!(doc
+            .with_set("staging", "A B", &SecretValue::new("x".into()))
+            .is_err());
+        assert!(doc
+            .with_set("staging", "A", &SecretValue::new("a\0".into()))
+            .is_err());
     }
 
     #[test]

@@ -17,12 +17,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Error { message: message.into(), hint: None, usage: false }
+        Error {
+            message: message.into(),
+            hint: None,
+            usage: false,
+        }
     }
 
     /// A usage error (exit status 2), like clap's own.
     pub fn usage(message: impl Into<String>) -> Self {
-        Error { message: message.into(), hint: None, usage: true }
+        Error {
+            message: message.into(),
+            hint: None,
+            usage: true,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

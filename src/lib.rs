@@ -2,6 +2,17 @@
 //! encrypted with age to each environment's members.
 
 pub mod document;
+pub mod edit;
+pub mod envelope;
 pub mod error;
+pub mod exec;
+pub mod export;
+pub mod identity;
+pub mod init;
+pub mod keygen;
+pub mod keystore;
 pub mod project;
+pub mod recipients;
 pub mod secret;
+pub mod status;
+pub mod store;

@@ -1,1 +1,661 @@
-fn main() {}
+//! The `vault` command: argument parsing and output over the `vault` library.
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use vault::document::{self, Document};
+use vault::error::{Error, Result};
+use vault::export::Format;
+use vault::identity::Identities;
+use vault::project::{EnvName, Project};
+use vault::secret::{SecretBytes, SecretValue};
+use vault::store::{self, Store, Written};
+use vault::{edit, exec, export, init, keygen, keystore, recipients, status};
+
+/// Per-environment secrets for Salt-provisioned projects, kept in git encrypted with age.
+///
+/// Secrets live in conf/pillar/ENV/secrets.sls.age, encrypted to the public keys in
+/// recipients/ENV/. Only public keys travel out of band; values are decrypted only
+/// when needed, and never appear in argv, logs or errors.
+#[derive(Parser)]
+#[command(name = "vault", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// Run in DIR's project instead of the nearest one above the working directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+
+    /// Decrypt with FILE (an age identity file or an OpenSSH private key) first.
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "VAULT_IDENTITY"
+    )]
+    identity: Option<PathBuf>,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Say more about what is done (never values).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the project layout (conf/pillar, recipients) where missing; never overwrites.
+    Init {
+        /// The project name (conf/pillar/project.sls); default: the folder's name.
+        #[arg(long, value_name = "NAME")]
+        project: Option<String>,
+        /// An environment to lay out (repeatable); default: staging and production.
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+    },
+    /// Make a new ed25519 key: private part in the OS keyring (or --file), public line printed.
+    Keygen {
+        /// Write the private key to PATH (mode 0600) and the public one to PATH.pub.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// The key's comment.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+    /// Show which identity would be used, its public key, and what it can read.
+    Whoami,
+    /// Edit ENV's secrets in $VISUAL/$EDITOR (on tmpfs), validate, and re-encrypt if changed.
+    Edit {
+        env: String,
+        /// Accept a disk-backed temporary folder when no tmpfs is available.
+        #[arg(long)]
+        allow_disk_tmp: bool,
+    },
+    /// Set one secret from standard input (or --from-file), never from the command line.
+    Set {
+        env: String,
+        name: String,
+        /// Read the value from PATH, byte for byte.
+        #[arg(long, value_name = "PATH")]
+        from_file: Option<PathBuf>,
+        /// Keep standard input exactly, final newline included (by default one final newline is dropped).
+        #[arg(long, conflicts_with = "from_file")]
+        raw: bool,
+    },
+    /// Remove one secret.
+    Unset { env: String, name: String },
+    /// Print one secret's value on standard output, with nothing added.
+    Get { env: String, name: String },
+    /// List ENV's secret names (values only with --values).
+    Show {
+        env: String,
+        /// Show the values too.
+        #[arg(long)]
+        values: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run COMMAND (no shell) with ENV's secrets added to its environment.
+    Exec {
+        env: String,
+        /// Start from an environment holding only PATH and the secrets.
+        #[arg(long)]
+        clean: bool,
+        /// The program and its arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+    /// Write ENV's secrets in a format another program reads.
+    Export {
+        env: String,
+        #[arg(long, short = 'f', value_enum)]
+        format: Format,
+        /// Write to PATH (mode 0600, atomically) instead of standard output.
+        #[arg(long, short = 'o', value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
+    /// Re-encrypt environments (default: all) to their recipients folder as it stands.
+    Rekey { envs: Vec<String> },
+    /// Show every environment: members, number of secrets, and whether a rekey is needed.
+    Status,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    Man,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            report(&err);
+            err.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn report(err: &Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "vault: error: {err}");
+    if let Some(hint) = err.hint() {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+}
+
+/// Messages for the person at the terminal, on stderr; silent with -q.
+struct Ui {
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Ui {
+    fn note(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("vault: {msg}");
+        }
+    }
+
+    fn warn(&self, msg: &str) {
+        eprintln!("vault: warning: {msg}");
+    }
+
+    fn detail(&self, msg: &str) {
+        if self.verbose {
+            eprintln!("vault: {msg}");
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let cwd = match &cli.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| Error::new(format!("cannot read the working directory: {e}")))?,
+    };
+    // Commands that need no project.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "vault", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| Error::new(format!("cannot write the manual: {e}")))?;
+            return Ok(0);
+        }
+        Command::Keygen { file, comment } => {
+            return cmd_keygen(&ui, file.as_deref(), comment.clone())
+        }
+        Command::Init { project, envs } => return cmd_init(&ui, &cwd, project.clone(), envs),
+        _ => {}
+    }
+    let project = Project::discover(&cwd)?;
+    ui.detail(&format!("project {}", project.root().display()));
+    let mut store = Store {
+        project,
+        identities: Identities::standard(cli.identity.clone()),
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Whoami => cmd_whoami(&mut store),
+        Command::Edit {
+            env,
+            allow_disk_tmp,
+        } => cmd_edit(&ui, &mut store, &env, allow_disk_tmp),
+        Command::Set {
+            env,
+            name,
+            from_file,
+            raw,
+        } => cmd_set(&ui, &mut store, &env, &name, from_file, raw),
+        Command::Unset { env, name } => cmd_unset(&ui, &mut store, &env, &name),
+        Command::Get { env, name } => {
+            let env = store.project.environment(&env)?;
+            let doc = store.open(&env)?;
+            let value = lookup(&doc, &env, &name)?;
+            write_stdout(value.expose().as_bytes())?;
+            Ok(0)
+        }
+        Command::Show { env, values, json } => cmd_show(&mut store, &env, values, json),
+        Command::Exec {
+            env,
+            clean,
+            command,
+        } => {
+            exec::check_command(&command)?;
+            let env = store.project.environment(&env)?;
+            let doc = store.open(&env)?;
+            let (program, args) = command.split_first().expect("checked above");
+            let err = exec::exec(&doc, program, args, clean, |name| {
+                ui.warn(&format!(
+                    "{name} is already set in the environment; the secret from {env} overrides it"
+                ))
+            });
+            report(&err);
+            Ok(exec::status_for(&err))
+        }
+        Command::Export {
+            env,
+            format,
+            output,
+        } => {
+            let env = store.project.environment(&env)?;
+            let doc = store.open(&env)?;
+            let out = export::render(format, env.as_str(), doc.entries())?;
+            match output {
+                Some(path) => write_private_file(&path, out.expose())?,
+                None => write_stdout(out.expose())?,
+            }
+            Ok(0)
+        }
+        Command::Rekey { envs } => cmd_rekey(&ui, &mut store, &envs),
+        Command::Status => cmd_status(&mut store),
+        Command::Init { .. }
+        | Command::Keygen { .. }
+        | Command::Completions { .. }
+        | Command::Man => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+fn lookup<'d>(doc: &'d Document, env: &EnvName, name: &str) -> Result<&'d SecretValue> {
+    doc.get(name).ok_or_else(|| {
+        Error::new(format!("{env}: no secret named {name}"))
+            .with_hint(format!("`vault show {env}` lists the names"))
+    })
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`| head`) is not an error worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::new(format!("cannot write to standard output: {e}"))),
+    }
+}
+
+/// Writes an export to `path`: mode 0600, atomically.
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !path.exists() {
+        // write_atomic keeps an existing file's mode; a new one starts private.
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("cannot write", path, e))?;
+        let (_, tmp_path) = tmp
+            .keep()
+            .map_err(|e| Error::io("cannot write", path, e.error))?;
+        std::fs::rename(&tmp_path, path).map_err(|e| Error::io("cannot write", path, e))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    store::write_atomic(path, bytes)
+}
+
+fn cmd_init(ui: &Ui, cwd: &std::path::Path, name: Option<String>, envs: &[String]) -> Result<i32> {
+    let envs: Vec<EnvName> = if envs.is_empty() {
+        vec![EnvName::parse("staging")?, EnvName::parse("production")?]
+    } else {
+        envs.iter()
+            .map(|e| EnvName::parse(e))
+            .collect::<Result<_>>()?
+    };
+    std::fs::create_dir_all(cwd).map_err(|e| Error::io("cannot create", cwd, e))?;
+    let root = cwd
+        .canonicalize()
+        .map_err(|e| Error::io("cannot open", cwd, e))?;
+    let project = Project::at(&root);
+    let name = name.unwrap_or_else(|| init::default_project_name(&root));
+    let report = init::init(&project, &name, &envs)?;
+    for p in &report.created {
+        ui.note(&format!("created {}", project.display_path(p)));
+    }
+    for p in &report.kept {
+        if p.file_name().is_some_and(|n| n == "top.sls") {
+            ui.note("kept conf/pillar/top.sls: make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment");
+        }
+    }
+    let first = &envs[0];
+    ui.note(&format!(
+        "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then `vault edit {first}`"
+    ));
+    Ok(0)
+}
+
+fn cmd_keygen(ui: &Ui, file: Option<&std::path::Path>, comment: Option<String>) -> Result<i32> {
+    let comment = comment.unwrap_or_else(|| {
+        let user = std::env::var("USER").unwrap_or_else(|_| "vault".into());
+        let host = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+        format!("{user}@{host}")
+    });
+    let dest = match file {
+        Some(p) => keygen::Destination::File(p),
+        None => keygen::Destination::Keyring,
+    };
+    let key = keygen::keygen(dest, &comment)?;
+    write_stdout(format!("{} {comment}\n{}\n", key.text(), key.fingerprint()).as_bytes())?;
+    match file {
+        Some(p) => ui.note(&format!(
+            "private key written to {} (mode 0600)",
+            p.display()
+        )),
+        None => ui.note(&format!("private key stored in {}", keystore::NAME)),
+    }
+    ui.note("give the public line to a member as recipients/ENV/YOURNAME.pub, and read them the SHA256 fingerprint over another channel");
+    Ok(0)
+}
+
+fn cmd_whoami(store: &mut Store) -> Result<i32> {
+    let Some((source, keys)) = store.identities.current()? else {
+        let tried = store.identities.report()?;
+        return Err(
+            Error::new(format!("no identity found; tried: {}", tried.join(", ")))
+                .with_hint("make one with `vault keygen`, or pass -i FILE"),
+        );
+    };
+    let mut out = format!("identity: {}\n", source.label());
+    for k in &keys {
+        out.push_str(&format!(
+            "public key: {}\nfingerprint: {}\n",
+            k.text(),
+            k.fingerprint()
+        ));
+    }
+    if keys.is_empty() {
+        out.push_str("public key: unknown (no public part in the file)\n");
+    }
+    let readable = status::readable_by(store, &keys)?;
+    if readable.is_empty() {
+        out.push_str("member of: none\n");
+    } else {
+        let list: Vec<String> = readable
+            .iter()
+            .map(|(e, m)| format!("{e} (as {m})"))
+            .collect();
+        out.push_str(&format!("member of: {}\n", list.join(", ")));
+    }
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+fn cmd_edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    let members = recipients::required(&store.project, &env)?;
+    // Held through the editing session: another writer waits rather than being lost.
+    let _lock = store.lock(&env)?;
+    let current = store.open_optional(&env)?;
+    let original = match &current {
+        Some(doc) => SecretBytes::new(doc.text().to_vec()),
+        None => Document::template(env.as_str()),
+    };
+    drop(current);
+    match edit::run(env.as_str(), &original, allow_disk)? {
+        edit::Outcome::Unchanged => {
+            ui.note(&format!("{env}: no changes"));
+        }
+        edit::Outcome::Changed(doc) => {
+            store.write_locked(&env, &doc, &members)?;
+            ui.note(&format!(
+                "{env}: saved {} secret(s), encrypted to {} member(s)",
+                doc.entries().len(),
+                members.len()
+            ));
+        }
+    }
+    Ok(0)
+}
+
+/// Reads a value for `set`: from a file exactly, or from standard input.
+fn read_value(name: &str, from_file: Option<PathBuf>, raw: bool) -> Result<SecretValue> {
+    let bytes = match from_file {
+        Some(path) => SecretBytes::new(
+            store::read_limited(&path, document::MAX_DOCUMENT_BYTES)?
+                .ok_or_else(|| Error::new(format!("{} does not exist", path.display())))?,
+        ),
+        None if std::io::stdin().is_terminal() => {
+            let v = rpassword::prompt_password(format!("Value for {name} (input hidden): "))
+                .map_err(|e| Error::new(format!("cannot read the value: {e}")))?;
+            SecretBytes::new(v.into_bytes())
+        }
+        None => {
+            let mut buf = SecretBytes::new(Vec::with_capacity(8192));
+            std::io::stdin()
+                .take(document::MAX_DOCUMENT_BYTES as u64 + 1)
+                .read_to_end(buf.expose_mut())
+                .map_err(|e| Error::new(format!("cannot read standard input: {e}")))?;
+            if !raw && buf.expose().ends_with(b"\n") {
+                let v = buf.expose_mut();
+                v.pop();
+                if v.ends_with(b"\r") {
+                    v.pop();
+                }
+            }
+            buf
+        }
+    };
+    if bytes.expose().len() > document::MAX_DOCUMENT_BYTES {
+        return Err(Error::new(format!(
+            "{name}: the value is over the limit of {} bytes",
+            document::MAX_DOCUMENT_BYTES
+        )));
+    }
+    match std::str::from_utf8(bytes.expose()) {
+        Ok(s) => Ok(SecretValue::new(s.to_owned())),
+        Err(_) => Err(
+            Error::new(format!("{name}: the value is not valid UTF-8 text"))
+                .with_hint("store binary data base64-encoded"),
+        ),
+    }
+}
+
+fn cmd_set(
+    ui: &Ui,
+    store: &mut Store,
+    env: &str,
+    name: &str,
+    from_file: Option<PathBuf>,
+    raw: bool,
+) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    document::check_name(env.as_str(), name, None)?;
+    let value = read_value(name, from_file, raw)?;
+    document::check_value(env.as_str(), name, value.expose())?;
+    let mut layout_lost = false;
+    let written = store.modify(&env, |doc| {
+        let doc = store::or_empty(&env, doc);
+        if doc.get(name) == Some(&value) {
+            return Ok(None);
+        }
+        let (new, kept) = doc.with_set(env.as_str(), name, &value)?;
+        layout_lost = !kept;
+        Ok(Some(new))
+    })?;
+    if layout_lost {
+        ui.warn(&format!(
+            "{env}: the document's layout could not be kept; it was rewritten in canonical form"
+        ));
+    }
+    match written {
+        Written::Changed => ui.note(&format!("{env}: set {name}")),
+        Written::Unchanged => ui.note(&format!(
+            "{env}: {name} already has that value; nothing written"
+        )),
+    }
+    Ok(0)
+}
+
+fn cmd_unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    document::check_name(env.as_str(), name, None)?;
+    let mut missing = false;
+    store.modify(&env, |doc| {
+        let Some(doc) = doc else {
+            missing = true;
+            return Ok(None);
+        };
+        match doc.with_unset(env.as_str(), name)? {
+            Some((new, _)) => Ok(Some(new)),
+            None => {
+                missing = true;
+                Ok(None)
+            }
+        }
+    })?;
+    if missing {
+        return Err(
+            Error::new(format!("{env}: no secret named {name}; nothing changed"))
+                .with_hint(format!("`vault show {env}` lists the names")),
+        );
+    }
+    ui.note(&format!("{env}: removed {name}"));
+    Ok(0)
+}
+
+fn cmd_show(store: &mut Store, env: &str, values: bool, json: bool) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    let doc = store.open(&env)?;
+    let size = 64
+        + doc
+            .entries()
+            .iter()
+            .map(|e| {
+                e.name().len() * 2
+                    + 8
+                    + if values {
+                        e.value().expose().len() * 10
+                    } else {
+                        0
+                    }
+            })
+            .sum::<usize>();
+    let mut out = vault::secret::SecretBuf::new(String::with_capacity(size));
+    if json {
+        out.push_str("{\"environment\":");
+        export::push_json_string(&mut out, env.as_str());
+        out.push_str(",\"names\":[");
+        for (i, e) in doc.entries().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            export::push_json_string(&mut out, e.name());
+        }
+        out.push(']');
+        if values {
+            out.push_str(",\"secrets\":{");
+            for (i, e) in doc.entries().iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                export::push_json_string(&mut out, e.name());
+                out.push(':');
+                export::push_json_string(&mut out, e.value().expose());
+            }
+            out.push('}');
+        }
+        out.push_str("}\n");
+    } else {
+        for e in doc.entries() {
+            out.push_str(e.name());
+            if values {
+                // Double-quoted YAML: one line per secret, exact and unambiguous.
+                out.push_str(": ");
+                document::push_double_quoted(&mut out, e.value().expose(), false);
+            }
+            out.push('\n');
+        }
+    }
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+fn cmd_rekey(ui: &Ui, store: &mut Store, envs: &[String]) -> Result<i32> {
+    let targets: Vec<EnvName> = if envs.is_empty() {
+        store
+            .project
+            .environments()?
+            .into_iter()
+            .filter(|e| store.project.secrets_path(e).exists())
+            .collect()
+    } else {
+        envs.iter()
+            .map(|e| store.project.environment(e))
+            .collect::<Result<_>>()?
+    };
+    if targets.is_empty() {
+        ui.note("no environment has secrets yet; nothing to rekey");
+    }
+    for env in targets {
+        let members = recipients::required(&store.project, &env)?;
+        let _lock = store.lock(&env)?;
+        let doc = store.open(&env)?;
+        store.write_locked(&env, &doc, &members)?;
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        ui.note(&format!("{env}: re-encrypted to {}", names.join(", ")));
+    }
+    Ok(0)
+}
+
+fn cmd_status(store: &mut Store) -> Result<i32> {
+    let mut out = String::new();
+    let envs = status::status(store)?;
+    if envs.is_empty() {
+        out.push_str("no environments (see `vault init --env ENV`)\n");
+    }
+    for s in envs {
+        out.push_str(&format!("{}\n", s.env));
+        match &s.members {
+            Ok(m) if m.is_empty() => out.push_str("  members: none\n"),
+            Ok(m) => {
+                let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+                out.push_str(&format!("  members: {}\n", names.join(", ")));
+            }
+            Err(e) => out.push_str(&format!("  members: error: {e}\n")),
+        }
+        match &s.secrets {
+            Ok(Some(n)) => out.push_str(&format!("  secrets: {n}\n")),
+            Ok(None) => out.push_str("  secrets: none yet\n"),
+            Err(e) => out.push_str(&format!("  secrets: ? ({e})\n")),
+        }
+        match &s.sync {
+            status::Sync::InSync => out.push_str("  recipients: in sync\n"),
+            status::Sync::NoFile => {}
+            status::Sync::RekeyNeeded(why) => {
+                out.push_str(&format!(
+                    "  recipients: rekey needed ({})\n",
+                    why.join("; ")
+                ));
+            }
+            status::Sync::Unreadable(why) => {
+                out.push_str(&format!("  recipients: unknown ({why})\n"))
+            }
+        }
+    }
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}

@@ -20,7 +20,9 @@ impl Project {
             .map_err(|e| Error::io("cannot open directory", start, e))?;
         for dir in start.ancestors() {
             if dir.join("conf").join("pillar").is_dir() {
-                return Ok(Project { root: dir.to_path_buf() });
+                return Ok(Project {
+                    root: dir.to_path_buf(),
+                });
             }
         }
         Err(Error::new(format!(
@@ -32,7 +34,9 @@ impl Project {
 
     /// A project rooted exactly at `root`, whether or not it has been initialised yet.
     pub fn at(root: &Path) -> Project {
-        Project { root: root.to_path_buf() }
+        Project {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -57,14 +61,20 @@ impl Project {
 
     /// A path relative to the root, for messages.
     pub fn display_path(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 
     /// Every environment: a `recipients/<env>/` folder or a `conf/pillar/<env>/` holding
     /// `env.sls` or the secrets file. Sorted; names that are not valid are skipped.
     pub fn environments(&self) -> Result<Vec<EnvName>> {
         let mut found = std::collections::BTreeSet::new();
-        for (dir, marker) in [(self.root.join("recipients"), None), (self.pillar_dir(), Some(()))] {
+        for (dir, marker) in [
+            (self.root.join("recipients"), None),
+            (self.pillar_dir(), Some(())),
+        ] {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -75,9 +85,16 @@ impl Project {
                 if !path.is_dir() {
                     continue;
                 }
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-                let Ok(env) = EnvName::parse(&name) else { continue };
-                if marker.is_some() && !path.join("env.sls").exists() && !path.join(SECRETS_FILE).exists() {
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let Ok(env) = EnvName::parse(&name) else {
+                    continue;
+                };
+                if marker.is_some()
+                    && !path.join("env.sls").exists()
+                    && !path.join(SECRETS_FILE).exists()
+                {
                     continue;
                 }
                 found.insert(env);
@@ -96,10 +113,16 @@ impl Project {
         let list = if known.is_empty() {
             "none".to_string()
         } else {
-            known.iter().map(EnvName::as_str).collect::<Vec<_>>().join(", ")
+            known
+                .iter()
+                .map(EnvName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        Err(Error::new(format!("unknown environment '{name}' (known: {list})"))
-            .with_hint(format!("create it with `vault init --env {name}`")))
+        Err(
+            Error::new(format!("unknown environment '{name}' (known: {list})"))
+                .with_hint(format!("create it with `vault init --env {name}`")),
+        )
     }
 }
 
@@ -147,7 +170,9 @@ mod tests {
 
     #[test]
     fn environment_names_are_never_paths() {
-        for bad in ["", "../x", "a/b", "..", ".", "Staging", "-x", "a b", "a.b", "x\0"] {
+        for bad in [
+            "", "../x", "a/b", "..", ".", "Staging", "-x", "a b", "a.b", "x\0",
+        ] {
             assert!(EnvName::parse(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["staging", "production", "qa-2", "eu_west"] {

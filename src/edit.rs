@@ -1,0 +1,259 @@
+//! `vault edit`: the plaintext in a private folder on tmpfs, the user's editor, and
+//! validation before anything is re-encrypted. The plaintext is overwritten and
+//! removed on every way out: success, invalid content, editor failure, and SIGINT,
+//! SIGTERM or SIGHUP.
+
+use crate::document::{Document, MAX_DOCUMENT_BYTES};
+use crate::error::{Error, Result};
+use crate::secret::SecretBytes;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the editing session ended with.
+pub enum Outcome {
+    /// New, valid content different from what was there.
+    Changed(Document),
+    /// The user saved nothing new.
+    Unchanged,
+}
+
+/// The private folder the plaintext lives in while it is edited.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// A 0700 folder under `$XDG_RUNTIME_DIR` or `/dev/shm`, refusing a disk-backed one
+    /// unless `allow_disk`.
+    pub fn create(allow_disk: bool) -> Result<Workspace> {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+            candidates.push(PathBuf::from(x));
+        }
+        candidates.push(PathBuf::from("/dev/shm"));
+        let base = candidates.iter().find(|p| is_memory_fs(p)).cloned();
+        let base = match base {
+            Some(b) => b,
+            None if allow_disk => std::env::temp_dir(),
+            None => {
+                return Err(Error::new(format!(
+                    "no memory-backed folder to edit in (tried {}); refusing to write plaintext to disk",
+                    candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                ))
+                .with_hint("set XDG_RUNTIME_DIR to a tmpfs folder, or pass --allow-disk-tmp to accept the risk"));
+            }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("vault-edit-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(&base)
+            .map_err(|e| Error::io("cannot create a private folder in", &base, e))?;
+        Ok(Workspace { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Overwrites every file in the folder (the editor's backups and swap files too)
+    /// with zeros before the folder is removed.
+    pub fn wipe(&self) {
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                    if meta.is_file() {
+                        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                            let zeros = vec![0u8; meta.len() as usize];
+                            let _ = f.write_all(&zeros);
+                            let _ = f.sync_all();
+                        }
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+/// Whether `path` is on tmpfs (or ramfs): memory, never disk.
+fn is_memory_fs(path: &Path) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    match rustix::fs::statfs(path) {
+        Ok(st) => {
+            let t = st.f_type as u64;
+            (t == TMPFS_MAGIC || t == RAMFS_MAGIC) && path.is_dir()
+        }
+        Err(_) => false,
+    }
+}
+
+/// The editor command: `$VISUAL`, then `$EDITOR`, split as a shell splits words; `vi` last.
+pub fn editor_command() -> Result<Vec<String>> {
+    for var in ["VISUAL", "EDITOR"] {
+        if let Some(v) = std::env::var_os(var) {
+            let v = v.to_string_lossy().to_string();
+            if v.trim().is_empty() {
+                continue;
+            }
+            let words = shell_words::split(&v)
+                .map_err(|e| Error::new(format!("cannot read ${var}: {e}")))?;
+            return Ok(words);
+        }
+    }
+    Ok(vec!["vi".to_string()])
+}
+
+/// Runs the editing loop on `original` (the current plaintext). Invalid content
+/// reopens the editor with the error as a comment on top; saving it unchanged gives up.
+pub fn run(env: &str, original: &SecretBytes, allow_disk: bool) -> Result<Outcome> {
+    let signal = Arc::new(AtomicUsize::new(0));
+    let mut ids = Vec::new();
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let id = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+            .map_err(|e| Error::new(format!("cannot set up signal handling: {e}")))?;
+        ids.push(id);
+    }
+    let result = (|| {
+        let ws = Workspace::create(allow_disk)?;
+        let file = ws.path().join("secrets.sls");
+        let editor = editor_command()?;
+        let mut content = SecretBytes::new(original.expose().to_vec());
+        loop {
+            write_private(&file, content.expose())?;
+            run_editor(&editor, &file, &signal)?;
+            let edited = read_back(&file)?;
+            let body = strip_error_banner(edited.expose());
+            if body == original.expose() {
+                return Ok(Outcome::Unchanged);
+            }
+            match Document::parse(env, SecretBytes::new(body.to_vec())) {
+                Ok(doc) => return Ok(Outcome::Changed(doc)),
+                Err(err) => {
+                    if body == strip_error_banner(content.expose()) {
+                        // Saved again without a fix: give up, leaving the file as it was.
+                        return Err(Error::new(format!("{err} (nothing was changed)")));
+                    }
+                    eprintln!("vault: error: {err}");
+                    content = with_error_banner(&err, body);
+                }
+            }
+        }
+    })();
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    let sig = signal.load(Ordering::SeqCst);
+    if sig != 0 {
+        // The workspace is already wiped (it is dropped when the closure returns).
+        std::process::exit(128 + sig as i32);
+    }
+    result
+}
+
+const BANNER_START: &str = "# vault: ";
+const BANNER_END: &str = "# vault: fix the error above, or save the file unchanged to give up.\n";
+
+fn with_error_banner(err: &Error, body: &[u8]) -> SecretBytes {
+    let banner = format!(
+        "{BANNER_START}error: {}\n{BANNER_END}",
+        err.message().replace('\n', " ")
+    );
+    let mut out = Vec::with_capacity(banner.len() + body.len());
+    out.extend_from_slice(banner.as_bytes());
+    out.extend_from_slice(body);
+    SecretBytes::new(out)
+}
+
+/// The content without vault's error banner, if it is still on top.
+fn strip_error_banner(text: &[u8]) -> &[u8] {
+    if !text.starts_with(BANNER_START.as_bytes()) {
+        return text;
+    }
+    match text
+        .windows(BANNER_END.len())
+        .position(|w| w == BANNER_END.as_bytes())
+    {
+        Some(i) => &text[i + BANNER_END.len()..],
+        None => text,
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc_nofollow())
+        .open(path)
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    Ok(())
+}
+
+fn libc_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+fn read_back(path: &Path) -> Result<SecretBytes> {
+    match crate::store::read_limited(path, MAX_DOCUMENT_BYTES) {
+        Ok(Some(b)) => Ok(SecretBytes::new(b)),
+        Ok(None) => Err(Error::new(
+            "the editor removed the file; nothing was changed",
+        )),
+        Err(e) => Err(Error::new(format!("{e}; nothing was changed"))),
+    }
+}
+
+/// Runs the editor and waits, watching for a signal to vault; on one, the editor is
+/// stopped and the session ends (the caller wipes the plaintext).
+fn run_editor(editor: &[String], file: &Path, signal: &AtomicUsize) -> Result<()> {
+    let (program, args) = editor
+        .split_first()
+        .ok_or_else(|| Error::new("the editor command is empty"))?;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .arg(file)
+        .spawn()
+        .map_err(|e| {
+            Error::new(format!("cannot start the editor '{program}': {e}"))
+                .with_hint("set $VISUAL or $EDITOR")
+        })?;
+    loop {
+        if signal.load(Ordering::SeqCst) != 0 {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&child),
+                rustix::process::Signal::TERM,
+            );
+            let _ = child.wait();
+            return Err(Error::new("interrupted; nothing was changed"));
+        }
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(Error::new(format!(
+                    "the editor exited with {status}; nothing was changed"
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(Error::new(format!("cannot wait for the editor: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Running a program with the secrets in its environment: `execve`, no shell, so the
+//! program replaces vault, gets signals directly, and its exit status is vault's.
+
+use crate::document::Document;
+use crate::error::{Error, Result};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Replaces this process with `program`; returns only on failure.
+///
+/// `clean` starts from an environment holding only `PATH` and the secrets. `warn` is
+/// told the name (never the value) of each variable a secret overrides.
+pub fn exec(
+    doc: &Document,
+    program: &OsStr,
+    args: &[std::ffi::OsString],
+    clean: bool,
+    warn: impl Fn(&str),
+) -> Error {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    if clean {
+        cmd.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+    }
+    for e in doc.entries() {
+        if !clean && std::env::var_os(e.name()).is_some() {
+            warn(e.name());
+        }
+        cmd.env(e.name(), OsStr::from_bytes(e.value().expose().as_bytes()));
+    }
+    let err = cmd.exec();
+    let shown = program.to_string_lossy();
+    match err.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::new(format!("cannot run {shown}: command not found")).with_hint("vault runs the program directly, without a shell; name a program on PATH or give its path")
+        }
+        std::io::ErrorKind::PermissionDenied => Error::new(format!("cannot run {shown}: permission denied")),
+        _ => Error::new(format!("cannot run {shown}: {err}")),
+    }
+}
+
+/// The exit status vault reports for a failure to start the program, as shells do.
+pub fn status_for(err: &Error) -> i32 {
+    if err.message().ends_with("command not found") {
+        127
+    } else {
+        126
+    }
+}
+
+/// Checks the arguments of `vault exec` before anything is decrypted.
+pub fn check_command(command: &[std::ffi::OsString]) -> Result<()> {
+    if command.is_empty() {
+        return Err(
+            Error::usage("no command given").with_hint("vault exec ENV -- COMMAND [ARG]...")
+        );
+    }
+    Ok(())
+}

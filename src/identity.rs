@@ -1,0 +1,260 @@
+//! Who is decrypting: the identities tried in order (`-i`/`VAULT_IDENTITY`, the OS
+//! keyring, `~/.ssh/id_ed25519`, `~/.ssh/id_rsa`), each loaded at most once per run,
+//! with a passphrase asked for at most once per key.
+
+use crate::envelope::{self, OpenError};
+use crate::error::{Error, Result};
+use crate::keystore;
+use crate::recipients::PublicKey;
+use crate::secret::SecretBytes;
+use age::secrecy::{ExposeSecret, SecretString};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Where an identity comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `-i FILE` or `VAULT_IDENTITY`.
+    File(PathBuf),
+    Keyring,
+    /// `~/.ssh/id_ed25519` or `~/.ssh/id_rsa`.
+    DefaultSsh(PathBuf),
+}
+
+impl Source {
+    pub fn label(&self) -> String {
+        match self {
+            Source::File(p) | Source::DefaultSsh(p) => p.display().to_string(),
+            Source::Keyring => keystore::NAME.to_string(),
+        }
+    }
+}
+
+/// An identity as loaded from its source.
+enum Loaded {
+    Ready {
+        ids: Vec<Box<dyn age::Identity>>,
+        public: Vec<PublicKey>,
+    },
+    /// A passphrase-protected OpenSSH key, decrypted only when a file needs it.
+    Locked {
+        key: age::ssh::EncryptedKey,
+        public: Vec<PublicKey>,
+    },
+    /// Not there, or not usable: the reason, for the final error.
+    Unavailable(String),
+}
+
+/// The identities of this run, in the order they are tried.
+pub struct Identities {
+    sources: Vec<(Source, Option<Loaded>)>,
+}
+
+impl Identities {
+    /// The standard order; `explicit` is `-i` or `VAULT_IDENTITY`.
+    pub fn standard(explicit: Option<PathBuf>) -> Identities {
+        let mut sources = Vec::new();
+        if let Some(p) = explicit {
+            sources.push(Source::File(p));
+        }
+        sources.push(Source::Keyring);
+        if let Some(home) = std::env::var_os("HOME") {
+            let ssh = Path::new(&home).join(".ssh");
+            sources.push(Source::DefaultSsh(ssh.join("id_ed25519")));
+            sources.push(Source::DefaultSsh(ssh.join("id_rsa")));
+        }
+        Identities {
+            sources: sources.into_iter().map(|s| (s, None)).collect(),
+        }
+    }
+
+    /// Decrypts `ciphertext`; `what` names the file in errors (e.g. "staging (conf/pillar/...)").
+    pub fn decrypt(&mut self, what: &str, ciphertext: &[u8]) -> Result<SecretBytes> {
+        let header = envelope::header(ciphertext)
+            .map_err(|why| Error::new(format!("cannot read {what}: {why}")))?;
+        let mut tried = Vec::new();
+        for i in 0..self.sources.len() {
+            self.load(i)?;
+            let (source, loaded) = &mut self.sources[i];
+            let loaded = loaded.as_mut().expect("just loaded");
+            if let Loaded::Locked { key, public } = loaded {
+                // Ask for the passphrase only when the file is encrypted to this key.
+                let tag = public.first().and_then(PublicKey::stanza_tag);
+                if tag.is_none_or(|t| !header.ssh_tags.contains(&t)) {
+                    tried.push(format!("{} (not a recipient)", source.label()));
+                    continue;
+                }
+                let passphrase = ask_passphrase(&source.label())?;
+                let unlocked = key
+                    .decrypt(passphrase)
+                    .map_err(|_| Error::new(format!("wrong passphrase for {}", source.label())))?;
+                let public = std::mem::take(public);
+                *loaded = Loaded::Ready {
+                    ids: vec![Box::new(age::ssh::Identity::Unencrypted(unlocked))],
+                    public,
+                };
+            }
+            match loaded {
+                Loaded::Ready { ids, .. } => {
+                    let refs: Vec<&dyn age::Identity> = ids.iter().map(|b| b.as_ref()).collect();
+                    match envelope::decrypt(ciphertext, &refs) {
+                        Ok(plain) => return Ok(plain),
+                        Err(OpenError::NoMatchingKey) => {
+                            tried.push(format!("{} (not a recipient)", source.label()))
+                        }
+                        Err(OpenError::Damaged(why)) => {
+                            return Err(Error::new(format!("cannot decrypt {what}: {why}")));
+                        }
+                    }
+                }
+                Loaded::Unavailable(why) => tried.push(format!("{} ({why})", source.label())),
+                Loaded::Locked { .. } => unreachable!("unlocked above"),
+            }
+        }
+        Err(Error::new(format!("no identity opens {what}; tried: {}", tried.join(", "))).with_hint(
+            "pass your key with -i FILE, or ask a member to add your public key (`vault whoami`) and run `vault rekey`",
+        ))
+    }
+
+    /// The first identity that is there and usable, with its public keys.
+    pub fn current(&mut self) -> Result<Option<(Source, Vec<PublicKey>)>> {
+        for i in 0..self.sources.len() {
+            self.load(i)?;
+            let (source, loaded) = &self.sources[i];
+            match loaded {
+                Some(Loaded::Ready { public, .. } | Loaded::Locked { public, .. }) => {
+                    return Ok(Some((source.clone(), public.clone())));
+                }
+                _ => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every source with what became of it, for `whoami` when none is usable.
+    pub fn report(&mut self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for i in 0..self.sources.len() {
+            self.load(i)?;
+            let (source, loaded) = &self.sources[i];
+            let state = match loaded {
+                Some(Loaded::Unavailable(why)) => why.clone(),
+                _ => "usable".into(),
+            };
+            out.push(format!("{} ({state})", source.label()));
+        }
+        Ok(out)
+    }
+
+    fn load(&mut self, i: usize) -> Result<()> {
+        if self.sources[i].1.is_some() {
+            return Ok(());
+        }
+        let source = &self.sources[i].0;
+        let loaded = match source {
+            Source::File(path) => match std::fs::read(path) {
+                Ok(bytes) => {
+                    let bytes = SecretBytes::new(bytes);
+                    // An explicitly named identity must be usable: say why not, now.
+                    match parse(&bytes, &path.display().to_string()) {
+                        Loaded::Unavailable(why) => {
+                            return Err(Error::new(format!("identity {}: {why}", path.display())))
+                        }
+                        l => l,
+                    }
+                }
+                Err(e) => return Err(Error::io("cannot read identity", path, e)),
+            },
+            Source::DefaultSsh(path) => match std::fs::read(path) {
+                Ok(bytes) => parse(&SecretBytes::new(bytes), &path.display().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Loaded::Unavailable("not found".into())
+                }
+                Err(e) => Loaded::Unavailable(e.to_string()),
+            },
+            Source::Keyring => match keystore::load() {
+                Ok(Some(key)) => parse(
+                    &SecretBytes::new(key.expose_secret().as_bytes().to_vec()),
+                    keystore::NAME,
+                ),
+                Ok(None) => Loaded::Unavailable("no identity stored".into()),
+                Err(why) => Loaded::Unavailable(format!("unavailable: {why}")),
+            },
+        };
+        self.sources[i].1 = Some(loaded);
+        Ok(())
+    }
+}
+
+/// Reads an age identity file or an OpenSSH private key.
+fn parse(bytes: &SecretBytes, label: &str) -> Loaded {
+    let Ok(text) = std::str::from_utf8(bytes.expose()) else {
+        return Loaded::Unavailable("not an age identity file or OpenSSH private key".into());
+    };
+    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----")
+        || text.contains("-----BEGIN RSA PRIVATE KEY-----")
+    {
+        let public = ssh_key::PrivateKey::from_openssh(text)
+            .ok()
+            .and_then(|k| k.public_key().to_openssh().ok())
+            .and_then(|line| PublicKey::parse(&line).ok())
+            .into_iter()
+            .collect::<Vec<_>>();
+        return match age::ssh::Identity::from_buffer(text.as_bytes(), Some(label.to_string())) {
+            Ok(age::ssh::Identity::Unencrypted(k)) => Loaded::Ready {
+                ids: vec![Box::new(age::ssh::Identity::Unencrypted(k))],
+                public,
+            },
+            Ok(age::ssh::Identity::Encrypted(key)) => Loaded::Locked { key, public },
+            Ok(age::ssh::Identity::Unsupported(_)) => Loaded::Unavailable(
+                "unsupported SSH key type (vault reads ssh-ed25519 and ssh-rsa keys)".into(),
+            ),
+            Err(_) => Loaded::Unavailable("malformed OpenSSH private key".into()),
+        };
+    }
+    let mut ids: Vec<Box<dyn age::Identity>> = Vec::new();
+    let mut public = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match age::x25519::Identity::from_str(line) {
+            Ok(id) => {
+                if let Ok(p) = PublicKey::parse(&id.to_public().to_string()) {
+                    public.push(p);
+                }
+                ids.push(Box::new(id));
+            }
+            Err(_) => {
+                return Loaded::Unavailable(
+                    "not an age identity file or OpenSSH private key".into(),
+                )
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Loaded::Unavailable("no identity in the file".into());
+    }
+    Loaded::Ready { ids, public }
+}
+
+/// Asks for a key's passphrase on the terminal; an error when there is none.
+fn ask_passphrase(label: &str) -> Result<SecretString> {
+    let no_tty = || {
+        Error::new(format!(
+            "{label} is passphrase-protected and there is no terminal to ask for its passphrase"
+        ))
+        .with_hint("run vault from a terminal, or pass an unprotected identity with -i FILE")
+    };
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err()
+    {
+        return Err(no_tty());
+    }
+    let pass = rpassword::prompt_password(format!("Enter passphrase for {label}: "))
+        .map_err(|_| no_tty())?;
+    Ok(SecretString::from(pass))
+}

@@ -1,0 +1,137 @@
+//! `vault init`: the project layout written where missing, never over an existing file.
+
+use crate::error::{Error, Result};
+use crate::project::{EnvName, Project};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What `init` did to each path.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub created: Vec<PathBuf>,
+    pub kept: Vec<PathBuf>,
+}
+
+/// A project name from a folder name: lowercase, other characters as `-`.
+pub fn default_project_name(root: &Path) -> String {
+    let raw = root
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-').to_string();
+    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        "project".into()
+    } else {
+        name
+    }
+}
+
+/// Writes the layout of DESIGN.md section 1 under `project`.
+pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Report> {
+    EnvName::parse(name).map_err(|_| {
+        Error::usage(format!(
+            "invalid project name '{name}': use lowercase letters, digits, '_' and '-'"
+        ))
+    })?;
+    let root = project.root();
+    let mut report = Report::default();
+    let pillar = project.pillar_dir();
+    let mut top = String::from("base:\n  '*':\n    - project\n    - devs\n");
+    for env in envs {
+        top.push_str(&format!(
+            "  '*-{env}':\n    - {env}.env\n    - {env}.secrets\n"
+        ));
+    }
+    create(&mut report, &pillar.join("top.sls"), &top)?;
+    create(
+        &mut report,
+        &pillar.join("project.sls"),
+        &format!("project_name: {name}\n"),
+    )?;
+    create(
+        &mut report,
+        &pillar.join("devs.sls"),
+        "# Developers' login accounts on the servers:\n\
+         # users:\n#   example-user:\n#     groups: [admin, login]\n#     public_key:\n#       - ssh-ed25519 AAAA...\n\
+         users: {}\n",
+    )?;
+    for env in envs {
+        create(
+            &mut report,
+            &project.env_pillar_dir(env).join("env.sls"),
+            &format!(
+                "environment: {env}\ndomain: {env}.example.com\n# Servers of {env}: [user@]host[:port]\nhosts: []\n"
+            ),
+        )?;
+        let recipients = project.recipients_dir(env);
+        create(&mut report, &recipients.join(".gitkeep"), "")?;
+    }
+    add_gitignore(&mut report, &root.join(".gitignore"))?;
+    Ok(report)
+}
+
+/// Creates `path` with `content` unless it exists; atomic, never overwriting.
+fn create(report: &mut Report, path: &Path, content: &str) -> Result<()> {
+    if path.exists() {
+        report.kept.push(path.to_path_buf());
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vault-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    tmp.write_all(content.as_bytes())
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    match tmp.persist_noclobber(path) {
+        Ok(_) => report.created.push(path.to_path_buf()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            report.kept.push(path.to_path_buf())
+        }
+        Err(e) => return Err(Error::io("cannot write", path, e.error)),
+    }
+    Ok(())
+}
+
+/// Adds a `secrets.sls` line to `.gitignore` so plaintext pillars are never committed.
+fn add_gitignore(report: &mut Report, path: &Path) -> Result<()> {
+    let current = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return create(report, path, "# Plaintext pillars never belong in git (vault keeps secrets.sls.age).\nsecrets.sls\n");
+        }
+        Err(e) => return Err(Error::io("cannot read", path, e)),
+    };
+    if current.lines().any(|l| l.trim() == "secrets.sls") {
+        report.kept.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut new = current;
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    new.push_str("secrets.sls\n");
+    crate::store::write_atomic(path, new.as_bytes())?;
+    report.created.push(path.to_path_buf());
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Who may read an environment: the public keys in `recipients/<env>/<member>.pub`.
+
+use crate::error::{Error, Result};
+use crate::project::{is_member_name, EnvName, Project};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// RSA modulus sizes accepted, in bits.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+const ACCEPTED: &str =
+    "vault accepts ssh-ed25519, ssh-rsa (2048 to 4096 bits) and age X25519 (age1...) keys";
+
+/// A member of an environment: one `.pub` file and the keys in it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub file: PathBuf,
+    pub keys: Vec<PublicKey>,
+}
+
+/// The kinds of public key a recipient may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Ed25519,
+    Rsa { bits: usize },
+    X25519,
+}
+
+/// One recipient public key, normalised (no comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    kind: KeyKind,
+    /// `ssh-ed25519 AAAA...`, `ssh-rsa AAAA...` or `age1...`.
+    text: String,
+    /// The SSH wire-format key, for SSH keys.
+    blob: Vec<u8>,
+}
+
+impl PublicKey {
+    /// Parses one line of a `.pub` file; the error is the reason alone.
+    pub fn parse(line: &str) -> std::result::Result<PublicKey, String> {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.starts_with("age1") && !first.starts_with("age1pq") && first.len() > 4 {
+            age::x25519::Recipient::from_str(first)
+                .map_err(|e| format!("invalid age recipient: {e}"))?;
+            return Ok(PublicKey {
+                kind: KeyKind::X25519,
+                text: first.to_string(),
+                blob: Vec::new(),
+            });
+        }
+        if first.starts_with("AGE-SECRET-KEY-") || first.starts_with("-----BEGIN") {
+            return Err(
+                "this is a private key, not a public key: never share it; put the public key here"
+                    .into(),
+            );
+        }
+        if first != "ssh-ed25519" && first != "ssh-rsa" {
+            let known_other = first.starts_with("ecdsa-")
+                || first.starts_with("sk-")
+                || first.starts_with("ssh-")
+                || first.starts_with("age1");
+            return Err(if known_other {
+                format!("unsupported key type {first}; {ACCEPTED}")
+            } else {
+                format!("not a public key; {ACCEPTED}")
+            });
+        }
+        let b64 = words
+            .next()
+            .ok_or_else(|| format!("{first} key without key data"))?;
+        let blob = STANDARD
+            .decode(b64)
+            .map_err(|_| format!("{first} key data is not valid base64"))?;
+        let key = ssh_key::PublicKey::from_bytes(&blob)
+            .map_err(|_| format!("{first} key data is malformed"))?;
+        let kind = match key.key_data() {
+            ssh_key::public::KeyData::Ed25519(_) if first == "ssh-ed25519" => KeyKind::Ed25519,
+            ssh_key::public::KeyData::Rsa(rsa) if first == "ssh-rsa" => {
+                let n = rsa.n.as_positive_bytes().unwrap_or(&[]);
+                let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
+                if !RSA_BITS.contains(&bits) {
+                    return Err(format!("ssh-rsa key of {bits} bits; {ACCEPTED}"));
+                }
+                KeyKind::Rsa { bits }
+            }
+            _ => return Err(format!("the key data is not a {first} key")),
+        };
+        let text = format!("{first} {b64}");
+        age::ssh::Recipient::from_str(&text)
+            .map_err(|_| format!("{first} key not usable by age"))?;
+        Ok(PublicKey { kind, text, blob })
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The key as one line, without comment.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// `SHA256:...`: for SSH keys exactly what `ssh-keygen -lf` prints; for age keys
+    /// the same digest taken over the `age1...` string.
+    pub fn fingerprint(&self) -> String {
+        let digest = match self.kind {
+            KeyKind::X25519 => Sha256::digest(self.text.as_bytes()),
+            _ => Sha256::digest(&self.blob),
+        };
+        format!("SHA256:{}", STANDARD_NO_PAD.encode(digest))
+    }
+
+    /// The tag age writes in an SSH recipient stanza for this key; None for X25519,
+    /// whose stanzas are anonymous.
+    pub fn stanza_tag(&self) -> Option<String> {
+        match self.kind {
+            KeyKind::X25519 => None,
+            _ => Some(STANDARD_NO_PAD.encode(&Sha256::digest(&self.blob)[..4])),
+        }
+    }
+
+    pub fn type_name(&self) -> String {
+        match self.kind {
+            KeyKind::Ed25519 => "ssh-ed25519".into(),
+            KeyKind::Rsa { bits } => format!("ssh-rsa {bits}"),
+            KeyKind::X25519 => "age X25519".into(),
+        }
+    }
+
+    pub fn age_recipient(&self) -> Box<dyn age::Recipient + Send> {
+        match self.kind {
+            KeyKind::X25519 => Box::new(
+                age::x25519::Recipient::from_str(&self.text).expect("validated when parsed"),
+            ),
+            _ => {
+                Box::new(age::ssh::Recipient::from_str(&self.text).expect("validated when parsed"))
+            }
+        }
+    }
+}
+
+/// The members of `env`, sorted by name. A missing folder is an empty list.
+pub fn members(project: &Project, env: &EnvName) -> Result<Vec<Member>> {
+    let dir = project.recipients_dir(env);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("cannot list", &dir, e)),
+    };
+    let mut members = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let Some(name) = file_name.strip_suffix(".pub") else {
+            continue;
+        };
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let shown = project.display_path(&path);
+        if !is_member_name(name) {
+            return Err(Error::new(format!(
+                "{shown}: invalid member name '{name}': use lowercase letters, digits, '.', '_' and '-'"
+            )));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        let mut keys = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = PublicKey::parse(line)
+                .map_err(|why| Error::new(format!("{shown}: line {}: {why}", i + 1)))?;
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(Error::new(format!("{shown}: no public key in the file")));
+        }
+        members.push(Member {
+            name: name.to_string(),
+            file: path,
+            keys,
+        });
+    }
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(members)
+}
+
+/// The members of `env`, which must be at least one: whom a write encrypts to.
+pub fn required(project: &Project, env: &EnvName) -> Result<Vec<Member>> {
+    let members = members(project, env)?;
+    if members.is_empty() {
+        let dir = project.display_path(&project.recipients_dir(env));
+        return Err(
+            Error::new(format!("{env}: no recipients: {dir}/ holds no .pub file")).with_hint(
+                format!("add a member's public key as {dir}/NAME.pub (see `vault keygen`)"),
+            ),
+        );
+    }
+    Ok(members)
+}
+
+/// Every distinct key of `members`, in order.
+pub fn distinct_keys(members: &[Member]) -> Vec<&PublicKey> {
+    let mut keys: Vec<&PublicKey> = Vec::new();
+    for k in members.iter().flat_map(|m| &m.keys) {
+        if !keys.iter().any(|seen| seen.text == k.text) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A published test key; never used for anything real.
+    const ED: &str = include_str!("../tests/fixtures/keys/alice_ed25519.pub");
+
+    #[test]
+    fn ed25519_with_comment_and_fingerprint() {
+        let k = PublicKey::parse(ED).unwrap();
+        assert_eq!(k.kind(), KeyKind::Ed25519);
+        assert!(!k.text().contains("alice"));
+        assert!(k.fingerprint().starts_with("SHA256:"));
+        assert_eq!(k.stanza_tag().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn refusals_name_the_reason() {
+        for (line, want) in [
+            (
+                "ecdsa-sha2-nistp256 AAAA",
+                "unsupported key type ecdsa-sha2-nistp256",
+            ),
+            ("ssh-dss AAAA", "unsupported key type ssh-dss"),
+            (
+                "sk-ssh-ed25519@openssh.com AAAA",
+                "unsupported key type sk-ssh-ed25519",
+            ),
+            ("hello world", "not a public key"),
+            ("AGE-SECRET-KEY-1ABC", "private key"),
+            ("ssh-ed25519", "without key data"),
+            ("ssh-ed25519 !!!", "not valid base64"),
+            ("ssh-ed25519 AAAA", "malformed"),
+            ("age1notvalid", "invalid age recipient"),
+        ] {
+            let err = PublicKey::parse(line).unwrap_err();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+    }
+}

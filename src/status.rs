@@ -1,0 +1,121 @@
+//! `vault status` and `vault whoami`: the state of every environment, and who you are.
+
+use crate::envelope;
+use crate::error::Result;
+use crate::project::EnvName;
+use crate::recipients::{self, Member, PublicKey};
+use crate::store::Store;
+
+/// Whether a file is encrypted to exactly its recipients folder.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sync {
+    InSync,
+    /// What differs: members whose key the file lacks, and keys it holds beyond the folder.
+    RekeyNeeded(Vec<String>),
+    NoFile,
+    Unreadable(String),
+}
+
+/// One environment's state.
+pub struct EnvStatus {
+    pub env: EnvName,
+    pub members: std::result::Result<Vec<Member>, String>,
+    /// The number of secrets, or why it is not known.
+    pub secrets: std::result::Result<Option<usize>, String>,
+    pub sync: Sync,
+}
+
+/// Compares the file's header with the recipients folder. SSH keys are matched by the
+/// tag age writes for them; X25519 stanzas are anonymous, so those are compared by count.
+pub fn sync_state(members: &[Member], ciphertext: &[u8]) -> Sync {
+    let header = match envelope::header(ciphertext) {
+        Ok(h) => h,
+        Err(why) => return Sync::Unreadable(why),
+    };
+    let keys = recipients::distinct_keys(members);
+    let mut diffs = Vec::new();
+    for m in members {
+        for k in &m.keys {
+            if let Some(tag) = k.stanza_tag() {
+                if !header.ssh_tags.contains(&tag) {
+                    diffs.push(format!("not encrypted to {} ({})", m.name, k.fingerprint()));
+                }
+            }
+        }
+    }
+    let folder_tags: Vec<String> = keys.iter().filter_map(|k| k.stanza_tag()).collect();
+    let extra = header
+        .ssh_tags
+        .iter()
+        .filter(|t| !folder_tags.contains(t))
+        .count();
+    if extra > 0 {
+        diffs.push(format!(
+            "encrypted to {extra} SSH key(s) no longer in the folder"
+        ));
+    }
+    let folder_x25519 = keys.iter().filter(|k| k.stanza_tag().is_none()).count();
+    if folder_x25519 != header.x25519 {
+        diffs.push(format!(
+            "{} age key(s) in the folder, {} in the file",
+            folder_x25519, header.x25519
+        ));
+    }
+    if header.other > 0 {
+        diffs.push(format!("{} recipient(s) of another kind", header.other));
+    }
+    if diffs.is_empty() {
+        Sync::InSync
+    } else {
+        Sync::RekeyNeeded(diffs)
+    }
+}
+
+/// The state of every environment of the project.
+pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
+    let mut out = Vec::new();
+    for env in store.project.environments()? {
+        let members = recipients::members(&store.project, &env).map_err(|e| e.to_string());
+        let ciphertext = store.read_ciphertext(&env);
+        let (sync, secrets) = match (&ciphertext, &members) {
+            (Err(e), _) => (Sync::Unreadable(e.to_string()), Err(e.to_string())),
+            (Ok(None), _) => (Sync::NoFile, Ok(None)),
+            (Ok(Some(ct)), m) => {
+                let sync = match m {
+                    Ok(m) => sync_state(m, ct),
+                    Err(e) => Sync::Unreadable(e.clone()),
+                };
+                let count = store
+                    .open(&env)
+                    .map(|d| Some(d.entries().len()))
+                    .map_err(|e| e.to_string());
+                (sync, count)
+            }
+        };
+        out.push(EnvStatus {
+            env,
+            members,
+            secrets,
+            sync,
+        });
+    }
+    Ok(out)
+}
+
+/// The environments whose recipients folder holds any of `keys`, with the member name.
+pub fn readable_by(store: &Store, keys: &[PublicKey]) -> Result<Vec<(EnvName, String)>> {
+    let mut out = Vec::new();
+    for env in store.project.environments()? {
+        let Ok(members) = recipients::members(&store.project, &env) else {
+            continue;
+        };
+        if let Some(m) = members.iter().find(|m| {
+            m.keys
+                .iter()
+                .any(|k| keys.iter().any(|p| p.text() == k.text()))
+        }) {
+            out.push((env, m.name.clone()));
+        }
+    }
+    Ok(out)
+}
