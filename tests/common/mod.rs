@@ -1,0 +1,204 @@
+//! Shared helpers for the integration tests: a scratch project with the published test
+//! keys, a `vault` command isolated from the machine's own keys, and the awkward values.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
+
+/// Values that trip up every naive format, each of which must come back byte for byte.
+pub const AWKWARD: &[(&str, &str)] = &[
+    ("LEADING_ZERO", "0123"),
+    ("YES", "yes"),
+    ("ON", "on"),
+    ("FLOAT", "1e3"),
+    ("TILDE", "~foo"),
+    ("NULL_WORD", "null"),
+    ("PERCENT", "100%s %(here)x %%"),
+    ("QUOTES", "it's \"quoted\""),
+    ("BACKSLASH", "C:\\path\\n\\x41"),
+    ("DOLLAR", "$HOME and $(id) and `id`"),
+    ("COMMA_EQ", "a,b=c,d"),
+    ("HASH", "value # not a comment"),
+    ("SPACES", "  padded  "),
+    ("PEM", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END PRIVATE KEY-----\n"),
+    ("NON_ASCII", "héllo wörld 日本 🎉"),
+    ("EMPTY", ""),
+    ("JINJA", "{{ pillar }} {% raw %}"),
+    ("TAB", "a\tb"),
+];
+
+/// A scratch project: staging readable by alice (ssh-ed25519) and bob (age X25519),
+/// production by alice and carol (ssh-rsa).
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        let p = Project { dir, home };
+        p.vault(&["init", "--project", "example"]).success();
+        p.add_member("staging", "alice", "alice_ed25519.pub");
+        p.add_member("staging", "bob", "bob.agekey.pub");
+        p.add_member("production", "alice", "alice_ed25519.pub");
+        p.add_member("production", "carol", "carol_rsa.pub");
+        p
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn add_member(&self, env: &str, name: &str, key_file: &str) {
+        let key = std::fs::read_to_string(Path::new(KEYS).join(key_file)).unwrap();
+        let dir = self.root().join("recipients").join(env);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.pub")), key).unwrap();
+    }
+
+    pub fn secrets(&self, env: &str) -> PathBuf {
+        self.root().join("conf/pillar").join(env).join("secrets.sls.age")
+    }
+
+    /// `vault` in this project, as alice, with nothing of the machine's own.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.bare(args);
+        c.env("VAULT_IDENTITY", key("alice_ed25519"));
+        c
+    }
+
+    /// `vault` in this project with no identity given.
+    pub fn bare(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vault"));
+        c.args(args)
+            .current_dir(self.root())
+            .env_remove("VAULT_IDENTITY")
+            .env_remove("VISUAL")
+            .env_remove("EDITOR")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("HOME", &self.home)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn vault(&self, args: &[&str]) -> Run {
+        Run(self.cmd(args).output().unwrap())
+    }
+
+    /// Runs with `input` on standard input.
+    pub fn vault_in(&self, args: &[&str], input: &[u8]) -> Run {
+        run_with_input(self.cmd(args), input)
+    }
+
+    /// Sets `name` to exactly `value` (through a file, so nothing is trimmed).
+    pub fn set(&self, env: &str, name: &str, value: &str) {
+        let f = self.root().join(".value");
+        std::fs::write(&f, value).unwrap();
+        self.vault(&["set", env, name, "--from-file", f.to_str().unwrap()]).success();
+        std::fs::remove_file(f).unwrap();
+    }
+
+    /// Every file under the project with its bytes, to show a command changed nothing.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == "home") {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+pub fn key(name: &str) -> String {
+    format!("{KEYS}/{name}")
+}
+
+pub fn run_with_input(mut c: Command, input: &[u8]) -> Run {
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    Run(child.wait_with_output().unwrap())
+}
+
+/// A finished command, with assertions that print its output when they fail.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert!(self.0.status.success(), "failed ({:?})\nstdout: {}\nstderr: {}", self.0.status, self.stdout(), self.stderr());
+        self
+    }
+
+    /// Exit 1 with one `vault: error:` line (and at most a hint line); returns the error line.
+    #[track_caller]
+    pub fn error(self) -> String {
+        let err = self.stderr();
+        assert_eq!(self.code(), 1, "expected exit 1\nstdout: {}\nstderr: {err}", self.stdout());
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(!lines.is_empty() && lines[0].starts_with("vault: error: "), "stderr: {err}");
+        assert!(lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("hint: ")), "not one error line: {err}");
+        lines[0].to_string()
+    }
+}
+
+/// The Python interpreter with the export formats' consumers, or None (with a message)
+/// when it is missing outside CI. In CI its absence fails the test.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("VAULT_TEST_PYTHON").map(PathBuf::from).filter(|p| p.exists()) {
+        Some(p) => Some(p),
+        None => {
+            require_in_ci("the Python consumers (run scripts/test, which sets VAULT_TEST_PYTHON)");
+            None
+        }
+    }
+}
+
+/// Whether `program` is on PATH; in CI its absence fails the test.
+pub fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        require_in_ci(program);
+    }
+    found
+}
+
+fn require_in_ci(what: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!("CI is set but {what} is missing: the test setup must install it");
+    }
+    eprintln!("SKIPPED: {what} is not available (install with scripts/setup-test-deps); CI never skips this");
+}
