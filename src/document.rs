@@ -462,7 +462,7 @@ impl<'a> Reader<'a> {
 
     fn read(mut self) -> Result<(Vec<Entry>, Layout)> {
         let shape = "the document must be a mapping with the one key `secrets`";
-        let hint = "expected:\n  secrets:\n    NAME: 'value'";
+        let hint = "write `secrets:` on the first line, then one indented `NAME: 'value'` per secret";
         let (ev, _) = self.next()?;
         debug_assert!(matches!(ev, Event::StreamStart));
         match self.next()? {

@@ -1,0 +1,210 @@
+//! Bad input: each case is one `vault: error:` line, exit 1 (2 for usage), and nothing
+//! changed on disk.
+
+mod common;
+use common::{key, Project};
+use std::path::Path;
+
+/// Writes `plaintext` as staging's document (encrypted with the real age binary, as
+/// someone might have), then checks `vault get` refuses it with `want` in one line.
+fn refuses_document(p: &Project, plaintext: &[u8], want: &str) {
+    let alice = std::fs::read_to_string(key("alice_ed25519.pub")).unwrap();
+    let dest = p.secrets("staging");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let out = common::run_with_input(
+        {
+            let mut c = std::process::Command::new("age");
+            c.args(["-a", "-r", alice.trim(), "-o", dest.to_str().unwrap()]);
+            c
+        },
+        plaintext,
+    );
+    assert!(out.0.status.success(), "{}", out.stderr());
+    let before = p.snapshot();
+    let err = p.vault(&["get", "staging", "A"]).error();
+    assert!(err.contains(want), "{:?}: {err}", String::from_utf8_lossy(plaintext));
+    assert!(err.contains("staging"), "{err}");
+    assert!(!err.contains("sekrit"), "a value leaked: {err}");
+    // `set` refuses to build on it as well, and writes nothing.
+    let err = p.vault_in(&["set", "staging", "OTHER"], b"x").error();
+    assert!(err.contains(want), "{err}");
+    assert_eq!(p.snapshot(), before);
+}
+
+#[test]
+fn malformed_documents() {
+    if !common::have("age") {
+        return;
+    }
+    let p = Project::new();
+    for (doc, want) in [
+        (&b"secrets:\n  A: 'sekrit\n"[..], "line 2: invalid YAML"),
+        (b"secrets:\n  A: sekrit\n  A: sekrit\n", "line 3: duplicate secret A (first at line 2)"),
+        (b"secrets:\n  my-key: sekrit\n", "line 2: invalid secret name 'my-key'"),
+        (b"secrets:\n  A:\n", "line 2: A: the value is null"),
+        (b"secrets:\n  A: [sekrit]\n", "line 2: A: the value is a list"),
+        (b"secrets:\n  A: {x: sekrit}\n", "line 2: A: the value is a mapping"),
+        (b"secrets:\n  B: &a sekrit\n  A: *a\n", "line 2: B: anchors are not allowed"),
+        (b"secrets:\n  A: !!binary sekrit\n", "line 2: A: tags are not allowed"),
+        (b"secrets:\n  A: sek\0rit\n", "line 2: the document holds a NUL"),
+        (b"secret:\n  A: sekrit\n", "unexpected top-level key 'secret'"),
+        (b"\xff\xfe", "not valid UTF-8"),
+    ] {
+        refuses_document(&p, doc, want);
+    }
+    let big = format!("secrets:\n  A: '{}'\n", "x".repeat(1 << 20));
+    refuses_document(&p, big.as_bytes(), "over the limit");
+}
+
+#[test]
+fn bad_names_and_environments() {
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let before = p.snapshot();
+    for (args, want, code) in [
+        (&["set", "staging", "BAD-NAME"][..], "invalid secret name 'BAD-NAME'", 1),
+        (&["set", "staging", "1ST"], "invalid secret name '1ST'", 1),
+        (&["get", "qa", "A"], "unknown environment 'qa' (known: production, staging)", 1),
+        (&["set", "../x", "A"], "invalid environment name '../x'", 2),
+        (&["set", "staging/../production", "A"], "invalid environment name", 2),
+        (&["get", "..", "A"], "invalid environment name", 2),
+        (&["edit", "a/b"], "invalid environment name", 2),
+    ] {
+        let out = p.vault_in(args, b"value");
+        assert_eq!(out.code(), code, "{args:?}: {}", out.stderr());
+        let first = out.stderr().lines().next().unwrap_or("").to_string();
+        assert!(first.starts_with("vault: error: ") && first.contains(want), "{args:?}: {}", out.stderr());
+        assert_eq!(p.snapshot(), before, "{args:?} changed files");
+    }
+    assert!(!p.root().join("conf/x").exists() && !p.root().join("x").exists());
+    // A NUL in a value given to set.
+    let err = p.vault_in(&["set", "staging", "B"], b"a\0b").error();
+    assert!(err.contains("NUL"), "{err}");
+    let err = p.vault_in(&["set", "staging", "B"], b"\xff").error();
+    assert!(err.contains("not valid UTF-8"), "{err}");
+    assert_eq!(p.snapshot(), before);
+}
+
+#[test]
+fn bad_recipients_name_file_and_line() {
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let before_ct = std::fs::read(p.secrets("staging")).unwrap();
+    let read = |f: &str| std::fs::read_to_string(key(f)).unwrap();
+    let cases = [
+        (format!("# ok\n{}", read("bad_ecdsa.pub")), "eve.pub: line 2: unsupported key type ecdsa-sha2-nistp256"),
+        (read("bad_dsa.pub"), "eve.pub: line 1: unsupported key type ssh-dss"),
+        (
+            "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIHzxPC4Ve1fVQJ0IHhsHUIt7rT3ZGzxAHGCyj/uTuaOSAAAABHNzaDo= eve\n".to_string(),
+            "line 1: unsupported key type sk-ssh-ed25519@openssh.com",
+        ),
+        (read("bad_rsa1024.pub"), "line 1: ssh-rsa key of 1024 bits"),
+        ("\n\nnot a key at all\n".to_string(), "eve.pub: line 3: not a public key"),
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA\n".to_string(), "line 1: ssh-ed25519 key data is malformed"),
+        ("# only a comment\n".to_string(), "eve.pub: no public key in the file"),
+        (read("bob.agekey"), "private key"),
+    ];
+    for (content, want) in cases {
+        let f = p.root().join("recipients/staging/eve.pub");
+        std::fs::write(&f, &content).unwrap();
+        let before = p.snapshot();
+        for args in [&["set", "staging", "B"][..], &["rekey", "staging"], &["edit", "staging"]] {
+            let err = p.vault_in(args, b"v").error();
+            assert!(err.contains("recipients/staging/eve.pub") && err.contains(want), "{args:?} {content:?}: {err}");
+            assert!(!err.contains("AGE-SECRET-KEY"), "{err}");
+        }
+        assert_eq!(p.snapshot(), before);
+        std::fs::remove_file(f).unwrap();
+    }
+    let f = p.root().join("recipients/staging/Eve.pub");
+    std::fs::write(&f, read("alice_ed25519.pub")).unwrap();
+    let err = p.vault_in(&["set", "staging", "B"], b"v").error();
+    assert!(err.contains("invalid member name 'Eve'"), "{err}");
+    std::fs::remove_file(f).unwrap();
+    assert_eq!(std::fs::read(p.secrets("staging")).unwrap(), before_ct);
+}
+
+#[test]
+fn empty_recipients_folder() {
+    let p = Project::new();
+    for f in ["alice.pub", "bob.pub"] {
+        std::fs::remove_file(p.root().join("recipients/staging").join(f)).unwrap();
+    }
+    let before = p.snapshot();
+    let err = p.vault_in(&["set", "staging", "A"], b"v").error();
+    assert!(err.contains("staging: no recipients: recipients/staging/ holds no .pub file"), "{err}");
+    assert_eq!(p.snapshot(), before);
+}
+
+#[test]
+fn no_identity_names_those_tried() {
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", key("mallory_ed25519")).output().unwrap();
+    let err = common::Run(out).error();
+    assert!(err.contains("no identity opens staging (conf/pillar/staging/secrets.sls.age)"), "{err}");
+    assert!(err.contains(&format!("{} (not a recipient)", key("mallory_ed25519"))), "{err}");
+    assert!(err.contains("the OS keyring ("), "{err}");
+    assert!(err.contains("id_ed25519 (not found)") && err.contains("id_rsa (not found)"), "{err}");
+
+    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", "/nonexistent/key").output().unwrap();
+    let err = common::Run(out).error();
+    assert!(err.contains("cannot read identity /nonexistent/key"), "{err}");
+
+    let junk = p.root().join("junk.key");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", &junk).output().unwrap();
+    let err = common::Run(out).error();
+    assert!(err.contains("not an age identity file or OpenSSH private key"), "{err}");
+}
+
+#[test]
+fn damaged_ciphertext() {
+    let p = Project::new();
+    p.set("staging", "A", "sekrit-value");
+    let path = p.secrets("staging");
+    let good = std::fs::read(&path).unwrap();
+    let text = String::from_utf8(good.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let flip = |s: &str, line: usize| {
+        let mut l: Vec<String> = s.lines().map(String::from).collect();
+        let chars: Vec<char> = l[line].chars().collect();
+        let i = chars.len() / 2;
+        let mut c = chars.clone();
+        c[i] = if c[i] == 'A' { 'B' } else { 'A' };
+        l[line] = c.into_iter().collect();
+        l.join("\n") + "\n"
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"this is not an age file\n".to_vec(), "not an age file"),
+        (b"".to_vec(), "not an age file"),
+        (lines[..lines.len() / 2].join("\n").into_bytes(), "cannot"),
+        (flip(&text, 1).into_bytes(), "cannot"),
+        (flip(&text, lines.len() - 2).into_bytes(), "cannot decrypt"),
+        (good[..good.len() - 40].to_vec(), "cannot"),
+    ];
+    for (bytes, want) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let before = p.snapshot();
+        let err = p.vault(&["get", "staging", "A"]).error();
+        assert!(err.contains(want) && err.contains("staging"), "{err}");
+        assert!(!err.contains("sekrit"));
+        let err = p.vault_in(&["set", "staging", "B"], b"x").error();
+        assert!(err.contains("staging"), "{err}");
+        assert_eq!(p.snapshot(), before);
+    }
+    let big = vec![b'a'; 3 << 20];
+    std::fs::write(&path, &big).unwrap();
+    let err = p.vault(&["get", "staging", "A"]).error();
+    assert!(err.contains("over the limit"), "{err}");
+}
+
+#[test]
+fn no_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vault")).args(["get", "staging", "A"]).current_dir(dir.path()).output().unwrap();
+    let err = common::Run(out).error();
+    assert!(err.contains("no vault project in"), "{err}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    let _ = Path::new("");
+}
