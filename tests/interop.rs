@@ -1,0 +1,72 @@
+//! No lock-in: Debian's `age` reads what vault writes, and vault reads what `age` writes.
+
+mod common;
+use common::{key, Project};
+use std::process::Command;
+
+fn age_decrypt(identity: &str, file: &std::path::Path) -> Vec<u8> {
+    let out = Command::new("age").args(["-d", "-i", identity, file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "age -d -i {identity}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn age_decrypts_what_vault_writes() {
+    if !common::have("age") {
+        return;
+    }
+    let p = Project::new();
+    p.set("staging", "PEM", "-----BEGIN-----\nabc\n-----END-----\n");
+    p.set("staging", "PIN", "0123");
+    let doc = p.vault(&["get", "staging", "PIN"]).success();
+    assert_eq!(doc.0.stdout, b"0123");
+    // The ssh-ed25519 member and the X25519 member both read the exact document.
+    let by_alice = age_decrypt(&key("alice_ed25519"), &p.secrets("staging"));
+    let by_bob = age_decrypt(&key("bob.agekey"), &p.secrets("staging"));
+    assert_eq!(by_alice, by_bob);
+    assert_eq!(String::from_utf8(by_alice).unwrap(), "secrets:\n  PEM: |\n    -----BEGIN-----\n    abc\n    -----END-----\n  PIN: \"0123\"\n");
+    // And the ssh-rsa member of production.
+    p.set("production", "A", "b");
+    assert_eq!(age_decrypt(&key("carol_rsa"), &p.secrets("production")), b"secrets:\n  A: \"b\"\n");
+}
+
+#[test]
+fn vault_decrypts_what_age_writes() {
+    if !common::have("age") {
+        return;
+    }
+    let p = Project::new();
+    let recipients = p.root().join("all.txt");
+    let lines = [
+        std::fs::read_to_string(key("alice_ed25519.pub")).unwrap(),
+        std::fs::read_to_string(key("bob.agekey.pub")).unwrap(),
+    ];
+    std::fs::write(&recipients, lines.concat()).unwrap();
+    let doc = "# written by hand\nsecrets:\n  TOKEN: 'a b'  # spaces kept\n  YES: yes\n";
+    let dest = p.secrets("staging");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let mut c = Command::new("age");
+    c.args(["-a", "-R", recipients.to_str().unwrap(), "-o", dest.to_str().unwrap()]);
+    common::run_with_input(c, doc.as_bytes()).success();
+    for id in ["alice_ed25519", "bob.agekey"] {
+        let out = p.cmd(&["get", "staging", "TOKEN"]).env("VAULT_IDENTITY", key(id)).output().unwrap();
+        assert_eq!(out.stdout, b"a b", "{id}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = p.cmd(&["get", "staging", "YES"]).env("VAULT_IDENTITY", key(id)).output().unwrap();
+        assert_eq!(out.stdout, b"yes");
+    }
+    // The status check reads age's header too: both members, no rekey needed.
+    assert!(p.vault(&["status"]).stdout().contains("staging\n  members: alice, bob\n  secrets: 2\n  recipients: in sync"));
+    // A binary (unarmored) age file works as well.
+    let mut c = Command::new("age");
+    c.args(["-r", lines[1].trim(), "-o", dest.to_str().unwrap()]);
+    common::run_with_input(c, b"secrets:\n  B: x\n").success();
+    let out = p.cmd(&["get", "staging", "B"]).env("VAULT_IDENTITY", key("bob.agekey")).output().unwrap();
+    assert_eq!(out.stdout, b"x");
+    // Comments survive a set: the bytes people wrote are what is committed.
+    let mut c = Command::new("age");
+    c.args(["-a", "-R", recipients.to_str().unwrap(), "-o", dest.to_str().unwrap()]);
+    common::run_with_input(c, doc.as_bytes()).success();
+    p.set("staging", "NEW", "n");
+    let text = String::from_utf8(age_decrypt(&key("bob.agekey"), &dest)).unwrap();
+    assert_eq!(text, format!("{doc}  NEW: \"n\"\n"));
+}
