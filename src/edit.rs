@@ -35,6 +35,11 @@ impl Workspace {
             candidates.push(PathBuf::from(x));
         }
         candidates.push(PathBuf::from("/dev/shm"));
+        Workspace::create_in(&candidates, allow_disk)
+    }
+
+    /// The same, trying `candidates` in order.
+    pub fn create_in(candidates: &[PathBuf], allow_disk: bool) -> Result<Workspace> {
         let base = candidates.iter().find(|p| is_memory_fs(p)).cloned();
         let base = match base {
             Some(b) => b,
@@ -255,5 +260,45 @@ fn run_editor(editor: &[String], file: &Path, signal: &AtomicUsize) -> Result<()
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(Error::new(format!("cannot wait for the editor: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_disk_backed_folder_unless_allowed() {
+        let disk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        assert!(!is_memory_fs(&disk));
+        let err = Workspace::create_in(std::slice::from_ref(&disk), false).err().unwrap();
+        assert!(err.message().contains("refusing to write plaintext to disk"), "{err}");
+        assert!(err.hint().unwrap().contains("--allow-disk-tmp"));
+        let ws = Workspace::create_in(&[disk], true).unwrap();
+        let mode = std::fs::metadata(ws.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn uses_tmpfs_when_there_is_one() {
+        let shm = PathBuf::from("/dev/shm");
+        if !is_memory_fs(&shm) {
+            return;
+        }
+        let ws = Workspace::create_in(&[PathBuf::from("/nonexistent"), shm.clone()], false).unwrap();
+        assert!(ws.path().starts_with(&shm));
+        let path = ws.path().to_path_buf();
+        std::fs::write(path.join("x"), b"plain").unwrap();
+        drop(ws);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn error_banner_round_trip() {
+        let body = b"secrets:\n  A: [\n";
+        let with = with_error_banner(&Error::new("staging: line 2: bad"), body);
+        assert!(with.expose().starts_with(b"# vault: error: staging: line 2: bad\n"));
+        assert_eq!(strip_error_banner(with.expose()), body);
+        assert_eq!(strip_error_banner(body), body);
     }
 }
