@@ -1,0 +1,10 @@
+base:
+  '*':
+    - project
+    - devs
+  '*-staging':
+    - staging.env
+    - staging.secrets
+  '*-production':
+    - production.env
+    - production.secrets

@@ -1,0 +1,64 @@
+//! The example project committed in this repository (conf/, recipients/) is what
+//! `vault` writes and reads: each member opens their environments, and nothing needs a rekey.
+
+mod common;
+use common::key;
+use std::process::Command;
+
+fn vault(identity: &str, args: &[&str]) -> common::Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_vault"))
+        .arg("-C")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .env("VAULT_IDENTITY", key(identity))
+        .env("HOME", "/nonexistent")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    common::Run(out)
+}
+
+#[test]
+fn members_read_their_environments() {
+    assert_eq!(vault("bob.agekey", &["get", "staging", "PIN"]).success().0.stdout, b"0123");
+    assert_eq!(vault("alice_ed25519", &["get", "staging", "GREETING"]).success().0.stdout, "  héllo wörld  ".as_bytes());
+    assert_eq!(vault("carol_rsa", &["get", "production", "DB_PASSWORD"]).success().0.stdout, b"pr0d-p%ss");
+    let err = vault("bob.agekey", &["get", "production", "DB_PASSWORD"]).error();
+    assert!(err.contains("no identity opens production"), "{err}");
+    let err = vault("mallory_ed25519", &["get", "staging", "PIN"]).error();
+    assert!(err.contains("no identity opens staging"), "{err}");
+}
+
+#[test]
+fn every_environment_is_in_sync_with_its_recipients() {
+    let out = vault("alice_ed25519", &["status"]).success().stdout();
+    assert_eq!(
+        out,
+        "production\n  members: alice, carol\n  secrets: 2\n  recipients: in sync\n\
+         staging\n  members: alice, bob\n  secrets: 6\n  recipients: in sync\n"
+    );
+}
+
+#[test]
+fn the_layout_matches_the_design() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "conf/pillar/top.sls",
+        "conf/pillar/project.sls",
+        "conf/pillar/devs.sls",
+        "conf/pillar/staging/env.sls",
+        "conf/pillar/staging/secrets.sls.age",
+        "conf/pillar/production/env.sls",
+        "conf/pillar/production/secrets.sls.age",
+        "recipients/staging/alice.pub",
+        "recipients/staging/bob.pub",
+        "recipients/production/alice.pub",
+        "recipients/production/carol.pub",
+    ] {
+        assert!(root.join(f).is_file(), "{f}");
+    }
+    let top = std::fs::read_to_string(root.join("conf/pillar/top.sls")).unwrap();
+    assert!(top.contains("'*-staging':\n    - staging.env\n    - staging.secrets"));
+    let ct = std::fs::read_to_string(root.join("conf/pillar/staging/secrets.sls.age")).unwrap();
+    assert!(ct.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
+}
