@@ -427,7 +427,8 @@ fn line_start(text: &[u8], line: usize) -> Option<usize> {
 /// Walks the parser's events and checks the document's shape.
 struct Reader<'a> {
     env: &'a str,
-    text: &'a str,
+    /// The text's lines, split once: entries look their lines up by number.
+    lines: Vec<&'a str>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
 }
 
@@ -435,7 +436,7 @@ impl<'a> Reader<'a> {
     fn new(env: &'a str, text: &'a str) -> Self {
         Reader {
             env,
-            text,
+            lines: text.split('\n').collect(),
             parser: Parser::new_from_str(text),
         }
     }
@@ -644,10 +645,9 @@ impl<'a> Reader<'a> {
         if next_line <= entry.line {
             return None;
         }
-        let lines: Vec<&str> = self.text.split('\n').collect();
-        let mut last = (next_line - 1).min(lines.len());
+        let mut last = (next_line - 1).min(self.lines.len());
         while last > entry.line {
-            let l = lines[last - 1].trim_end_matches('\r');
+            let l = self.lines[last - 1].trim_end_matches('\r');
             let indent = l.len() - l.trim_start_matches(' ').len();
             let rest = l.trim_start();
             if rest.is_empty() || (rest.starts_with('#') && indent <= entry.col) {
@@ -661,11 +661,7 @@ impl<'a> Reader<'a> {
 
     fn text_at(&self, span: Span) -> &str {
         // Markers count characters; find the line and skip `col` characters within it.
-        let line = self
-            .text
-            .split('\n')
-            .nth(span.start.line().saturating_sub(1))
-            .unwrap_or("");
+        let line = self.lines.get(span.start.line().saturating_sub(1)).copied().unwrap_or("");
         let skip: usize = line
             .chars()
             .take(span.start.col())
