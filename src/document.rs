@@ -463,7 +463,8 @@ impl<'a> Reader<'a> {
 
     fn read(mut self) -> Result<(Vec<Entry>, Layout)> {
         let shape = "the document must be a mapping with the one key `secrets`";
-        let hint = "write `secrets:` on the first line, then one indented `NAME: 'value'` per secret";
+        let hint =
+            "write `secrets:` on the first line, then one indented `NAME: 'value'` per secret";
         let (ev, _) = self.next()?;
         debug_assert!(matches!(ev, Event::StreamStart));
         match self.next()? {
@@ -661,7 +662,11 @@ impl<'a> Reader<'a> {
 
     fn text_at(&self, span: Span) -> &str {
         // Markers count characters; find the line and skip `col` characters within it.
-        let line = self.lines.get(span.start.line().saturating_sub(1)).copied().unwrap_or("");
+        let line = self
+            .lines
+            .get(span.start.line().saturating_sub(1))
+            .copied()
+            .unwrap_or("");
         let skip: usize = line
             .chars()
             .take(span.start.col())

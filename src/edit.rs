@@ -271,8 +271,14 @@ mod tests {
     fn refuses_a_disk_backed_folder_unless_allowed() {
         let disk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         assert!(!is_memory_fs(&disk));
-        let err = Workspace::create_in(std::slice::from_ref(&disk), false).err().unwrap();
-        assert!(err.message().contains("refusing to write plaintext to disk"), "{err}");
+        let err = Workspace::create_in(std::slice::from_ref(&disk), false)
+            .err()
+            .unwrap();
+        assert!(
+            err.message()
+                .contains("refusing to write plaintext to disk"),
+            "{err}"
+        );
         assert!(err.hint().unwrap().contains("--allow-disk-tmp"));
         let ws = Workspace::create_in(&[disk], true).unwrap();
         let mode = std::fs::metadata(ws.path()).unwrap().permissions().mode() & 0o777;
@@ -285,7 +291,8 @@ mod tests {
         if !is_memory_fs(&shm) {
             return;
         }
-        let ws = Workspace::create_in(&[PathBuf::from("/nonexistent"), shm.clone()], false).unwrap();
+        let ws =
+            Workspace::create_in(&[PathBuf::from("/nonexistent"), shm.clone()], false).unwrap();
         assert!(ws.path().starts_with(&shm));
         let path = ws.path().to_path_buf();
         std::fs::write(path.join("x"), b"plain").unwrap();
@@ -297,7 +304,9 @@ mod tests {
     fn error_banner_round_trip() {
         let body = b"secrets:\n  A: [\n";
         let with = with_error_banner(&Error::new("staging: line 2: bad"), body);
-        assert!(with.expose().starts_with(b"# vault: error: staging: line 2: bad\n"));
+        assert!(with
+            .expose()
+            .starts_with(b"# vault: error: staging: line 2: bad\n"));
         assert_eq!(strip_error_banner(with.expose()), body);
         assert_eq!(strip_error_banner(body), body);
     }

@@ -71,6 +71,7 @@ enum Command {
     Whoami,
     /// Edit ENV's secrets in $VISUAL/$EDITOR (on tmpfs), validate, and re-encrypt if changed.
     Edit {
+        /// The environment (a folder of recipients/ and conf/pillar/).
         env: String,
         /// Accept a disk-backed temporary folder when no tmpfs is available.
         #[arg(long)]
@@ -78,7 +79,9 @@ enum Command {
     },
     /// Set one secret from standard input (or --from-file), never from the command line.
     Set {
+        /// The environment (a folder of recipients/ and conf/pillar/).
         env: String,
+        /// The secret's name: letters, digits and '_', not starting with a digit.
         name: String,
         /// Read the value from PATH, byte for byte.
         #[arg(long, value_name = "PATH")]
@@ -88,11 +91,22 @@ enum Command {
         raw: bool,
     },
     /// Remove one secret.
-    Unset { env: String, name: String },
+    Unset {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The secret's name: letters, digits and '_', not starting with a digit.
+        name: String,
+    },
     /// Print one secret's value on standard output, with nothing added.
-    Get { env: String, name: String },
+    Get {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The secret's name: letters, digits and '_', not starting with a digit.
+        name: String,
+    },
     /// List ENV's secret names (values only with --values).
     Show {
+        /// The environment (a folder of recipients/ and conf/pillar/).
         env: String,
         /// Show the values too.
         #[arg(long)]
@@ -103,6 +117,7 @@ enum Command {
     },
     /// Run COMMAND (no shell) with ENV's secrets added to its environment.
     Exec {
+        /// The environment (a folder of recipients/ and conf/pillar/).
         env: String,
         /// Start from an environment holding only PATH and the secrets.
         #[arg(long)]
@@ -113,7 +128,9 @@ enum Command {
     },
     /// Write ENV's secrets in a format another program reads.
     Export {
+        /// The environment (a folder of recipients/ and conf/pillar/).
         env: String,
+        /// The format to write.
         #[arg(long, short = 'f', value_enum)]
         format: Format,
         /// Write to PATH (mode 0600, atomically) instead of standard output.
@@ -121,11 +138,15 @@ enum Command {
         output: Option<PathBuf>,
     },
     /// Re-encrypt environments (default: all) to their recipients folder as it stands.
-    Rekey { envs: Vec<String> },
+    Rekey {
+        /// The environments to re-encrypt (default: every one with secrets).
+        envs: Vec<String>,
+    },
     /// Show every environment: members, number of secrets, and whether a rekey is needed.
     Status,
     /// Print a shell completion script.
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -658,4 +679,29 @@ fn cmd_status(store: &mut Store) -> Result<i32> {
     }
     write_stdout(out.as_bytes())?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        for arg in cmd.get_arguments() {
+            assert!(arg.get_help().is_some(), "global {}", arg.get_id());
+        }
+        for sub in cmd.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{}", sub.get_name());
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} {}",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
 }

@@ -22,7 +22,11 @@ fn refuses_document(p: &Project, plaintext: &[u8], want: &str) {
     assert!(out.0.status.success(), "{}", out.stderr());
     let before = p.snapshot();
     let err = p.vault(&["get", "staging", "A"]).error();
-    assert!(err.contains(want), "{:?}: {err}", String::from_utf8_lossy(plaintext));
+    assert!(
+        err.contains(want),
+        "{:?}: {err}",
+        String::from_utf8_lossy(plaintext)
+    );
     assert!(err.contains("staging"), "{err}");
     assert!(!err.contains("sekrit"), "a value leaked: {err}");
     // `set` refuses to build on it as well, and writes nothing.
@@ -39,15 +43,39 @@ fn malformed_documents() {
     let p = Project::new();
     for (doc, want) in [
         (&b"secrets:\n  A: 'sekrit\n"[..], "line 2: invalid YAML"),
-        (b"secrets:\n  A: sekrit\n  A: sekrit\n", "line 3: duplicate secret A (first at line 2)"),
-        (b"secrets:\n  my-key: sekrit\n", "line 2: invalid secret name 'my-key'"),
+        (
+            b"secrets:\n  A: sekrit\n  A: sekrit\n",
+            "line 3: duplicate secret A (first at line 2)",
+        ),
+        (
+            b"secrets:\n  my-key: sekrit\n",
+            "line 2: invalid secret name 'my-key'",
+        ),
         (b"secrets:\n  A:\n", "line 2: A: the value is null"),
-        (b"secrets:\n  A: [sekrit]\n", "line 2: A: the value is a list"),
-        (b"secrets:\n  A: {x: sekrit}\n", "line 2: A: the value is a mapping"),
-        (b"secrets:\n  B: &a sekrit\n  A: *a\n", "line 2: B: anchors are not allowed"),
-        (b"secrets:\n  A: !!binary sekrit\n", "line 2: A: tags are not allowed"),
-        (b"secrets:\n  A: sek\0rit\n", "line 2: the document holds a NUL"),
-        (b"secret:\n  A: sekrit\n", "unexpected top-level key 'secret'"),
+        (
+            b"secrets:\n  A: [sekrit]\n",
+            "line 2: A: the value is a list",
+        ),
+        (
+            b"secrets:\n  A: {x: sekrit}\n",
+            "line 2: A: the value is a mapping",
+        ),
+        (
+            b"secrets:\n  B: &a sekrit\n  A: *a\n",
+            "line 2: B: anchors are not allowed",
+        ),
+        (
+            b"secrets:\n  A: !!binary sekrit\n",
+            "line 2: A: tags are not allowed",
+        ),
+        (
+            b"secrets:\n  A: sek\0rit\n",
+            "line 2: the document holds a NUL",
+        ),
+        (
+            b"secret:\n  A: sekrit\n",
+            "unexpected top-level key 'secret'",
+        ),
         (b"\xff\xfe", "not valid UTF-8"),
     ] {
         refuses_document(&p, doc, want);
@@ -62,18 +90,34 @@ fn bad_names_and_environments() {
     p.set("staging", "A", "1");
     let before = p.snapshot();
     for (args, want, code) in [
-        (&["set", "staging", "BAD-NAME"][..], "invalid secret name 'BAD-NAME'", 1),
+        (
+            &["set", "staging", "BAD-NAME"][..],
+            "invalid secret name 'BAD-NAME'",
+            1,
+        ),
         (&["set", "staging", "1ST"], "invalid secret name '1ST'", 1),
-        (&["get", "qa", "A"], "unknown environment 'qa' (known: production, staging)", 1),
+        (
+            &["get", "qa", "A"],
+            "unknown environment 'qa' (known: production, staging)",
+            1,
+        ),
         (&["set", "../x", "A"], "invalid environment name '../x'", 2),
-        (&["set", "staging/../production", "A"], "invalid environment name", 2),
+        (
+            &["set", "staging/../production", "A"],
+            "invalid environment name",
+            2,
+        ),
         (&["get", "..", "A"], "invalid environment name", 2),
         (&["edit", "a/b"], "invalid environment name", 2),
     ] {
         let out = p.vault_in(args, b"value");
         assert_eq!(out.code(), code, "{args:?}: {}", out.stderr());
         let first = out.stderr().lines().next().unwrap_or("").to_string();
-        assert!(first.starts_with("vault: error: ") && first.contains(want), "{args:?}: {}", out.stderr());
+        assert!(
+            first.starts_with("vault: error: ") && first.contains(want),
+            "{args:?}: {}",
+            out.stderr()
+        );
         assert_eq!(p.snapshot(), before, "{args:?} changed files");
     }
     assert!(!p.root().join("conf/x").exists() && !p.root().join("x").exists());
@@ -108,9 +152,16 @@ fn bad_recipients_name_file_and_line() {
         let f = p.root().join("recipients/staging/eve.pub");
         std::fs::write(&f, &content).unwrap();
         let before = p.snapshot();
-        for args in [&["set", "staging", "B"][..], &["rekey", "staging"], &["edit", "staging"]] {
+        for args in [
+            &["set", "staging", "B"][..],
+            &["rekey", "staging"],
+            &["edit", "staging"],
+        ] {
             let err = p.vault_in(args, b"v").error();
-            assert!(err.contains("recipients/staging/eve.pub") && err.contains(want), "{args:?} {content:?}: {err}");
+            assert!(
+                err.contains("recipients/staging/eve.pub") && err.contains(want),
+                "{args:?} {content:?}: {err}"
+            );
             assert!(!err.contains("AGE-SECRET-KEY"), "{err}");
         }
         assert_eq!(p.snapshot(), before);
@@ -132,7 +183,10 @@ fn empty_recipients_folder() {
     }
     let before = p.snapshot();
     let err = p.vault_in(&["set", "staging", "A"], b"v").error();
-    assert!(err.contains("staging: no recipients: recipients/staging/ holds no .pub file"), "{err}");
+    assert!(
+        err.contains("staging: no recipients: recipients/staging/ holds no .pub file"),
+        "{err}"
+    );
     assert_eq!(p.snapshot(), before);
 }
 
@@ -140,22 +194,49 @@ fn empty_recipients_folder() {
 fn no_identity_names_those_tried() {
     let p = Project::new();
     p.set("staging", "A", "1");
-    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", key("mallory_ed25519")).output().unwrap();
+    let out = p
+        .cmd(&["get", "staging", "A"])
+        .env("VAULT_IDENTITY", key("mallory_ed25519"))
+        .output()
+        .unwrap();
     let err = common::Run(out).error();
-    assert!(err.contains("no identity opens staging (conf/pillar/staging/secrets.sls.age)"), "{err}");
-    assert!(err.contains(&format!("{} (not a recipient)", key("mallory_ed25519"))), "{err}");
+    assert!(
+        err.contains("no identity opens staging (conf/pillar/staging/secrets.sls.age)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{} (not a recipient)", key("mallory_ed25519"))),
+        "{err}"
+    );
     assert!(err.contains("the OS keyring ("), "{err}");
-    assert!(err.contains("id_ed25519 (not found)") && err.contains("id_rsa (not found)"), "{err}");
+    assert!(
+        err.contains("id_ed25519 (not found)") && err.contains("id_rsa (not found)"),
+        "{err}"
+    );
 
-    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", "/nonexistent/key").output().unwrap();
+    let out = p
+        .cmd(&["get", "staging", "A"])
+        .env("VAULT_IDENTITY", "/nonexistent/key")
+        .output()
+        .unwrap();
     let err = common::Run(out).error();
-    assert!(err.contains("cannot read identity /nonexistent/key"), "{err}");
+    assert!(
+        err.contains("cannot read identity /nonexistent/key"),
+        "{err}"
+    );
 
     let junk = p.root().join("junk.key");
     std::fs::write(&junk, "hello\n").unwrap();
-    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", &junk).output().unwrap();
+    let out = p
+        .cmd(&["get", "staging", "A"])
+        .env("VAULT_IDENTITY", &junk)
+        .output()
+        .unwrap();
     let err = common::Run(out).error();
-    assert!(err.contains("not an age identity file or OpenSSH private key"), "{err}");
+    assert!(
+        err.contains("not an age identity file or OpenSSH private key"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -202,7 +283,11 @@ fn damaged_ciphertext() {
 #[test]
 fn no_project() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vault")).args(["get", "staging", "A"]).current_dir(dir.path()).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
+        .args(["get", "staging", "A"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     let err = common::Run(out).error();
     assert!(err.contains("no vault project in"), "{err}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());

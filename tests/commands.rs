@@ -7,9 +7,25 @@ use std::process::Command;
 #[test]
 fn init_writes_the_layout_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
-    let vault = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_vault")).args(args).current_dir(dir.path()).output().unwrap();
+    let vault = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vault"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
     std::fs::write(dir.path().join(".gitignore"), "target/").unwrap();
-    assert!(vault(&["init", "--project", "shop", "--env", "staging", "--env", "qa"]).status.success());
+    assert!(vault(&[
+        "init",
+        "--project",
+        "shop",
+        "--env",
+        "staging",
+        "--env",
+        "qa"
+    ])
+    .status
+    .success());
     for f in [
         "conf/pillar/top.sls",
         "conf/pillar/project.sls",
@@ -21,14 +37,33 @@ fn init_writes_the_layout_and_never_overwrites() {
     }
     assert!(dir.path().join("recipients/qa").is_dir());
     let top = std::fs::read_to_string(dir.path().join("conf/pillar/top.sls")).unwrap();
-    assert!(top.contains("'*-qa':\n    - qa.env\n    - qa.secrets"), "{top}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("conf/pillar/project.sls")).unwrap(), "project_name: shop\n");
-    assert_eq!(std::fs::read_to_string(dir.path().join(".gitignore")).unwrap(), "target/\nsecrets.sls\n");
+    assert!(
+        top.contains("'*-qa':\n    - qa.env\n    - qa.secrets"),
+        "{top}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("conf/pillar/project.sls")).unwrap(),
+        "project_name: shop\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".gitignore")).unwrap(),
+        "target/\nsecrets.sls\n"
+    );
 
-    std::fs::write(dir.path().join("conf/pillar/project.sls"), "project_name: mine\n").unwrap();
+    std::fs::write(
+        dir.path().join("conf/pillar/project.sls"),
+        "project_name: mine\n",
+    )
+    .unwrap();
     assert!(vault(&["init", "--project", "other"]).status.success());
-    assert_eq!(std::fs::read_to_string(dir.path().join("conf/pillar/project.sls")).unwrap(), "project_name: mine\n");
-    assert_eq!(std::fs::read_to_string(dir.path().join(".gitignore")).unwrap(), "target/\nsecrets.sls\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("conf/pillar/project.sls")).unwrap(),
+        "project_name: mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".gitignore")).unwrap(),
+        "target/\nsecrets.sls\n"
+    );
     assert!(dir.path().join("conf/pillar/production/env.sls").is_file());
 }
 
@@ -44,14 +79,24 @@ fn every_awkward_value_comes_back_exactly_from_get_and_exec() {
     }
     // bob (age X25519) reads the same file.
     for (k, v) in AWKWARD {
-        let out = p.cmd(&["get", "staging", k]).env("VAULT_IDENTITY", key("bob.agekey")).output().unwrap();
+        let out = p
+            .cmd(&["get", "staging", k])
+            .env("VAULT_IDENTITY", key("bob.agekey"))
+            .output()
+            .unwrap();
         assert_eq!(out.stdout, v.as_bytes(), "get as bob {k}");
     }
     // The program's environment, read back raw: NUL-separated name=value pairs.
     let out = p.vault(&["exec", "staging", "--", "env", "-0"]).success();
     for (k, v) in AWKWARD {
         let want = format!("{k}={v}");
-        assert!(out.0.stdout.split(|&b| b == 0).any(|kv| kv == want.as_bytes()), "exec {k}");
+        assert!(
+            out.0
+                .stdout
+                .split(|&b| b == 0)
+                .any(|kv| kv == want.as_bytes()),
+            "exec {k}"
+        );
     }
 }
 
@@ -60,7 +105,8 @@ fn set_reads_stdin_and_never_argv() {
     let p = Project::new();
     p.vault_in(&["set", "staging", "TOKEN"], b"abc\n").success();
     assert_eq!(p.vault(&["get", "staging", "TOKEN"]).0.stdout, b"abc");
-    p.vault_in(&["set", "staging", "RAW", "--raw"], b"abc\n").success();
+    p.vault_in(&["set", "staging", "RAW", "--raw"], b"abc\n")
+        .success();
     assert_eq!(p.vault(&["get", "staging", "RAW"]).0.stdout, b"abc\n");
     // A value on the command line is a usage error, not a secret in argv.
     let out = p.vault(&["set", "staging", "TOKEN", "hunter2"]);
@@ -81,14 +127,23 @@ fn show_unset_and_json() {
     let p = Project::new();
     p.set("staging", "B_KEY", "bee");
     p.set("staging", "A_KEY", "a\"y");
-    assert_eq!(p.vault(&["show", "staging"]).success().stdout(), "B_KEY\nA_KEY\n");
+    assert_eq!(
+        p.vault(&["show", "staging"]).success().stdout(),
+        "B_KEY\nA_KEY\n"
+    );
     assert!(!p.vault(&["show", "staging"]).stdout().contains("bee"));
-    assert_eq!(p.vault(&["show", "staging", "--values"]).success().stdout(), "B_KEY: \"bee\"\nA_KEY: \"a\\\"y\"\n");
+    assert_eq!(
+        p.vault(&["show", "staging", "--values"]).success().stdout(),
+        "B_KEY: \"bee\"\nA_KEY: \"a\\\"y\"\n"
+    );
     assert_eq!(
         p.vault(&["show", "staging", "--json"]).success().stdout(),
         "{\"environment\":\"staging\",\"names\":[\"B_KEY\",\"A_KEY\"]}\n"
     );
-    assert!(p.vault(&["show", "staging", "--json", "--values"]).stdout().contains("\"secrets\":{\"B_KEY\":\"bee\",\"A_KEY\":\"a\\\"y\"}"));
+    assert!(p
+        .vault(&["show", "staging", "--json", "--values"])
+        .stdout()
+        .contains("\"secrets\":{\"B_KEY\":\"bee\",\"A_KEY\":\"a\\\"y\"}"));
     p.vault(&["unset", "staging", "B_KEY"]).success();
     assert_eq!(p.vault(&["show", "staging"]).stdout(), "A_KEY\n");
     let before = p.snapshot();
@@ -106,14 +161,32 @@ fn exec_passes_status_overrides_with_a_warning_and_cleans() {
     let out = p.vault(&["exec", "staging", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.code(), 7);
 
-    let out = p.cmd(&["exec", "staging", "--", "sh", "-c", "printf %s \"$DB_PASSWORD\""]).env("DB_PASSWORD", "old").output().unwrap();
+    let out = p
+        .cmd(&[
+            "exec",
+            "staging",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$DB_PASSWORD\"",
+        ])
+        .env("DB_PASSWORD", "old")
+        .output()
+        .unwrap();
     assert_eq!(out.stdout, b"s3cret-value");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DB_PASSWORD is already set"), "{err}");
     assert!(!err.contains("s3cret") && !err.contains("old"), "{err}");
 
-    let out = p.cmd(&["exec", "staging", "--clean", "--", "env"]).env("SOMETHING_ELSE", "x").output().unwrap();
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('=').next().unwrap().to_string()).collect();
+    let out = p
+        .cmd(&["exec", "staging", "--clean", "--", "env"])
+        .env("SOMETHING_ELSE", "x")
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('=').next().unwrap().to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["DB_PASSWORD", "PATH"]);
 
@@ -127,16 +200,36 @@ fn exec_replaces_the_process() {
     let p = Project::new();
     p.set("staging", "A", "1");
     // `$PPID` of the shell is the test process only if vault is no longer in between.
-    let out = p.vault(&["exec", "staging", "--", "sh", "-c", "echo $$"]).success();
+    let out = p
+        .vault(&["exec", "staging", "--", "sh", "-c", "echo $$"])
+        .success();
     let pid: u32 = out.stdout().trim().parse().unwrap();
-    let mut child = p.cmd(&["exec", "staging", "--", "sh", "-c", "echo $$; sleep 5"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = p
+        .cmd(&["exec", "staging", "--", "sh", "-c", "echo $$; sleep 5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
-    assert_eq!(line.trim().parse::<u32>().unwrap(), child.id(), "the program runs in vault's own process");
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(
+        line.trim().parse::<u32>().unwrap(),
+        child.id(),
+        "the program runs in vault's own process"
+    );
     // A signal to that process reaches the program directly.
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15)
+    );
     assert!(pid > 0);
 }
 
@@ -146,28 +239,61 @@ fn status_and_rekey_follow_the_recipients_folder() {
     p.set("staging", "A", "1");
     p.set("production", "B", "2");
     let out = p.vault(&["status"]).success().stdout();
-    assert!(out.contains("staging\n  members: alice, bob\n  secrets: 1\n  recipients: in sync\n"), "{out}");
-    assert!(out.contains("production\n  members: alice, carol\n  secrets: 1\n  recipients: in sync\n"), "{out}");
+    assert!(
+        out.contains("staging\n  members: alice, bob\n  secrets: 1\n  recipients: in sync\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("production\n  members: alice, carol\n  secrets: 1\n  recipients: in sync\n"),
+        "{out}"
+    );
 
     // A member added since the last write.
     p.add_member("staging", "carol", "carol_rsa.pub");
     let out = p.vault(&["status"]).success().stdout();
-    assert!(out.contains("rekey needed (not encrypted to carol"), "{out}");
-    let err = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", key("carol_rsa")).output().unwrap();
+    assert!(
+        out.contains("rekey needed (not encrypted to carol"),
+        "{out}"
+    );
+    let err = p
+        .cmd(&["get", "staging", "A"])
+        .env("VAULT_IDENTITY", key("carol_rsa"))
+        .output()
+        .unwrap();
     assert!(!err.status.success());
     p.vault(&["rekey", "staging"]).success();
-    assert!(p.vault(&["status"]).stdout().contains("staging\n  members: alice, bob, carol\n  secrets: 1\n  recipients: in sync"));
-    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", key("carol_rsa")).output().unwrap();
+    assert!(p
+        .vault(&["status"])
+        .stdout()
+        .contains("staging\n  members: alice, bob, carol\n  secrets: 1\n  recipients: in sync"));
+    let out = p
+        .cmd(&["get", "staging", "A"])
+        .env("VAULT_IDENTITY", key("carol_rsa"))
+        .output()
+        .unwrap();
     assert_eq!(out.stdout, b"1");
 
     // A member removed since the last write (an age key: counted, as age hides who it is).
     std::fs::remove_file(p.root().join("recipients/staging/bob.pub")).unwrap();
     let out = p.vault(&["status"]).success().stdout();
-    assert!(out.contains("rekey needed (0 age key(s) in the folder, 1 in the file)"), "{out}");
+    assert!(
+        out.contains("rekey needed (0 age key(s) in the folder, 1 in the file)"),
+        "{out}"
+    );
     p.vault(&["rekey"]).success();
-    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", key("bob.agekey")).output().unwrap();
-    assert!(!out.status.success(), "a removed member can no longer read the rekeyed file");
-    assert!(p.vault(&["status"]).stdout().contains("staging\n  members: alice, carol\n  secrets: 1\n  recipients: in sync"));
+    let out = p
+        .cmd(&["get", "staging", "A"])
+        .env("VAULT_IDENTITY", key("bob.agekey"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a removed member can no longer read the rekeyed file"
+    );
+    assert!(p
+        .vault(&["status"])
+        .stdout()
+        .contains("staging\n  members: alice, carol\n  secrets: 1\n  recipients: in sync"));
 }
 
 #[test]
@@ -175,12 +301,35 @@ fn whoami_names_the_identity_and_its_environments() {
     let p = Project::new();
     let out = p.vault(&["whoami"]).success().stdout();
     let pubkey = std::fs::read_to_string(key("alice_ed25519.pub")).unwrap();
-    let fp = Command::new("ssh-keygen").args(["-lf", &key("alice_ed25519.pub")]).output().unwrap();
-    let fp = String::from_utf8_lossy(&fp.stdout).split_whitespace().nth(1).unwrap().to_string();
-    assert!(out.contains(&format!("identity: {}", key("alice_ed25519"))), "{out}");
-    assert!(out.contains(&format!("public key: {}", pubkey.split_whitespace().take(2).collect::<Vec<_>>().join(" "))), "{out}");
+    let fp = Command::new("ssh-keygen")
+        .args(["-lf", &key("alice_ed25519.pub")])
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(
+        out.contains(&format!("identity: {}", key("alice_ed25519"))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "public key: {}",
+            pubkey
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        "{out}"
+    );
     assert!(out.contains(&format!("fingerprint: {fp}")), "{out} vs {fp}");
-    assert!(out.contains("member of: production (as alice), staging (as alice)"), "{out}");
+    assert!(
+        out.contains("member of: production (as alice), staging (as alice)"),
+        "{out}"
+    );
     let err = p.bare(&["whoami"]).output().unwrap();
     assert_eq!(err.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&err.stderr).contains("no identity found"));
@@ -192,31 +341,75 @@ fn default_ssh_key_is_used_when_nothing_else_is_given() {
     p.set("staging", "A", "from-default");
     std::fs::copy(key("alice_ed25519"), p.home.join(".ssh/id_ed25519")).unwrap();
     let out = p.bare(&["get", "staging", "A"]).output().unwrap();
-    assert_eq!(out.stdout, b"from-default", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.stdout,
+        b"from-default",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn keygen_to_a_file_is_private_and_usable() {
     let p = Project::new();
     let keyfile = p.root().join("new.key");
-    let out = p.bare(&["keygen", "--file", keyfile.to_str().unwrap(), "--comment", "newbie"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = p
+        .bare(&[
+            "keygen",
+            "--file",
+            keyfile.to_str().unwrap(),
+            "--comment",
+            "newbie",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut lines = stdout.lines();
     let public = lines.next().unwrap();
-    assert!(public.starts_with("ssh-ed25519 ") && public.ends_with(" newbie"), "{stdout}");
+    assert!(
+        public.starts_with("ssh-ed25519 ") && public.ends_with(" newbie"),
+        "{stdout}"
+    );
     let fp = lines.next().unwrap();
-    let want = Command::new("ssh-keygen").args(["-lf", &format!("{}.pub", keyfile.display())]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&want.stdout).split_whitespace().nth(1).unwrap(), fp);
+    let want = Command::new("ssh-keygen")
+        .args(["-lf", &format!("{}.pub", keyfile.display())])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&want.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap(),
+        fp
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&keyfile).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&keyfile).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // It opens what is encrypted to it.
-    std::fs::write(p.root().join("recipients/staging/newbie.pub"), format!("{public}\n")).unwrap();
+    std::fs::write(
+        p.root().join("recipients/staging/newbie.pub"),
+        format!("{public}\n"),
+    )
+    .unwrap();
     p.set("staging", "A", "for-newbie");
-    let out = p.cmd(&["get", "staging", "A"]).env("VAULT_IDENTITY", &keyfile).output().unwrap();
+    let out = p
+        .cmd(&["get", "staging", "A"])
+        .env("VAULT_IDENTITY", &keyfile)
+        .output()
+        .unwrap();
     assert_eq!(out.stdout, b"for-newbie");
     // Never over an existing key.
-    let again = p.bare(&["keygen", "--file", keyfile.to_str().unwrap()]).output().unwrap();
+    let again = p
+        .bare(&["keygen", "--file", keyfile.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }

@@ -12,7 +12,12 @@ struct Runtime(tempfile::TempDir);
 
 impl Runtime {
     fn new() -> Runtime {
-        Runtime(tempfile::Builder::new().prefix("vault-test-xdg-").tempdir_in("/dev/shm").unwrap())
+        Runtime(
+            tempfile::Builder::new()
+                .prefix("vault-test-xdg-")
+                .tempdir_in("/dev/shm")
+                .unwrap(),
+        )
     }
 
     fn path(&self) -> &Path {
@@ -21,7 +26,12 @@ impl Runtime {
 
     /// Whatever is left in it (vault's folder must be gone).
     fn leftovers(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.path()).unwrap().flatten().map(|e| e.path()).filter(|p| !p.ends_with("editor.sh") && !p.ends_with("state")).collect()
+        std::fs::read_dir(self.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| !p.ends_with("editor.sh") && !p.ends_with("state"))
+            .collect()
     }
 }
 
@@ -30,7 +40,9 @@ fn edit_with(p: &Project, rt: &Runtime, script: &str) -> Command {
     let editor = rt.path().join("editor.sh");
     std::fs::write(&editor, script).unwrap();
     let mut c = p.cmd(&["edit", "staging"]);
-    c.env("XDG_RUNTIME_DIR", rt.path()).env("VISUAL", format!("sh {}", editor.display())).env("STATE", rt.path().join("state"));
+    c.env("XDG_RUNTIME_DIR", rt.path())
+        .env("VISUAL", format!("sh {}", editor.display()))
+        .env("STATE", rt.path().join("state"));
     c
 }
 
@@ -51,8 +63,17 @@ secrets:
 EOF
 "#;
     let out = common::Run(edit_with(&p, &rt, script).output().unwrap()).success();
-    assert!(out.stderr().contains("staging: saved 2 secret(s)"), "{}", out.stderr());
-    let read = |s: &str| std::fs::read_to_string(rt.path().join(format!("state.{s}"))).unwrap().trim().to_string();
+    assert!(
+        out.stderr().contains("staging: saved 2 secret(s)"),
+        "{}",
+        out.stderr()
+    );
+    let read = |s: &str| {
+        std::fs::read_to_string(rt.path().join(format!("state.{s}")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     assert_eq!(read("filemode"), "600");
     assert_eq!(read("dirmode"), "700");
     assert_eq!(read("fs"), "tmpfs");
@@ -63,7 +84,15 @@ EOF
     }
     assert!(rt.leftovers().is_empty(), "{:?}", rt.leftovers());
     // Comments are kept in the committed document.
-    let out = Command::new("age").args(["-d", "-i", &common::key("alice_ed25519"), p.secrets("staging").to_str().unwrap()]).output().unwrap();
+    let out = Command::new("age")
+        .args([
+            "-d",
+            "-i",
+            &common::key("alice_ed25519"),
+            p.secrets("staging").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("# my comment\n"));
 }
 
@@ -75,9 +104,19 @@ fn unchanged_content_rewrites_nothing() {
     let rt = Runtime::new();
     let out = common::Run(edit_with(&p, &rt, "true").output().unwrap()).success();
     assert!(out.stderr().contains("staging: no changes"));
-    assert_eq!(p.snapshot(), before, "the ciphertext's bytes must not change");
+    assert_eq!(
+        p.snapshot(),
+        before,
+        "the ciphertext's bytes must not change"
+    );
     // The template of a new environment, saved as is, creates nothing.
-    let out = common::Run(edit_with(&p, &rt, "true").args(["-C", "."]).output().unwrap()).success();
+    let out = common::Run(
+        edit_with(&p, &rt, "true")
+            .args(["-C", "."])
+            .output()
+            .unwrap(),
+    )
+    .success();
     assert!(out.stderr().contains("no changes"));
     let mut c = p.cmd(&["edit", "production"]);
     c.env("XDG_RUNTIME_DIR", rt.path()).env("VISUAL", "true");
@@ -102,7 +141,12 @@ else
 fi
 "#;
     let out = common::Run(edit_with(&p, &rt, script).output().unwrap()).success();
-    assert!(out.stderr().contains("vault: error: staging: line 3: duplicate secret A"), "{}", out.stderr());
+    assert!(
+        out.stderr()
+            .contains("vault: error: staging: line 3: duplicate secret A"),
+        "{}",
+        out.stderr()
+    );
     let banner = std::fs::read_to_string(rt.path().join("state.banner")).unwrap();
     assert_eq!(
         banner,
@@ -125,9 +169,14 @@ fn giving_up_on_invalid_content_leaves_the_file_untouched() {
     std::fs::remove_file(rt.path().join("state")).unwrap();
     assert!(rt.leftovers().is_empty());
     // An editor that fails.
-    let out = edit_with(&p, &rt, "printf 'secrets:\\n  A: 9\\n' > \"$1\"; exit 3").output().unwrap();
+    let out = edit_with(&p, &rt, "printf 'secrets:\\n  A: 9\\n' > \"$1\"; exit 3")
+        .output()
+        .unwrap();
     let err = common::Run(out).error();
-    assert!(err.contains("the editor exited with exit status: 3; nothing was changed"), "{err}");
+    assert!(
+        err.contains("the editor exited with exit status: 3; nothing was changed"),
+        "{err}"
+    );
     assert_eq!(p.snapshot(), before);
     assert!(rt.leftovers().is_empty());
 }
@@ -144,15 +193,26 @@ fn signals_remove_the_plaintext() {
         let marker = rt.path().join("state.path");
         let start = Instant::now();
         while !marker.exists() || std::fs::read_to_string(&marker).unwrap().is_empty() {
-            assert!(start.elapsed() < Duration::from_secs(20), "editor never started");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "editor never started"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let file = PathBuf::from(std::fs::read_to_string(&marker).unwrap().trim());
-        assert!(std::fs::read_to_string(&file).unwrap().contains("plain-secret"));
-        Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap();
+        assert!(std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("plain-secret"));
+        Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "SIG{sig}");
-        assert!(!file.exists() && !file.parent().unwrap().exists(), "SIG{sig} left the plaintext");
+        assert!(
+            !file.exists() && !file.parent().unwrap().exists(),
+            "SIG{sig} left the plaintext"
+        );
         std::fs::remove_file(marker).unwrap();
         assert!(rt.leftovers().is_empty(), "{:?}", rt.leftovers());
         assert_eq!(p.snapshot(), before);
@@ -166,14 +226,21 @@ fn editor_from_visual_then_editor_split_like_a_shell() {
     let dir = rt.path().join("dir with space");
     std::fs::create_dir(&dir).unwrap();
     let script = dir.join("ed.sh");
-    std::fs::write(&script, "[ \"$1\" = --flag ] || exit 9\nprintf 'secrets:\\n  VIA: editor\\n' > \"$2\"\n").unwrap();
+    std::fs::write(
+        &script,
+        "[ \"$1\" = --flag ] || exit 9\nprintf 'secrets:\\n  VIA: editor\\n' > \"$2\"\n",
+    )
+    .unwrap();
     let mut c = p.cmd(&["edit", "staging"]);
-    c.env("XDG_RUNTIME_DIR", rt.path()).env("EDITOR", format!("sh '{}' --flag", script.display()));
+    c.env("XDG_RUNTIME_DIR", rt.path())
+        .env("EDITOR", format!("sh '{}' --flag", script.display()));
     common::Run(c.output().unwrap()).success();
     assert_eq!(p.vault(&["get", "staging", "VIA"]).0.stdout, b"editor");
     // $VISUAL wins over $EDITOR.
     let mut c = p.cmd(&["edit", "staging"]);
-    c.env("XDG_RUNTIME_DIR", rt.path()).env("EDITOR", "false").env("VISUAL", "sed -i s/editor/visual/");
+    c.env("XDG_RUNTIME_DIR", rt.path())
+        .env("EDITOR", "false")
+        .env("VISUAL", "sed -i s/editor/visual/");
     common::Run(c.output().unwrap()).success();
     assert_eq!(p.vault(&["get", "staging", "VIA"]).0.stdout, b"visual");
 }

@@ -20,9 +20,27 @@ fn vault(identity: &str, args: &[&str]) -> common::Run {
 
 #[test]
 fn members_read_their_environments() {
-    assert_eq!(vault("bob.agekey", &["get", "staging", "PIN"]).success().0.stdout, b"0123");
-    assert_eq!(vault("alice_ed25519", &["get", "staging", "GREETING"]).success().0.stdout, "  héllo wörld  ".as_bytes());
-    assert_eq!(vault("carol_rsa", &["get", "production", "DB_PASSWORD"]).success().0.stdout, b"pr0d-p%ss");
+    assert_eq!(
+        vault("bob.agekey", &["get", "staging", "PIN"])
+            .success()
+            .0
+            .stdout,
+        b"0123"
+    );
+    assert_eq!(
+        vault("alice_ed25519", &["get", "staging", "GREETING"])
+            .success()
+            .0
+            .stdout,
+        "  héllo wörld  ".as_bytes()
+    );
+    assert_eq!(
+        vault("carol_rsa", &["get", "production", "DB_PASSWORD"])
+            .success()
+            .0
+            .stdout,
+        b"pr0d-p%ss"
+    );
     let err = vault("bob.agekey", &["get", "production", "DB_PASSWORD"]).error();
     assert!(err.contains("no identity opens production"), "{err}");
     let err = vault("mallory_ed25519", &["get", "staging", "PIN"]).error();

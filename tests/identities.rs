@@ -23,15 +23,21 @@ fn on_terminal(p: &Project, args: &str, typed: &str) -> (bool, String) {
     let vault = env!("CARGO_BIN_EXE_vault");
     let cmd = format!("{vault} -i {} {args}", key("dave_ed25519_pass"));
     let mut c = Command::new("sh");
-    c.args(["-c", &format!("(sleep 1; printf '%s\\n' \"$TYPED\") | script -qec \"$CMD\" /dev/null")])
-        .current_dir(p.root())
-        .env("HOME", &p.home)
-        .env("CMD", cmd)
-        .env("TYPED", typed)
-        .env_remove("VAULT_IDENTITY")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    c.args([
+        "-c",
+        &format!("(sleep 1; printf '%s\\n' \"$TYPED\") | script -qec \"$CMD\" /dev/null"),
+    ])
+    .current_dir(p.root())
+    .env("HOME", &p.home)
+    .env("CMD", cmd)
+    .env("TYPED", typed)
+    .env_remove("VAULT_IDENTITY")
+    .env_remove("DBUS_SESSION_BUS_ADDRESS");
     let out = c.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -44,15 +50,27 @@ fn a_passphrase_is_asked_once_per_run() {
     let (ok, out) = on_terminal(&p, "status", PASSPHRASE);
     assert!(ok, "{out}");
     assert_eq!(out.matches("Enter passphrase for").count(), 1, "{out}");
-    assert!(out.contains("production\r\n  members: alice, carol, dave\r\n  secrets: 1"), "{out}");
-    assert!(out.contains("staging\r\n  members: alice, bob, dave\r\n  secrets: 1"), "{out}");
-    assert!(!out.contains(PASSPHRASE), "the passphrase was echoed: {out}");
+    assert!(
+        out.contains("production\r\n  members: alice, carol, dave\r\n  secrets: 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("staging\r\n  members: alice, bob, dave\r\n  secrets: 1"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(PASSPHRASE),
+        "the passphrase was echoed: {out}"
+    );
 
     let (ok, out) = on_terminal(&p, "get staging A", PASSPHRASE);
     assert!(ok && out.ends_with("stage-value"), "{out}");
 
     let (ok, out) = on_terminal(&p, "get staging A", "wrong");
-    assert!(!ok && out.contains("vault: error: wrong passphrase for"), "{out}");
+    assert!(
+        !ok && out.contains("vault: error: wrong passphrase for"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -62,7 +80,15 @@ fn no_terminal_is_a_clear_error() {
     }
     let p = daves_project();
     let out = Command::new("setsid")
-        .args(["-w", env!("CARGO_BIN_EXE_vault"), "-i", &key("dave_ed25519_pass"), "get", "staging", "A"])
+        .args([
+            "-w",
+            env!("CARGO_BIN_EXE_vault"),
+            "-i",
+            &key("dave_ed25519_pass"),
+            "get",
+            "staging",
+            "A",
+        ])
         .current_dir(p.root())
         .env("HOME", &p.home)
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
@@ -70,7 +96,10 @@ fn no_terminal_is_a_clear_error() {
         .output()
         .unwrap();
     let err = common::Run(out).error();
-    assert!(err.contains("is passphrase-protected and there is no terminal to ask for its passphrase"), "{err}");
+    assert!(
+        err.contains("is passphrase-protected and there is no terminal to ask for its passphrase"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -79,7 +108,15 @@ fn a_key_not_among_the_recipients_is_never_unlocked() {
     let p = Project::new();
     p.set("staging", "A", "x");
     let out = Command::new("setsid")
-        .args(["-w", env!("CARGO_BIN_EXE_vault"), "-i", &key("dave_ed25519_pass"), "get", "staging", "A"])
+        .args([
+            "-w",
+            env!("CARGO_BIN_EXE_vault"),
+            "-i",
+            &key("dave_ed25519_pass"),
+            "get",
+            "staging",
+            "A",
+        ])
         .current_dir(p.root())
         .env("HOME", &p.home)
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
@@ -121,20 +158,42 @@ fn keygen_stores_the_key_in_the_real_secret_service() {
          printf 'kept-in-keyring' | $VAULT set staging FROM_KEYRING\n\
          $VAULT keygen 2> second.err && exit 91 || true",
     );
-    assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key_out = std::fs::read_to_string(p.root().join("key.out")).unwrap();
     let public = key_out.lines().next().unwrap();
     let fp = key_out.lines().nth(1).unwrap();
-    assert!(public.starts_with("ssh-ed25519 ") && fp.starts_with("SHA256:"), "{key_out}");
+    assert!(
+        public.starts_with("ssh-ed25519 ") && fp.starts_with("SHA256:"),
+        "{key_out}"
+    );
     let whoami = std::fs::read_to_string(p.root().join("whoami.out")).unwrap();
-    assert!(whoami.contains("identity: the OS keyring") && whoami.contains(fp), "{whoami}");
-    assert!(whoami.contains("member of: staging (as newbie)"), "{whoami}");
+    assert!(
+        whoami.contains("identity: the OS keyring") && whoami.contains(fp),
+        "{whoami}"
+    );
+    assert!(
+        whoami.contains("member of: staging (as newbie)"),
+        "{whoami}"
+    );
     let second = std::fs::read_to_string(p.root().join("second.err")).unwrap();
-    assert!(second.contains("an identity is already stored there"), "{second}");
+    assert!(
+        second.contains("an identity is already stored there"),
+        "{second}"
+    );
     // No key file was written anywhere in the project or home.
     assert!(!p.home.join(".ssh/id_ed25519").exists());
 
     // A later session (the keyring read back from disk) still decrypts with it, alone.
     let out = in_keyring_session(&p, "$VAULT get staging FROM_KEYRING");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept-in-keyring", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "kept-in-keyring",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -5,8 +5,15 @@ use common::{key, Project};
 use std::process::Command;
 
 fn age_decrypt(identity: &str, file: &std::path::Path) -> Vec<u8> {
-    let out = Command::new("age").args(["-d", "-i", identity, file.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "age -d -i {identity}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("age")
+        .args(["-d", "-i", identity, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "age -d -i {identity}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -24,10 +31,16 @@ fn age_decrypts_what_vault_writes() {
     let by_alice = age_decrypt(&key("alice_ed25519"), &p.secrets("staging"));
     let by_bob = age_decrypt(&key("bob.agekey"), &p.secrets("staging"));
     assert_eq!(by_alice, by_bob);
-    assert_eq!(String::from_utf8(by_alice).unwrap(), "secrets:\n  PEM: |\n    -----BEGIN-----\n    abc\n    -----END-----\n  PIN: \"0123\"\n");
+    assert_eq!(
+        String::from_utf8(by_alice).unwrap(),
+        "secrets:\n  PEM: |\n    -----BEGIN-----\n    abc\n    -----END-----\n  PIN: \"0123\"\n"
+    );
     // And the ssh-rsa member of production.
     p.set("production", "A", "b");
-    assert_eq!(age_decrypt(&key("carol_rsa"), &p.secrets("production")), b"secrets:\n  A: \"b\"\n");
+    assert_eq!(
+        age_decrypt(&key("carol_rsa"), &p.secrets("production")),
+        b"secrets:\n  A: \"b\"\n"
+    );
 }
 
 #[test]
@@ -46,25 +59,57 @@ fn vault_decrypts_what_age_writes() {
     let dest = p.secrets("staging");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     let mut c = Command::new("age");
-    c.args(["-a", "-R", recipients.to_str().unwrap(), "-o", dest.to_str().unwrap()]);
+    c.args([
+        "-a",
+        "-R",
+        recipients.to_str().unwrap(),
+        "-o",
+        dest.to_str().unwrap(),
+    ]);
     common::run_with_input(c, doc.as_bytes()).success();
     for id in ["alice_ed25519", "bob.agekey"] {
-        let out = p.cmd(&["get", "staging", "TOKEN"]).env("VAULT_IDENTITY", key(id)).output().unwrap();
-        assert_eq!(out.stdout, b"a b", "{id}: {}", String::from_utf8_lossy(&out.stderr));
-        let out = p.cmd(&["get", "staging", "YES"]).env("VAULT_IDENTITY", key(id)).output().unwrap();
+        let out = p
+            .cmd(&["get", "staging", "TOKEN"])
+            .env("VAULT_IDENTITY", key(id))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.stdout,
+            b"a b",
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = p
+            .cmd(&["get", "staging", "YES"])
+            .env("VAULT_IDENTITY", key(id))
+            .output()
+            .unwrap();
         assert_eq!(out.stdout, b"yes");
     }
     // The status check reads age's header too: both members, no rekey needed.
-    assert!(p.vault(&["status"]).stdout().contains("staging\n  members: alice, bob\n  secrets: 2\n  recipients: in sync"));
+    assert!(p
+        .vault(&["status"])
+        .stdout()
+        .contains("staging\n  members: alice, bob\n  secrets: 2\n  recipients: in sync"));
     // A binary (unarmored) age file works as well.
     let mut c = Command::new("age");
     c.args(["-r", lines[1].trim(), "-o", dest.to_str().unwrap()]);
     common::run_with_input(c, b"secrets:\n  B: x\n").success();
-    let out = p.cmd(&["get", "staging", "B"]).env("VAULT_IDENTITY", key("bob.agekey")).output().unwrap();
+    let out = p
+        .cmd(&["get", "staging", "B"])
+        .env("VAULT_IDENTITY", key("bob.agekey"))
+        .output()
+        .unwrap();
     assert_eq!(out.stdout, b"x");
     // Comments survive a set: the bytes people wrote are what is committed.
     let mut c = Command::new("age");
-    c.args(["-a", "-R", recipients.to_str().unwrap(), "-o", dest.to_str().unwrap()]);
+    c.args([
+        "-a",
+        "-R",
+        recipients.to_str().unwrap(),
+        "-o",
+        dest.to_str().unwrap(),
+    ]);
     common::run_with_input(c, doc.as_bytes()).success();
     p.set("staging", "NEW", "n");
     let text = String::from_utf8(age_decrypt(&key("bob.agekey"), &dest)).unwrap();

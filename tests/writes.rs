@@ -15,7 +15,11 @@ fn a_failed_write_leaves_the_previous_file() {
         let out = common::run_with_input(c, b"new");
         let err = out.error();
         assert!(err.contains(&format!("failpoint {step}")), "{err}");
-        assert_eq!(p.snapshot(), before, "{step}: the old file (and no temporary file) must remain");
+        assert_eq!(
+            p.snapshot(),
+            before,
+            "{step}: the old file (and no temporary file) must remain"
+        );
         assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"old");
     }
 }
@@ -27,25 +31,46 @@ fn concurrent_writers_never_lose_an_update() {
     let children: Vec<_> = (0..12)
         .map(|i| {
             let mut c = p.cmd(&["set", "staging", &format!("K{i}")]);
-            c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+            c.stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
             let mut child = c.spawn().unwrap();
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(format!("v{i}").as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("v{i}").as_bytes())
+                .unwrap();
             child
         })
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let names = p.vault(&["show", "staging"]).success().stdout();
     for i in 0..12 {
-        assert!(names.lines().any(|l| l == format!("K{i}")), "K{i} lost:\n{names}");
-        assert_eq!(p.vault(&["get", "staging", &format!("K{i}")]).0.stdout, format!("v{i}").as_bytes());
+        assert!(
+            names.lines().any(|l| l == format!("K{i}")),
+            "K{i} lost:\n{names}"
+        );
+        assert_eq!(
+            p.vault(&["get", "staging", &format!("K{i}")]).0.stdout,
+            format!("v{i}").as_bytes()
+        );
     }
     // No temporary files left beside the secrets.
     let dir = p.secrets("staging").parent().unwrap().to_path_buf();
-    let names: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
@@ -57,13 +82,24 @@ fn a_writer_waits_for_the_lock_and_says_so() {
     let marker = rt.path().join("started");
     // An edit session holds the lock while its editor runs.
     let mut edit = p.cmd(&["edit", "staging"]);
-    edit.env("XDG_RUNTIME_DIR", rt.path()).env("VISUAL", format!("sh -c 'touch {}; sleep 1; sed -i s/1/2/ \"$0\"'", marker.display()));
+    edit.env("XDG_RUNTIME_DIR", rt.path()).env(
+        "VISUAL",
+        format!(
+            "sh -c 'touch {}; sleep 1; sed -i s/1/2/ \"$0\"'",
+            marker.display()
+        ),
+    );
     let mut editing = edit.stderr(std::process::Stdio::null()).spawn().unwrap();
     while !marker.exists() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let out = p.vault_in(&["set", "staging", "B"], b"b").success();
-    assert!(out.stderr().contains("waiting for another vault writing staging to finish"), "{}", out.stderr());
+    assert!(
+        out.stderr()
+            .contains("waiting for another vault writing staging to finish"),
+        "{}",
+        out.stderr()
+    );
     assert!(editing.wait().unwrap().success());
     // Both updates are there: the set ran after the edit was saved.
     assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"2");

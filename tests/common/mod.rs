@@ -23,7 +23,10 @@ pub const AWKWARD: &[(&str, &str)] = &[
     ("COMMA_EQ", "a,b=c,d"),
     ("HASH", "value # not a comment"),
     ("SPACES", "  padded  "),
-    ("PEM", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END PRIVATE KEY-----\n"),
+    (
+        "PEM",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END PRIVATE KEY-----\n",
+    ),
     ("NON_ASCII", "héllo wörld 日本 🎉"),
     ("EMPTY", ""),
     ("JINJA", "{{ pillar }} {% raw %}"),
@@ -63,7 +66,10 @@ impl Project {
     }
 
     pub fn secrets(&self, env: &str) -> PathBuf {
-        self.root().join("conf/pillar").join(env).join("secrets.sls.age")
+        self.root()
+            .join("conf/pillar")
+            .join(env)
+            .join("secrets.sls.age")
     }
 
     /// `vault` in this project, as alice, with nothing of the machine's own.
@@ -100,7 +106,8 @@ impl Project {
     pub fn set(&self, env: &str, name: &str, value: &str) {
         let f = self.root().join(".value");
         std::fs::write(&f, value).unwrap();
-        self.vault(&["set", env, name, "--from-file", f.to_str().unwrap()]).success();
+        self.vault(&["set", env, name, "--from-file", f.to_str().unwrap()])
+            .success();
         std::fs::remove_file(f).unwrap();
     }
 
@@ -132,7 +139,12 @@ pub fn key(name: &str) -> String {
 }
 
 pub fn run_with_input(mut c: Command, input: &[u8]) -> Run {
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     Run(child.wait_with_output().unwrap())
 }
@@ -155,7 +167,13 @@ impl Run {
 
     #[track_caller]
     pub fn success(self) -> Self {
-        assert!(self.0.status.success(), "failed ({:?})\nstdout: {}\nstderr: {}", self.0.status, self.stdout(), self.stderr());
+        assert!(
+            self.0.status.success(),
+            "failed ({:?})\nstdout: {}\nstderr: {}",
+            self.0.status,
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 
@@ -163,10 +181,21 @@ impl Run {
     #[track_caller]
     pub fn error(self) -> String {
         let err = self.stderr();
-        assert_eq!(self.code(), 1, "expected exit 1\nstdout: {}\nstderr: {err}", self.stdout());
+        assert_eq!(
+            self.code(),
+            1,
+            "expected exit 1\nstdout: {}\nstderr: {err}",
+            self.stdout()
+        );
         let lines: Vec<&str> = err.lines().collect();
-        assert!(!lines.is_empty() && lines[0].starts_with("vault: error: "), "stderr: {err}");
-        assert!(lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("hint: ")), "not one error line: {err}");
+        assert!(
+            !lines.is_empty() && lines[0].starts_with("vault: error: "),
+            "stderr: {err}"
+        );
+        assert!(
+            lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("hint: ")),
+            "not one error line: {err}"
+        );
         lines[0].to_string()
     }
 }
@@ -174,7 +203,10 @@ impl Run {
 /// The Python interpreter with the export formats' consumers, or None (with a message)
 /// when it is missing outside CI. In CI its absence fails the test.
 pub fn python() -> Option<PathBuf> {
-    match std::env::var_os("VAULT_TEST_PYTHON").map(PathBuf::from).filter(|p| p.exists()) {
+    match std::env::var_os("VAULT_TEST_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+    {
         Some(p) => Some(p),
         None => {
             require_in_ci("the Python consumers (run scripts/test, which sets VAULT_TEST_PYTHON)");
