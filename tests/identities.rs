@@ -25,7 +25,7 @@ fn on_terminal(p: &Project, args: &str, typed: &str) -> (bool, String) {
     let mut c = Command::new("sh");
     c.args([
         "-c",
-        &format!("(sleep 1; printf '%s\\n' \"$TYPED\") | script -qec \"$CMD\" /dev/null"),
+        "(sleep 1; printf '%s\\n' \"$TYPED\") | script -qec \"$CMD\" /dev/null",
     ])
     .current_dir(p.root())
     .env("HOME", &p.home)
