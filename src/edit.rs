@@ -205,16 +205,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(libc_nofollow())
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .map_err(|e| Error::io("cannot write", path, e))?;
     f.write_all(bytes)
         .map_err(|e| Error::io("cannot write", path, e))?;
     Ok(())
-}
-
-fn libc_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
 fn read_back(path: &Path) -> Result<SecretBytes> {

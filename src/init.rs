@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::project::{EnvName, Project};
-use std::io::Write;
+use crate::store::{write_atomic, Created, Mode};
 use std::path::{Path, PathBuf};
 
 /// What `init` did to each path.
@@ -82,33 +82,11 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Report> {
 
 /// Creates `path` with `content` unless it exists; atomic, never overwriting.
 fn create(report: &mut Report, path: &Path, content: &str) -> Result<()> {
-    if path.exists() {
-        report.kept.push(path.to_path_buf());
-        return Ok(());
-    }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vault-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("cannot write", path, e))?;
-    tmp.write_all(content.as_bytes())
-        .map_err(|e| Error::io("cannot write", path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("cannot write", path, e))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    match tmp.persist_noclobber(path) {
-        Ok(_) => report.created.push(path.to_path_buf()),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-            report.kept.push(path.to_path_buf())
-        }
-        Err(e) => return Err(Error::io("cannot write", path, e.error)),
+    match write_atomic(path, content.as_bytes(), Mode::CreateNew)? {
+        Created::Yes => report.created.push(path.to_path_buf()),
+        Created::No => report.kept.push(path.to_path_buf()),
     }
     Ok(())
 }
@@ -131,7 +109,7 @@ fn add_gitignore(report: &mut Report, path: &Path) -> Result<()> {
         new.push('\n');
     }
     new.push_str("secrets.sls\n");
-    crate::store::write_atomic(path, new.as_bytes())?;
+    write_atomic(path, new.as_bytes(), Mode::KeepOr0644)?;
     report.created.push(path.to_path_buf());
     Ok(())
 }

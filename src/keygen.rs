@@ -26,6 +26,17 @@ pub fn keygen(dest: Destination<'_>, comment: &str) -> Result<PublicKey> {
         .public_key()
         .to_openssh()
         .map_err(|e| Error::new(format!("cannot encode the key: {e}")))?;
+    if let Destination::File(path) = dest {
+        // Check both names first, so a refusal leaves no half-written key behind.
+        for p in [path.to_path_buf(), pub_path(path)] {
+            if p.exists() {
+                return Err(Error::new(format!(
+                    "{} already exists; not overwriting it",
+                    p.display()
+                )));
+            }
+        }
+    }
     match dest {
         Destination::Keyring => keystore::store_new(&private).map_err(|why| {
             Error::new(format!("cannot store the key in {}: {why}", keystore::NAME))

@@ -280,7 +280,9 @@ fn run(cli: Cli) -> Result<i32> {
             let doc = store.open(&env)?;
             let out = export::render(format, env.as_str(), doc.entries())?;
             match output {
-                Some(path) => write_private_file(&path, out.expose())?,
+                Some(path) => {
+                    store::write_atomic(&path, out.expose(), store::Mode::Private).map(drop)?
+                }
                 None => write_stdout(out.expose())?,
             }
             Ok(0)
@@ -311,29 +313,6 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::new(format!("cannot write to standard output: {e}"))),
     }
-}
-
-/// Writes an export to `path`: mode 0600, atomically.
-fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if !path.exists() {
-        // write_atomic keeps an existing file's mode; a new one starts private.
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .permissions(std::fs::Permissions::from_mode(0o600))
-            .tempfile_in(dir)
-            .map_err(|e| Error::io("cannot write", path, e))?;
-        let (_, tmp_path) = tmp
-            .keep()
-            .map_err(|e| Error::io("cannot write", path, e.error))?;
-        std::fs::rename(&tmp_path, path).map_err(|e| Error::io("cannot write", path, e))?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("cannot write", path, e))?;
-    store::write_atomic(path, bytes)
 }
 
 fn cmd_init(ui: &Ui, cwd: &std::path::Path, name: Option<String>, envs: &[String]) -> Result<i32> {
@@ -632,11 +611,17 @@ fn cmd_rekey(ui: &Ui, store: &mut Store, envs: &[String]) -> Result<i32> {
         ui.note("no environment has secrets yet; nothing to rekey");
     }
     for env in targets {
-        let members = recipients::required(&store.project, &env)?;
-        let _lock = store.lock(&env)?;
-        let doc = store.open(&env)?;
-        store.write_locked(&env, &doc, &members)?;
-        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        // Unchanged content, written anew: encrypted to the recipients folder as it stands.
+        store.modify(&env, |doc| match doc {
+            Some(doc) => Ok(Some(doc)),
+            None => Err(Error::new(format!(
+                "{env} has no secrets yet; nothing to rekey"
+            ))),
+        })?;
+        let names: Vec<String> = recipients::members(&store.project, &env)?
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
         ui.note(&format!("{env}: re-encrypted to {}", names.join(", ")));
     }
     Ok(0)

@@ -86,7 +86,7 @@ pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
                     Err(e) => Sync::Unreadable(e.clone()),
                 };
                 let count = store
-                    .open(&env)
+                    .decrypt(&env, ct)
                     .map(|d| Some(d.entries().len()))
                     .map_err(|e| e.to_string());
                 (sync, count)

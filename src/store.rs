@@ -57,7 +57,8 @@ impl Store {
         })
     }
 
-    fn decrypt(&mut self, env: &EnvName, ciphertext: &[u8]) -> Result<Document> {
+    /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.
+    pub fn decrypt(&mut self, env: &EnvName, ciphertext: &[u8]) -> Result<Document> {
         let what = format!(
             "{env} ({})",
             self.project.display_path(&self.project.secrets_path(env))
@@ -110,7 +111,12 @@ impl Store {
     ) -> Result<()> {
         let keys = recipients::distinct_keys(members);
         let ciphertext = envelope::encrypt(doc.text(), &keys)?;
-        write_atomic(&self.project.secrets_path(env), &ciphertext)
+        write_atomic(
+            &self.project.secrets_path(env),
+            &ciphertext,
+            Mode::KeepOr0644,
+        )
+        .map(drop)
     }
 }
 
@@ -143,12 +149,40 @@ pub fn read_limited(path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Replaces `path` with `bytes` atomically: a temporary file in the same folder,
-/// flushed to disk, renamed over the old one, and the folder flushed. On any failure
-/// the old file is left as it was and the temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// How an atomic write treats the file it replaces.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Keep an existing file's mode; a new file gets 0644 (ciphertext, layout files).
+    KeepOr0644,
+    /// Always 0600, from the first byte written (plaintext exports).
+    Private,
+    /// Create only: refuse when the file exists (returns `Created::No`).
+    CreateNew,
+}
+
+/// Whether a `Mode::CreateNew` write created the file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    Yes,
+    No,
+}
+
+/// Writes `path` atomically: a temporary file in the same folder, flushed to disk,
+/// renamed into place (or linked, for `CreateNew`), and the folder flushed. On any
+/// failure the old file is left as it was and the temporary file is removed.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<Created> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| Error::io("cannot write", path, e);
+    let perms = match (mode, std::fs::metadata(path)) {
+        (Mode::KeepOr0644, Ok(meta)) => meta.permissions(),
+        (Mode::Private, _) => std::fs::Permissions::from_mode(0o600),
+        _ => std::fs::Permissions::from_mode(0o644),
+    };
+    // The temporary file is created 0600 and only then given its final mode.
     let mut tmp = tempfile::Builder::new()
         .prefix(".vault-")
         .suffix(".tmp")
@@ -157,21 +191,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(fail)?;
     failpoint("before-fsync").map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        // Keep the mode the file had (the default is 0600).
-        let _ = tmp.as_file().set_permissions(meta.permissions());
-    } else {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
+    tmp.as_file().set_permissions(perms).map_err(fail)?;
     failpoint("before-rename").map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
+    let created = match mode {
+        Mode::CreateNew => match tmp.persist_noclobber(path) {
+            Ok(_) => Created::Yes,
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Created::No,
+            Err(e) => return Err(fail(e.error)),
+        },
+        _ => {
+            tmp.persist(path).map_err(|e| fail(e.error))?;
+            Created::Yes
+        }
+    };
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
+    Ok(created)
 }
 
 /// Fails on purpose at the step named by `VAULT_TEST_FAILPOINT`, so tests can show a

@@ -412,6 +412,15 @@ fn keygen_to_a_file_is_private_and_usable() {
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    // A stray PATH.pub is refused before anything is written: no private key left behind.
+    let other = p.root().join("other.key");
+    std::fs::write(p.root().join("other.key.pub"), "x").unwrap();
+    let out = p
+        .bare(&["keygen", "--file", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!other.exists());
 }
 
 #[test]
