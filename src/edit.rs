@@ -266,7 +266,10 @@ mod tests {
     #[test]
     fn refuses_a_disk_backed_folder_unless_allowed() {
         let disk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        assert!(!is_memory_fs(&disk));
+        if is_memory_fs(&disk) {
+            eprintln!("SKIPPED: this checkout is on tmpfs, so it cannot stand for a disk-backed folder");
+            return;
+        }
         let err = Workspace::create_in(std::slice::from_ref(&disk), false)
             .err()
             .unwrap();

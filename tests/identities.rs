@@ -73,12 +73,8 @@ fn a_passphrase_is_asked_once_per_run() {
     );
 }
 
-#[test]
-fn no_terminal_is_a_clear_error() {
-    if !common::have("setsid") {
-        return;
-    }
-    let p = daves_project();
+/// `vault -i dave get staging A` with no controlling terminal (setsid); its error line.
+fn get_without_terminal(p: &Project) -> String {
     let out = Command::new("setsid")
         .args([
             "-w",
@@ -95,7 +91,16 @@ fn no_terminal_is_a_clear_error() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let err = common::Run(out).error();
+    common::Run(out).error()
+}
+
+#[test]
+fn no_terminal_is_a_clear_error() {
+    if !common::have("setsid") {
+        return;
+    }
+    let p = daves_project();
+    let err = get_without_terminal(&p);
     assert!(
         err.contains("is passphrase-protected and there is no terminal to ask for its passphrase"),
         "{err}"
@@ -105,25 +110,12 @@ fn no_terminal_is_a_clear_error() {
 #[test]
 fn a_key_not_among_the_recipients_is_never_unlocked() {
     // dave is not a member of a fresh project: no prompt, straight to the next identity.
+    if !common::have("setsid") {
+        return;
+    }
     let p = Project::new();
     p.set("staging", "A", "x");
-    let out = Command::new("setsid")
-        .args([
-            "-w",
-            env!("CARGO_BIN_EXE_vault"),
-            "-i",
-            &key("dave_ed25519_pass"),
-            "get",
-            "staging",
-            "A",
-        ])
-        .current_dir(p.root())
-        .env("HOME", &p.home)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = common::Run(out).error();
+    let err = get_without_terminal(&p);
     assert!(err.contains("dave_ed25519_pass (not a recipient)"), "{err}");
 }
 

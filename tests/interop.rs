@@ -17,6 +17,13 @@ fn age_decrypt(identity: &str, file: &std::path::Path) -> Vec<u8> {
     out.stdout
 }
 
+/// `age ARGS -o DEST` with `plaintext` on standard input.
+fn age_encrypt(args: &[&str], dest: &std::path::Path, plaintext: &[u8]) {
+    let mut c = Command::new("age");
+    c.args(args).arg("-o").arg(dest);
+    common::run_with_input(c, plaintext).success();
+}
+
 #[test]
 fn age_decrypts_what_vault_writes() {
     if !common::have("age") {
@@ -58,15 +65,11 @@ fn vault_decrypts_what_age_writes() {
     let doc = "# written by hand\nsecrets:\n  TOKEN: 'a b'  # spaces kept\n  YES: yes\n";
     let dest = p.secrets("staging");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    let mut c = Command::new("age");
-    c.args([
-        "-a",
-        "-R",
-        recipients.to_str().unwrap(),
-        "-o",
-        dest.to_str().unwrap(),
-    ]);
-    common::run_with_input(c, doc.as_bytes()).success();
+    age_encrypt(
+        &["-a", "-R", recipients.to_str().unwrap()],
+        &dest,
+        doc.as_bytes(),
+    );
     for id in ["alice_ed25519", "bob.agekey"] {
         let out = p
             .cmd(&["get", "staging", "TOKEN"])
@@ -92,9 +95,7 @@ fn vault_decrypts_what_age_writes() {
         .stdout()
         .contains("staging\n  members: alice, bob\n  secrets: 2\n  recipients: in sync"));
     // A binary (unarmored) age file works as well.
-    let mut c = Command::new("age");
-    c.args(["-r", lines[1].trim(), "-o", dest.to_str().unwrap()]);
-    common::run_with_input(c, b"secrets:\n  B: x\n").success();
+    age_encrypt(&["-r", lines[1].trim()], &dest, b"secrets:\n  B: x\n");
     let out = p
         .cmd(&["get", "staging", "B"])
         .env("VAULT_IDENTITY", key("bob.agekey"))
@@ -102,15 +103,11 @@ fn vault_decrypts_what_age_writes() {
         .unwrap();
     assert_eq!(out.stdout, b"x");
     // Comments survive a set: the bytes people wrote are what is committed.
-    let mut c = Command::new("age");
-    c.args([
-        "-a",
-        "-R",
-        recipients.to_str().unwrap(),
-        "-o",
-        dest.to_str().unwrap(),
-    ]);
-    common::run_with_input(c, doc.as_bytes()).success();
+    age_encrypt(
+        &["-a", "-R", recipients.to_str().unwrap()],
+        &dest,
+        doc.as_bytes(),
+    );
     p.set("staging", "NEW", "n");
     let text = String::from_utf8(age_decrypt(&key("bob.agekey"), &dest)).unwrap();
     assert_eq!(text, format!("{doc}  NEW: \"n\"\n"));
