@@ -267,7 +267,9 @@ mod tests {
     fn refuses_a_disk_backed_folder_unless_allowed() {
         let disk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         if is_memory_fs(&disk) {
-            eprintln!("SKIPPED: this checkout is on tmpfs, so it cannot stand for a disk-backed folder");
+            eprintln!(
+                "SKIPPED: this checkout is on tmpfs, so it cannot stand for a disk-backed folder"
+            );
             return;
         }
         let err = Workspace::create_in(std::slice::from_ref(&disk), false)

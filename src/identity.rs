@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 use crate::keystore;
 use crate::recipients::PublicKey;
 use crate::secret::SecretBytes;
+use crate::signing::{self, Signer};
 use age::secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -32,17 +34,26 @@ impl Source {
 
 /// An identity as loaded from its source.
 enum Loaded {
+    /// `ssh` keeps an SSH key's text (and its passphrase once asked), so it can also sign.
     Ready {
         ids: Vec<Box<dyn age::Identity>>,
         public: Vec<PublicKey>,
+        ssh: Option<SshKey>,
     },
     /// A passphrase-protected OpenSSH key, decrypted only when a file needs it.
     Locked {
         key: age::ssh::EncryptedKey,
         public: Vec<PublicKey>,
+        ssh: SshKey,
     },
     /// Not there, or not usable: the reason, for the final error.
     Unavailable(String),
+}
+
+/// An OpenSSH private key's text, and its passphrase once it has been asked for.
+struct SshKey {
+    text: SecretBytes,
+    passphrase: Option<SecretString>,
 }
 
 /// The identities of this run, in the order they are tried.
@@ -77,7 +88,7 @@ impl Identities {
             self.load(i)?;
             let (source, loaded) = &mut self.sources[i];
             let loaded = loaded.as_mut().expect("just loaded");
-            if let Loaded::Locked { key, public } = loaded {
+            if let Loaded::Locked { key, public, ssh } = loaded {
                 // Ask for the passphrase only when the file is encrypted to this key.
                 let tag = public.first().and_then(PublicKey::stanza_tag);
                 if tag.is_none_or(|t| !header.ssh_tags.contains(&t)) {
@@ -85,13 +96,19 @@ impl Identities {
                     continue;
                 }
                 let passphrase = ask_passphrase(&source.label())?;
+                let passphrase_copy = SecretString::from(passphrase.expose_secret().to_owned());
                 let unlocked = key
                     .decrypt(passphrase)
                     .map_err(|_| Error::new(format!("wrong passphrase for {}", source.label())))?;
                 let public = std::mem::take(public);
+                let text = std::mem::replace(&mut ssh.text, SecretBytes::new(Vec::new()));
                 *loaded = Loaded::Ready {
                     ids: vec![Box::new(age::ssh::Identity::Unencrypted(unlocked))],
                     public,
+                    ssh: Some(SshKey {
+                        text,
+                        passphrase: Some(passphrase_copy),
+                    }),
                 };
             }
             match loaded {
@@ -129,6 +146,45 @@ impl Identities {
             }
         }
         Ok(None)
+    }
+
+    /// A key to sign with, whose fingerprint is in `allowed`: the identities in order
+    /// (an SSH key file or the keyring's key), then ssh-agent. `what` names the
+    /// environment in errors.
+    pub fn signer(&mut self, allowed: &BTreeSet<String>, what: &str) -> Result<Signer> {
+        let mut age_only = false;
+        for i in 0..self.sources.len() {
+            self.load(i)?;
+            let (source, loaded) = &mut self.sources[i];
+            let (public, ssh) = match loaded {
+                Some(Loaded::Ready { public, ssh, .. }) => (public, ssh.as_mut()),
+                Some(Loaded::Locked { public, ssh, .. }) => (public, Some(ssh)),
+                _ => continue,
+            };
+            let member = public.iter().any(|p| allowed.contains(&p.fingerprint()));
+            match ssh {
+                Some(ssh) if member => return unlock_signer(&source.label(), ssh),
+                None if member => age_only = true,
+                _ => {}
+            }
+        }
+        for (key, fp) in signing::agent_keys() {
+            if allowed.contains(&fp) {
+                return signing::agent_signer(key);
+            }
+        }
+        if age_only {
+            return Err(Error::new(format!(
+                "{what}: age X25519 identities (deploy keys) can read but not write: every write is signed with a member's SSH key"
+            ))
+            .with_hint("write with your ssh-ed25519 or ssh-rsa key (-i FILE, the keyring, ~/.ssh, or ssh-agent)"));
+        }
+        Err(Error::new(format!(
+            "{what}: none of your keys is a granted member, so you cannot write"
+        ))
+        .with_hint(format!(
+            "a member grants your key with `vault grant {what} NAME --fingerprint SHA256:...`"
+        )))
     }
 
     /// Every source with what became of it, for `whoami` when none is usable.
@@ -204,8 +260,19 @@ fn parse(bytes: &SecretBytes, label: &str) -> Loaded {
             Ok(age::ssh::Identity::Unencrypted(k)) => Loaded::Ready {
                 ids: vec![Box::new(age::ssh::Identity::Unencrypted(k))],
                 public,
+                ssh: Some(SshKey {
+                    text: SecretBytes::new(bytes.expose().to_vec()),
+                    passphrase: None,
+                }),
             },
-            Ok(age::ssh::Identity::Encrypted(key)) => Loaded::Locked { key, public },
+            Ok(age::ssh::Identity::Encrypted(key)) => Loaded::Locked {
+                key,
+                public,
+                ssh: SshKey {
+                    text: SecretBytes::new(bytes.expose().to_vec()),
+                    passphrase: None,
+                },
+            },
             Ok(age::ssh::Identity::Unsupported(_)) => Loaded::Unavailable(
                 "unsupported SSH key type (vault reads ssh-ed25519 and ssh-rsa keys)".into(),
             ),
@@ -235,7 +302,33 @@ fn parse(bytes: &SecretBytes, label: &str) -> Loaded {
     if ids.is_empty() {
         return Loaded::Unavailable("no identity in the file".into());
     }
-    Loaded::Ready { ids, public }
+    Loaded::Ready {
+        ids,
+        public,
+        ssh: None,
+    }
+}
+
+/// Parses an SSH key for signing, asking for its passphrase once if it has one.
+fn unlock_signer(label: &str, ssh: &mut SshKey) -> Result<Signer> {
+    let text = std::str::from_utf8(ssh.text.expose())
+        .map_err(|_| Error::new(format!("{label}: not text")))?;
+    let key = ssh_key::PrivateKey::from_openssh(text).map_err(|_| {
+        Error::new(format!(
+            "{label}: this key type cannot sign (vault signs with OpenSSH ed25519 and rsa keys)"
+        ))
+    })?;
+    if !key.is_encrypted() {
+        return Ok(Signer::Key(Box::new(key)));
+    }
+    if ssh.passphrase.is_none() {
+        ssh.passphrase = Some(ask_passphrase(label)?);
+    }
+    let pass = ssh.passphrase.as_ref().expect("set above");
+    let key = key
+        .decrypt(pass.expose_secret())
+        .map_err(|_| Error::new(format!("wrong passphrase for {label}")))?;
+    Ok(Signer::Key(Box::new(key)))
 }
 
 /// Asks for a key's passphrase on the terminal; an error when there is none.

@@ -1,6 +1,7 @@
 //! vault: per-environment secrets for Salt-provisioned projects, kept in git
 //! encrypted with age to each environment's members.
 
+pub mod check;
 pub mod document;
 pub mod edit;
 pub mod envelope;
@@ -11,8 +12,11 @@ pub mod identity;
 pub mod init;
 pub mod keygen;
 pub mod keystore;
+pub mod manifest;
 pub mod project;
 pub mod recipients;
 pub mod secret;
+pub mod signing;
 pub mod status;
 pub mod store;
+pub mod trust;

@@ -43,6 +43,10 @@ struct Cli {
     #[arg(short, long, global = true)]
     verbose: bool,
 
+    /// Use secrets whose signature checks fail (recovery only: say why, loudly).
+    #[arg(long, global = true)]
+    insecure_skip_verify: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -142,8 +146,38 @@ enum Command {
         /// The environments to re-encrypt (default: every one with secrets).
         envs: Vec<String>,
     },
-    /// Show every environment: members, number of secrets, and whether a rekey is needed.
-    Status,
+    /// Show every environment: members, secrets, signer, pending members and exposed secrets.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a member read ENV, after checking their key's fingerprint, and re-encrypt.
+    Grant {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The member's name: their key is recipients/ENV/NAME.pub.
+        name: String,
+        /// The fingerprint the member read to you over another channel (repeat for each key).
+        #[arg(long, required = true, value_name = "SHA256:...")]
+        fingerprint: Vec<String>,
+        /// Take the key from FILE (it becomes recipients/ENV/NAME.pub).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Remove a member from ENV, re-encrypt, and mark every secret they could read as exposed.
+    Revoke {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The member's name.
+        name: String,
+    },
+    /// The CI gate (no private key needed): signatures, recipients, plaintext, exposures.
+    Check {
+        /// Fail when a secret has been exposed for longer than this.
+        #[arg(long, value_name = "DAYS", default_value_t = 7)]
+        max_exposure_days: i64,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -228,11 +262,12 @@ fn run(cli: Cli) -> Result<i32> {
     }
     let project = Project::discover(&cwd)?;
     ui.detail(&format!("project {}", project.root().display()));
-    let mut store = Store {
+    let mut store = Store::new(
         project,
-        identities: Identities::standard(cli.identity.clone()),
-        quiet: cli.quiet,
-    };
+        Identities::standard(cli.identity.clone()),
+        cli.quiet,
+        cli.insecure_skip_verify,
+    );
     match cli.command {
         Command::Whoami => cmd_whoami(&mut store),
         Command::Edit {
@@ -288,7 +323,15 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Rekey { envs } => cmd_rekey(&ui, &mut store, &envs),
-        Command::Status => cmd_status(&mut store),
+        Command::Status { json } => cmd_status(&mut store, json),
+        Command::Grant {
+            env,
+            name,
+            fingerprint,
+            key,
+        } => cmd_grant(&ui, &mut store, &env, &name, &fingerprint, key),
+        Command::Revoke { env, name } => cmd_revoke(&ui, &mut store, &env, &name),
+        Command::Check { max_exposure_days } => cmd_check(&store, max_exposure_days),
         Command::Init { .. }
         | Command::Keygen { .. }
         | Command::Completions { .. }
@@ -382,9 +425,13 @@ fn cmd_whoami(store: &mut Store) -> Result<i32> {
     let mut out = format!("identity: {}\n", source.label());
     for k in &keys {
         out.push_str(&format!(
-            "public key: {}\nfingerprint: {}\n",
+            "public key: {}
+fingerprint: {}
+read aloud: {}
+",
             k.text(),
-            k.fingerprint()
+            k.fingerprint(),
+            k.spoken()
         ));
     }
     if keys.is_empty() {
@@ -406,29 +453,47 @@ fn cmd_whoami(store: &mut Store) -> Result<i32> {
 
 fn cmd_edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i32> {
     let env = store.project.environment(env)?;
-    let members = recipients::required(&store.project, &env)?;
-    // Held through the editing session: another writer waits rather than being lost.
-    let _lock = store.lock(&env)?;
-    let current = store.open_optional(&env)?;
-    let original = match &current {
-        Some(doc) => SecretBytes::new(doc.text().to_vec()),
-        None => Document::template(env.as_str()),
-    };
-    drop(current);
-    match edit::run(env.as_str(), &original, allow_disk)? {
-        edit::Outcome::Unchanged => {
-            ui.note(&format!("{env}: no changes"));
+    let mut saved = 0;
+    // The editor runs inside the write, under the lock: another writer waits rather
+    // than being lost.
+    let report = store.modify(&env, |current| {
+        let original = match &current {
+            Some(doc) => SecretBytes::new(doc.text().to_vec()),
+            None => Document::template(env.as_str()),
+        };
+        drop(current);
+        match edit::run(env.as_str(), &original, allow_disk)? {
+            edit::Outcome::Unchanged => Ok(None),
+            edit::Outcome::Changed(doc) => {
+                saved = doc.entries().len();
+                Ok(Some(doc))
+            }
         }
-        edit::Outcome::Changed(doc) => {
-            store.write_locked(&env, &doc, &members)?;
-            ui.note(&format!(
-                "{env}: saved {} secret(s), encrypted to {} member(s)",
-                doc.entries().len(),
-                members.len()
-            ));
-        }
+    })?;
+    match report.written {
+        Written::Unchanged => ui.note(&format!("{env}: no changes")),
+        Written::Changed => ui.note(&format!(
+            "{env}: saved {saved} secret(s), encrypted to {}",
+            report.members.join(", ")
+        )),
     }
+    note_roster(ui, &env, &report);
     Ok(0)
+}
+
+/// Tells about members a write left out: never granted, or dropped from the folder.
+fn note_roster(ui: &Ui, env: &EnvName, report: &store::WriteReport) {
+    for m in &report.pending {
+        ui.warn(&format!(
+            "{env}: {m} is pending: their key is in recipients/{env}/ but was never granted, so they cannot read it; \
+             a member checks the fingerprint with them and runs `vault grant {env} {m} --fingerprint SHA256:...`"
+        ));
+    }
+    for m in &report.dropped {
+        ui.warn(&format!(
+            "{env}: {m} was removed; the secrets they could read are marked exposed until changed"
+        ));
+    }
 }
 
 /// Reads a value for `set`: from a file exactly, or from standard input.
@@ -487,7 +552,7 @@ fn cmd_set(
     let value = read_value(name, from_file, raw)?;
     document::check_value(env.as_str(), name, value.expose())?;
     let mut layout_lost = false;
-    let written = store.modify(&env, |doc| {
+    let report = store.modify(&env, |doc| {
         let doc = store::or_empty(&env, doc);
         if doc.get(name) == Some(&value) {
             return Ok(None);
@@ -501,7 +566,8 @@ fn cmd_set(
             "{env}: the document's layout could not be kept; it was rewritten in canonical form"
         ));
     }
-    match written {
+    note_roster(ui, &env, &report);
+    match report.written {
         Written::Changed => ui.note(&format!("{env}: set {name}")),
         Written::Unchanged => ui.note(&format!(
             "{env}: {name} already has that value; nothing written"
@@ -514,7 +580,7 @@ fn cmd_unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
     let env = store.project.environment(env)?;
     document::check_name(env.as_str(), name, None)?;
     let mut missing = false;
-    store.modify(&env, |doc| {
+    let report = store.modify(&env, |doc| {
         let Some(doc) = doc else {
             missing = true;
             return Ok(None);
@@ -533,6 +599,7 @@ fn cmd_unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
                 .with_hint(format!("`vault show {env}` lists the names")),
         );
     }
+    note_roster(ui, &env, &report);
     ui.note(&format!("{env}: removed {name}"));
     Ok(0)
 }
@@ -612,24 +679,31 @@ fn cmd_rekey(ui: &Ui, store: &mut Store, envs: &[String]) -> Result<i32> {
     }
     for env in targets {
         // Unchanged content, written anew: encrypted to the recipients folder as it stands.
-        store.modify(&env, |doc| match doc {
+        let report = store.modify(&env, |doc| match doc {
             Some(doc) => Ok(Some(doc)),
             None => Err(Error::new(format!(
                 "{env} has no secrets yet; nothing to rekey"
             ))),
         })?;
-        let names: Vec<String> = recipients::members(&store.project, &env)?
-            .into_iter()
-            .map(|m| m.name)
-            .collect();
-        ui.note(&format!("{env}: re-encrypted to {}", names.join(", ")));
+        ui.note(&format!(
+            "{env}: re-encrypted to {}",
+            report.members.join(", ")
+        ));
+        note_roster(ui, &env, &report);
     }
     Ok(0)
 }
 
-fn cmd_status(store: &mut Store) -> Result<i32> {
-    let mut out = String::new();
+fn cmd_status(store: &mut Store, json: bool) -> Result<i32> {
     let envs = status::status(store)?;
+    if json {
+        let list: Vec<serde_json::Value> = envs.iter().map(status_json).collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "environments": list }))
+            .map_err(|e| Error::new(e.to_string()))?;
+        write_stdout(format!("{text}\n").as_bytes())?;
+        return Ok(0);
+    }
+    let mut out = String::new();
     if envs.is_empty() {
         out.push_str("no environments (see `vault init --env ENV`)\n");
     }
@@ -637,10 +711,13 @@ fn cmd_status(store: &mut Store) -> Result<i32> {
         out.push_str(&format!("{}\n", s.env));
         match &s.members {
             Ok(m) if m.is_empty() => out.push_str("  members: none\n"),
-            Ok(m) => {
-                let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
-                out.push_str(&format!("  members: {}\n", names.join(", ")));
-            }
+            Ok(m) => out.push_str(&format!(
+                "  members: {}\n",
+                m.iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Err(e) => out.push_str(&format!("  members: error: {e}\n")),
         }
         match &s.secrets {
@@ -648,24 +725,217 @@ fn cmd_status(store: &mut Store) -> Result<i32> {
             Ok(None) => out.push_str("  secrets: none yet\n"),
             Err(e) => out.push_str(&format!("  secrets: ? ({e})\n")),
         }
+        match &s.signature {
+            Ok(Some(v)) => out.push_str(&format!(
+                "  signed: by {} ({}), serial {}\n",
+                v.signer_member, v.signer, v.manifest.serial
+            )),
+            Ok(None) => {}
+            Err(why) => out.push_str(&format!("  signed: REFUSED: {why}\n")),
+        }
+        let mut rekey: Vec<String> = s
+            .removed
+            .iter()
+            .map(|(m, fp)| format!("{m} ({fp}) removed from the folder"))
+            .collect();
         match &s.sync {
-            status::Sync::InSync => out.push_str("  recipients: in sync\n"),
+            status::Sync::InSync if rekey.is_empty() => out.push_str("  recipients: in sync\n"),
             status::Sync::NoFile => {}
-            status::Sync::RekeyNeeded(why) => {
-                out.push_str(&format!(
-                    "  recipients: rekey needed ({})\n",
-                    why.join("; ")
-                ));
-            }
             status::Sync::Unreadable(why) => {
                 out.push_str(&format!("  recipients: unknown ({why})\n"))
             }
+            status::Sync::RekeyNeeded(why) => rekey.extend(why.iter().cloned()),
+            status::Sync::InSync => {}
+        }
+        if !rekey.is_empty() {
+            out.push_str(&format!(
+                "  recipients: rekey needed ({})\n",
+                rekey.join("; ")
+            ));
+        }
+        for (m, fp) in &s.pending {
+            out.push_str(&format!("  pending: {m} ({fp}): not granted yet\n"));
+        }
+        for x in &s.exposed {
+            out.push_str(&format!(
+                "  exposed: {} (since {}, when {} left)\n",
+                x.name, x.since, x.member
+            ));
         }
     }
     write_stdout(out.as_bytes())?;
     Ok(0)
 }
 
+fn status_json(s: &status::EnvStatus) -> serde_json::Value {
+    use serde_json::json;
+    let sync = match &s.sync {
+        status::Sync::InSync if s.removed.is_empty() => json!({ "state": "in sync" }),
+        status::Sync::InSync => json!({ "state": "rekey needed", "why": [] }),
+        status::Sync::RekeyNeeded(why) => json!({ "state": "rekey needed", "why": why }),
+        status::Sync::NoFile => json!({ "state": "no file" }),
+        status::Sync::Unreadable(why) => json!({ "state": "unknown", "why": [why] }),
+    };
+    json!({
+        "name": s.env.as_str(),
+        "members": s.members.as_ref().map(|m| m.iter().map(|m| m.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "secrets": s.secrets.as_ref().ok().copied().flatten(),
+        "signature": match &s.signature {
+            Ok(Some(v)) => json!({ "valid": true, "signer": v.signer, "member": v.signer_member, "serial": v.manifest.serial }),
+            Ok(None) => json!(null),
+            Err(why) => json!({ "valid": false, "error": why }),
+        },
+        "recipients": sync,
+        "pending": s.pending.iter().map(|(m, fp)| json!({ "member": m, "fingerprint": fp })).collect::<Vec<_>>(),
+        "removed": s.removed.iter().map(|(m, fp)| json!({ "member": m, "fingerprint": fp })).collect::<Vec<_>>(),
+        "exposed": s.exposed.iter().map(|x| json!({ "name": x.name, "since": x.since, "member": x.member })).collect::<Vec<_>>(),
+    })
+}
+
+fn cmd_grant(
+    ui: &Ui,
+    store: &mut Store,
+    env: &str,
+    name: &str,
+    fingerprints: &[String],
+    key: Option<PathBuf>,
+) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    if !vault::project::is_member_name(name) {
+        return Err(Error::usage(format!(
+            "invalid member name '{name}': use lowercase letters, digits, '.', '_' and '-'"
+        )));
+    }
+    let pub_path = store
+        .project
+        .recipients_dir(&env)
+        .join(format!("{name}.pub"));
+    let shown = store.project.display_path(&pub_path);
+    let existing = match std::fs::read_to_string(&pub_path) {
+        Ok(text) => Some(recipients::parse_file(&text, &shown)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("cannot read", &pub_path, e)),
+    };
+    let (keys, new_file) = match (key, existing) {
+        (Some(file), existing) => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| Error::io("cannot read", &file, e))?;
+            let keys = recipients::parse_file(&text, &file.display().to_string())?;
+            match existing {
+                Some(old)
+                    if old
+                        .iter()
+                        .map(|k| k.fingerprint())
+                        .ne(keys.iter().map(|k| k.fingerprint())) =>
+                {
+                    return Err(Error::new(format!(
+                        "{env}: {shown} already holds another key; not replacing it"
+                    ))
+                    .with_hint(
+                        "a member's key changes by revoking the old one and granting the new one",
+                    ));
+                }
+                Some(_) => (keys, None),
+                None => (keys, Some(text)),
+            }
+        }
+        (None, Some(keys)) => (keys, None),
+        (None, None) => {
+            return Err(Error::new(format!("{env}: {shown} does not exist"))
+                .with_hint("the newcomer proposes it (their `vault whoami` public key), or pass --key FILE"));
+        }
+    };
+    for k in &keys {
+        if !fingerprints.iter().any(|f| *f == k.fingerprint()) {
+            return Err(Error::new(format!(
+                "{env}: refusing to grant {name}: the key has fingerprint {}, which is not the one you were given ({})",
+                k.fingerprint(),
+                fingerprints.join(", ")
+            ))
+            .with_hint("check the fingerprint with them again over another channel; do not grant a key you cannot confirm"));
+        }
+    }
+    for f in fingerprints {
+        if !keys.iter().any(|k| k.fingerprint() == *f) {
+            return Err(Error::new(format!(
+                "{env}: refusing to grant {name}: no key with fingerprint {f} in {shown}"
+            )));
+        }
+    }
+    if let Some(text) = &new_file {
+        store::write_atomic(&pub_path, text.as_bytes(), store::Mode::CreateNew)?;
+    }
+    let result = store.write(
+        &env,
+        store::RosterChange::Grant {
+            member: name,
+            keys: &keys,
+        },
+        |doc| Ok(Some(store::or_empty(&env, doc))),
+    );
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if new_file.is_some() {
+                let _ = std::fs::remove_file(&pub_path);
+            }
+            return Err(e);
+        }
+    };
+    ui.note(&format!(
+        "{env}: granted {name}; re-encrypted to {}",
+        report.members.join(", ")
+    ));
+    note_roster(ui, &env, &report);
+    Ok(0)
+}
+
+fn cmd_revoke(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    if !vault::project::is_member_name(name) {
+        return Err(Error::usage(format!("invalid member name '{name}'")));
+    }
+    let report = store.write(
+        &env,
+        store::RosterChange::Revoke { member: name },
+        |doc| match doc {
+            Some(doc) => Ok(Some(doc)),
+            None => Err(Error::new(format!(
+                "{env} has no secrets yet; remove recipients/{env}/{name}.pub instead"
+            ))),
+        },
+    )?;
+    let pub_path = store
+        .project
+        .recipients_dir(&env)
+        .join(format!("{name}.pub"));
+    match std::fs::remove_file(&pub_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("cannot remove", &pub_path, e)),
+    }
+    ui.note(&format!(
+        "{env}: revoked {name}; re-encrypted to {}",
+        report.members.join(", ")
+    ));
+    ui.warn(&format!(
+        "{env}: every secret {name} could read is marked exposed: give each a new value (`vault status` lists them)"
+    ));
+    Ok(0)
+}
+
+fn cmd_check(store: &Store, max_exposure_days: i64) -> Result<i32> {
+    let report = vault::check::check(&store.project, max_exposure_days)?;
+    let mut out = String::new();
+    for f in &report.findings {
+        out.push_str(f);
+        out.push('\n');
+    }
+    out.push_str(&report.summary);
+    out.push('\n');
+    write_stdout(out.as_bytes())?;
+    Ok(if report.findings.is_empty() { 0 } else { 1 })
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,25 @@ impl PublicKey {
         }
     }
 
+    /// The fingerprint as six groups of five digits, easy to read aloud and compare by
+    /// voice (taken from the same SHA-256 digest as [`fingerprint`](Self::fingerprint)).
+    pub fn spoken(&self) -> String {
+        let digest = match self.kind {
+            KeyKind::X25519 => Sha256::digest(self.text.as_bytes()),
+            _ => Sha256::digest(&self.blob),
+        };
+        digest[..30]
+            .chunks(5)
+            .map(|c| {
+                format!(
+                    "{:05}",
+                    c.iter().fold(0u64, |n, &b| n << 8 | u64::from(b)) % 100_000
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     pub fn type_name(&self) -> String {
         match self.kind {
             KeyKind::Ed25519 => "ssh-ed25519".into(),
@@ -196,6 +215,24 @@ pub fn members(project: &Project, env: &EnvName) -> Result<Vec<Member>> {
     }
     members.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(members)
+}
+
+/// The keys of one `.pub` file's text; `shown` names the file in errors.
+pub fn parse_file(text: &str, shown: &str) -> Result<Vec<PublicKey>> {
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = PublicKey::parse(line)
+            .map_err(|why| Error::new(format!("{shown}: line {}: {why}", i + 1)))?;
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(Error::new(format!("{shown}: no public key in the file")));
+    }
+    Ok(keys)
 }
 
 /// The members of `env`, which must be at least one: whom a write encrypts to.

@@ -2,9 +2,11 @@
 
 use crate::envelope;
 use crate::error::Result;
+use crate::manifest::Exposure;
 use crate::project::EnvName;
 use crate::recipients::{self, Member, PublicKey};
 use crate::store::Store;
+use crate::trust::Verified;
 
 /// Whether a file is encrypted to exactly its recipients folder.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,7 +24,15 @@ pub struct EnvStatus {
     pub members: std::result::Result<Vec<Member>, String>,
     /// The number of secrets, or why it is not known.
     pub secrets: std::result::Result<Option<usize>, String>,
+    /// Who signed the file, or why its signature is refused.
+    pub signature: std::result::Result<Option<Verified>, String>,
+    /// Whether the ciphertext's header matches the granted roster.
     pub sync: Sync,
+    /// Members in the folder whose key was never granted: (member, fingerprint).
+    pub pending: Vec<(String, String)>,
+    /// Granted members whose key left the folder: a rekey or revoke is needed.
+    pub removed: Vec<(String, String)>,
+    pub exposed: Vec<Exposure>,
 }
 
 /// Compares the file's header with the recipients folder. SSH keys are matched by the
@@ -71,33 +81,83 @@ pub fn sync_state(members: &[Member], ciphertext: &[u8]) -> Sync {
     }
 }
 
-/// The state of every environment of the project.
+/// The state of every environment of the project. Nothing is refused here: what would
+/// be refused is reported.
 pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
     let mut out = Vec::new();
     for env in store.project.environments()? {
         let members = recipients::members(&store.project, &env).map_err(|e| e.to_string());
-        let ciphertext = store.read_ciphertext(&env);
-        let (sync, secrets) = match (&ciphertext, &members) {
-            (Err(e), _) => (Sync::Unreadable(e.to_string()), Err(e.to_string())),
-            (Ok(None), _) => (Sync::NoFile, Ok(None)),
-            (Ok(Some(ct)), m) => {
-                let sync = match m {
-                    Ok(m) => sync_state(m, ct),
-                    Err(e) => Sync::Unreadable(e.clone()),
-                };
-                let count = store
-                    .decrypt(&env, ct)
-                    .map(|d| Some(d.entries().len()))
-                    .map_err(|e| e.to_string());
-                (sync, count)
+        let mut st = EnvStatus {
+            env: env.clone(),
+            members: members.clone(),
+            secrets: Ok(None),
+            signature: Ok(None),
+            sync: Sync::NoFile,
+            pending: vec![],
+            removed: vec![],
+            exposed: vec![],
+        };
+        let disk = match store.read_env(&env) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                out.push(st);
+                continue;
+            }
+            Err(e) => {
+                st.sync = Sync::Unreadable(e.to_string());
+                st.secrets = Err(e.to_string());
+                out.push(st);
+                continue;
             }
         };
-        out.push(EnvStatus {
-            env,
-            members,
-            secrets,
-            sync,
-        });
+        let folder = members.unwrap_or_default();
+        let verified = store.verify_report(&env, &disk, &folder);
+        if let Ok(v) = &verified {
+            let roster = &v.manifest.roster;
+            let granted: Vec<Member> = folder
+                .iter()
+                .map(|m| Member {
+                    keys: m
+                        .keys
+                        .iter()
+                        .filter(|k| roster.iter().any(|r| r.fingerprint == k.fingerprint()))
+                        .cloned()
+                        .collect(),
+                    ..m.clone()
+                })
+                .filter(|m| !m.keys.is_empty())
+                .collect();
+            st.sync = sync_state(&granted, &disk.ciphertext);
+            for m in &folder {
+                for k in &m.keys {
+                    if !roster.iter().any(|r| r.fingerprint == k.fingerprint()) {
+                        st.pending.push((m.name.clone(), k.fingerprint()));
+                    }
+                }
+            }
+            for r in roster {
+                if !folder
+                    .iter()
+                    .flat_map(|m| &m.keys)
+                    .any(|k| k.fingerprint() == r.fingerprint)
+                {
+                    st.removed.push((r.member.clone(), r.fingerprint.clone()));
+                }
+            }
+            st.exposed = v.manifest.exposed.clone();
+        } else {
+            st.sync = sync_state(&folder, &disk.ciphertext);
+        }
+        st.secrets = if verified.is_ok() || store.skip_verify {
+            store
+                .decrypt(&env, &disk.ciphertext)
+                .map(|d| Some(d.entries().len()))
+                .map_err(|e| e.to_string())
+        } else {
+            Err("not decrypted: its signature is refused".into())
+        };
+        st.signature = verified.map(Some);
+        out.push(st);
     }
     Ok(out)
 }

@@ -5,8 +5,13 @@ use crate::document::{self, Document};
 use crate::envelope::{self, MAX_CIPHERTEXT_BYTES};
 use crate::error::{Error, Result};
 use crate::identity::Identities;
+use crate::manifest::{self, Exposure, Manifest, RosterEntry, MAX_SIDECAR_BYTES};
 use crate::project::{EnvName, Project};
-use crate::recipients;
+use crate::recipients::{self, PublicKey};
+use crate::signing;
+use crate::trust::{self, SeenStore, Verified};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -16,6 +21,9 @@ pub struct Store {
     pub project: Project,
     pub identities: Identities,
     pub quiet: bool,
+    /// Decrypt even when the signature checks fail (recovery only; said loudly).
+    pub skip_verify: bool,
+    seen: Option<SeenStore>,
 }
 
 /// What a write did.
@@ -25,28 +33,64 @@ pub enum Written {
     Unchanged,
 }
 
+/// How a write changes who may read the environment.
+pub enum RosterChange<'a> {
+    /// The roster as it was (members whose key left the folder are dropped).
+    Keep,
+    /// Add `member`'s keys, granted by the writer.
+    Grant {
+        member: &'a str,
+        keys: &'a [PublicKey],
+    },
+    /// Remove `member`: every secret they could read is marked exposed.
+    Revoke { member: &'a str },
+}
+
+/// What a write did, and who it left out.
+#[derive(Debug)]
+pub struct WriteReport {
+    pub written: Written,
+    /// Members whose key is in the folder but was never granted.
+    pub pending: Vec<String>,
+    /// Members dropped from the roster (their secrets are now marked exposed).
+    pub dropped: Vec<String>,
+    /// Members the file is now encrypted to.
+    pub members: Vec<String>,
+}
+
+/// An environment's files as on disk.
+pub struct OnDisk {
+    pub ciphertext: Vec<u8>,
+    pub sidecar: Option<Vec<u8>>,
+}
+
 impl Store {
-    /// The environment's ciphertext, or None when it has no secrets file yet.
-    pub fn read_ciphertext(&self, env: &EnvName) -> Result<Option<Vec<u8>>> {
-        read_limited(&self.project.secrets_path(env), MAX_CIPHERTEXT_BYTES)
-    }
-
-    /// The decrypted document of `env`, which must exist.
-    pub fn open(&mut self, env: &EnvName) -> Result<Document> {
-        let ct = self.ciphertext_required(env)?;
-        self.decrypt(env, &ct)
-    }
-
-    /// The decrypted document, or None when `env` has no secrets file yet.
-    pub fn open_optional(&mut self, env: &EnvName) -> Result<Option<Document>> {
-        match self.read_ciphertext(env)? {
-            Some(ct) => self.decrypt(env, &ct).map(Some),
-            None => Ok(None),
+    pub fn new(project: Project, identities: Identities, quiet: bool, skip_verify: bool) -> Store {
+        Store {
+            project,
+            identities,
+            quiet,
+            skip_verify,
+            seen: None,
         }
     }
 
-    fn ciphertext_required(&self, env: &EnvName) -> Result<Vec<u8>> {
-        self.read_ciphertext(env)?.ok_or_else(|| {
+    /// The environment's ciphertext and sidecar, or None when it has no secrets file yet.
+    pub fn read_env(&self, env: &EnvName) -> Result<Option<OnDisk>> {
+        let Some(ciphertext) = read_limited(&self.project.secrets_path(env), MAX_CIPHERTEXT_BYTES)?
+        else {
+            return Ok(None);
+        };
+        let sidecar = read_limited(&trust::sidecar_path(&self.project, env), MAX_SIDECAR_BYTES)?;
+        Ok(Some(OnDisk {
+            ciphertext,
+            sidecar,
+        }))
+    }
+
+    /// The decrypted document of `env`, which must exist, after its signature checks.
+    pub fn open(&mut self, env: &EnvName) -> Result<Document> {
+        let disk = self.read_env(env)?.ok_or_else(|| {
             Error::new(format!(
                 "{env} has no secrets yet ({} does not exist)",
                 self.project.display_path(&self.project.secrets_path(env))
@@ -54,7 +98,55 @@ impl Store {
             .with_hint(format!(
                 "add one with `vault set {env} NAME`, or `vault edit {env}`"
             ))
-        })
+        })?;
+        self.verify(env, &disk)?;
+        self.decrypt(env, &disk.ciphertext)
+    }
+
+    /// Checks `disk` before anything is decrypted; with `skip_verify`, a failure is a
+    /// loud warning instead. Returns the verified manifest.
+    pub fn verify(&mut self, env: &EnvName, disk: &OnDisk) -> Result<Option<Verified>> {
+        let folder = recipients::members(&self.project, env)?;
+        let seen = self.seen().get(env);
+        match trust::verify(env, &disk.ciphertext, disk.sidecar.as_deref(), &folder, seen.as_ref()) {
+            Ok(v) => {
+                self.seen().record(env, &v)?;
+                Ok(Some(v))
+            }
+            Err(why) if self.skip_verify => {
+                eprintln!("vault: WARNING: --insecure-skip-verify: {env}: {why}; using it anyway");
+                Ok(None)
+            }
+            Err(why) => Err(Error::new(format!(
+                "{env} ({}): refused before decrypting: {why}",
+                self.project.display_path(&self.project.secrets_path(env))
+            ))
+            .with_hint(format!(
+                "see who changed it: git log -p -- conf/pillar/{env} recipients/{env}; --insecure-skip-verify overrides, for recovery only"
+            ))),
+        }
+    }
+
+    /// The verdict on `disk` without refusing or warning, for reports.
+    pub fn verify_report(
+        &mut self,
+        env: &EnvName,
+        disk: &OnDisk,
+        folder: &[recipients::Member],
+    ) -> std::result::Result<Verified, String> {
+        let seen = self.seen().get(env);
+        trust::verify(
+            env,
+            &disk.ciphertext,
+            disk.sidecar.as_deref(),
+            folder,
+            seen.as_ref(),
+        )
+    }
+
+    fn seen(&mut self) -> &mut SeenStore {
+        self.seen
+            .get_or_insert_with(|| SeenStore::load(&self.project))
     }
 
     /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.
@@ -65,6 +157,247 @@ impl Store {
         );
         let plain = self.identities.decrypt(&what, ciphertext)?;
         Document::parse(env.as_str(), plain)
+    }
+
+    /// Reads, changes and writes `env` under its lock, keeping its roster. `change` gets
+    /// the current document (None when there is none) and returns the new one, or None
+    /// to write nothing.
+    pub fn modify(
+        &mut self,
+        env: &EnvName,
+        change: impl FnOnce(Option<Document>) -> Result<Option<Document>>,
+    ) -> Result<WriteReport> {
+        self.write(env, RosterChange::Keep, change)
+    }
+
+    /// The one write path: verify and decrypt the current file, apply `change` and
+    /// `roster`, encrypt to the roster, and sign the new manifest with the writer's key.
+    pub fn write(
+        &mut self,
+        env: &EnvName,
+        roster_change: RosterChange<'_>,
+        change: impl FnOnce(Option<Document>) -> Result<Option<Document>>,
+    ) -> Result<WriteReport> {
+        let folder = recipients::required(&self.project, env)?;
+        let _lock = self.lock(env)?;
+        let (old_doc, old) = match self.read_env(env)? {
+            Some(disk) => {
+                let verified = self.verify(env, &disk)?;
+                (Some(self.decrypt(env, &disk.ciphertext)?), verified)
+            }
+            None => (None, None),
+        };
+        let old_hashes: HashMap<String, [u8; 32]> = old_doc
+            .iter()
+            .flat_map(|d| d.entries())
+            .map(|e| {
+                (
+                    e.name().to_string(),
+                    Sha256::digest(e.value().expose().as_bytes()).into(),
+                )
+            })
+            .collect();
+        let forced = !matches!(roster_change, RosterChange::Keep);
+        let new_doc = match change(old_doc)? {
+            Some(doc) => doc,
+            None if !forced => {
+                return Ok(WriteReport {
+                    written: Written::Unchanged,
+                    pending: vec![],
+                    dropped: vec![],
+                    members: vec![],
+                })
+            }
+            None => return Err(Error::new(format!("{env} has no secrets to re-encrypt"))),
+        };
+
+        let today = manifest::today();
+        // A member being revoked no longer counts as in the folder (their file goes next).
+        let revoked = match roster_change {
+            RosterChange::Revoke { member } => Some(member),
+            _ => None,
+        };
+        let folder_keys: Vec<(&str, &PublicKey)> = folder
+            .iter()
+            .filter(|m| Some(m.name.as_str()) != revoked)
+            .flat_map(|m| m.keys.iter().map(move |k| (m.name.as_str(), k)))
+            .collect();
+        let in_folder = |fp: &str| folder_keys.iter().any(|(_, k)| k.fingerprint() == fp);
+        // Who is granted: the old roster still in the folder, or everyone in the folder
+        // when the environment starts (its founders).
+        let (mut roster, mut new_grants): (Vec<RosterEntry>, Vec<(String, String)>) = match &old {
+            Some(v) => (
+                v.manifest
+                    .roster
+                    .iter()
+                    .filter(|r| in_folder(&r.fingerprint))
+                    .cloned()
+                    .collect(),
+                vec![],
+            ),
+            None => (
+                vec![],
+                folder_keys
+                    .iter()
+                    .map(|(m, k)| (m.to_string(), k.fingerprint()))
+                    .collect(),
+            ),
+        };
+        let dropped: BTreeSet<String> = old
+            .iter()
+            .flat_map(|v| &v.manifest.roster)
+            .filter(|r| !in_folder(&r.fingerprint))
+            .map(|r| r.member.clone())
+            .collect();
+        match roster_change {
+            RosterChange::Keep => {}
+            RosterChange::Grant { member, keys } => {
+                for k in keys {
+                    let fp = k.fingerprint();
+                    if roster.iter().any(|r| r.fingerprint == fp)
+                        || new_grants.iter().any(|(_, f)| *f == fp)
+                    {
+                        return Err(Error::new(format!(
+                            "{env}: {member}'s key {fp} is already granted"
+                        )));
+                    }
+                    new_grants.push((member.to_string(), fp));
+                }
+            }
+            RosterChange::Revoke { member } => {
+                // Their entries left the roster with their keys, just above.
+                if !dropped.contains(member) {
+                    return Err(Error::new(format!(
+                        "{env}: {member} is not a granted member; nothing to revoke"
+                    )));
+                }
+            }
+        }
+        let allowed: BTreeSet<String> = match &old {
+            Some(_) => roster.iter().map(|r| r.fingerprint.clone()).collect(),
+            None => new_grants.iter().map(|(_, fp)| fp.clone()).collect(),
+        };
+        let mut signer = self.identities.signer(&allowed, env.as_str())?;
+        let signer_fp = signer.public()?.fingerprint();
+        for (member, fp) in new_grants {
+            let msg = manifest::grant_message(env.as_str(), &member, &fp, &today);
+            let grant = signing::to_line(&signer.sign(signing::GRANT_NAMESPACE, msg.as_bytes())?)?;
+            roster.push(RosterEntry {
+                member,
+                fingerprint: fp,
+                granted_by: signer_fp.clone(),
+                date: today.clone(),
+                grant,
+            });
+        }
+        roster.sort_by(|a, b| (&a.member, &a.fingerprint).cmp(&(&b.member, &b.fingerprint)));
+        let pending: BTreeSet<String> = folder_keys
+            .iter()
+            .filter(|(_, k)| !roster.iter().any(|r| r.fingerprint == k.fingerprint()))
+            .map(|(m, _)| m.to_string())
+            .collect();
+
+        let keys: Vec<&PublicKey> = recipients::distinct_keys(&folder)
+            .into_iter()
+            .filter(|k| roster.iter().any(|r| r.fingerprint == k.fingerprint()))
+            .collect();
+        let ciphertext = envelope::encrypt(new_doc.text(), &keys)?;
+
+        let old_manifest = old.as_ref().map(|v| &v.manifest);
+        let unchanged = |name: &str, value: &str| {
+            old_hashes
+                .get(name)
+                .is_some_and(|h| *h == <[u8; 32]>::from(Sha256::digest(value.as_bytes())))
+        };
+        let secrets: Vec<(String, String)> = new_doc
+            .entries()
+            .iter()
+            .map(|e| {
+                let date = match old_manifest.and_then(|m| m.secret_date(e.name())) {
+                    Some(d) if unchanged(e.name(), e.value().expose()) => d.to_string(),
+                    _ => today.clone(),
+                };
+                (e.name().to_string(), date)
+            })
+            .collect();
+        let mut exposed: Vec<Exposure> = old_manifest
+            .map(|m| m.exposed.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| {
+                new_doc
+                    .get(&x.name)
+                    .is_some_and(|v| unchanged(&x.name, v.expose()))
+            })
+            .collect();
+        for member in &dropped {
+            for e in new_doc.entries() {
+                if old_hashes.contains_key(e.name())
+                    && unchanged(e.name(), e.value().expose())
+                    && !exposed
+                        .iter()
+                        .any(|x| x.name == e.name() && x.member == *member)
+                {
+                    exposed.push(Exposure {
+                        name: e.name().to_string(),
+                        since: today.clone(),
+                        member: member.clone(),
+                    });
+                }
+            }
+        }
+        let serial = old_manifest
+            .map(|m| m.serial)
+            .or_else(|| self.seen().get(env).map(|s| s.serial))
+            .unwrap_or(0)
+            + 1;
+        let manifest = Manifest {
+            environment: env.to_string(),
+            serial,
+            ciphertext: trust::ciphertext_hash(&ciphertext),
+            roster,
+            secrets,
+            exposed,
+        };
+        let text = manifest.render();
+        let sig = signer.sign(signing::NAMESPACE, text.as_bytes())?;
+        let pem = sig
+            .to_pem(ssh_key::LineEnding::LF)
+            .map_err(|e| Error::new(format!("cannot encode the signature: {e}")))?;
+        let sidecar = format!("{text}{pem}");
+        write_atomic(
+            &self.project.secrets_path(env),
+            &ciphertext,
+            Mode::KeepOr0644,
+        )?;
+        write_atomic(
+            &trust::sidecar_path(&self.project, env),
+            sidecar.as_bytes(),
+            Mode::KeepOr0644,
+        )?;
+        let trusted = manifest
+            .roster
+            .iter()
+            .map(|r| r.fingerprint.clone())
+            .collect();
+        let members: BTreeSet<String> = manifest.roster.iter().map(|r| r.member.clone()).collect();
+        let signer_member = folder_keys
+            .iter()
+            .find(|(_, k)| k.fingerprint() == signer_fp)
+            .map(|(m, _)| m.to_string());
+        let verified = Verified {
+            manifest,
+            signer: signer_fp,
+            signer_member: signer_member.unwrap_or_default(),
+            trusted,
+        };
+        self.seen().record(env, &verified)?;
+        Ok(WriteReport {
+            written: Written::Changed,
+            pending: pending.into_iter().collect(),
+            dropped: dropped.into_iter().collect(),
+            members: members.into_iter().collect(),
+        })
     }
 
     /// Locks `env` for writing, waiting (with a message) while another vault holds it.
@@ -83,40 +416,6 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &dir, e)),
         }
         Ok(EnvLock { _dir: file })
-    }
-
-    /// Reads, changes and writes `env` under its lock. `change` gets the current
-    /// document (None when there is none) and returns the new one, or None to write nothing.
-    pub fn modify(
-        &mut self,
-        env: &EnvName,
-        change: impl FnOnce(Option<Document>) -> Result<Option<Document>>,
-    ) -> Result<Written> {
-        let members = recipients::required(&self.project, env)?;
-        let _lock = self.lock(env)?;
-        let current = self.open_optional(env)?;
-        let Some(new) = change(current)? else {
-            return Ok(Written::Unchanged);
-        };
-        self.write_locked(env, &new, &members)?;
-        Ok(Written::Changed)
-    }
-
-    /// Encrypts `doc` to the members and replaces the file; the caller holds the lock.
-    pub fn write_locked(
-        &self,
-        env: &EnvName,
-        doc: &Document,
-        members: &[recipients::Member],
-    ) -> Result<()> {
-        let keys = recipients::distinct_keys(members);
-        let ciphertext = envelope::encrypt(doc.text(), &keys)?;
-        write_atomic(
-            &self.project.secrets_path(env),
-            &ciphertext,
-            Mode::KeepOr0644,
-        )
-        .map(drop)
     }
 }
 

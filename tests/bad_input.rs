@@ -21,7 +21,13 @@ fn refuses_document(p: &Project, plaintext: &[u8], want: &str) {
     );
     assert!(out.0.status.success(), "{}", out.stderr());
     let before = p.snapshot();
+    // Written behind vault's back, it is unsigned: refused before it is even decrypted.
     let err = p.vault(&["get", "staging", "A"]).error();
+    assert!(err.contains("refused before decrypting: unsigned"), "{err}");
+    // Past that check (recovery), the document's own errors.
+    let err = p
+        .vault(&["--insecure-skip-verify", "get", "staging", "A"])
+        .error();
     assert!(
         err.contains(want),
         "{:?}: {err}",
@@ -30,7 +36,9 @@ fn refuses_document(p: &Project, plaintext: &[u8], want: &str) {
     assert!(err.contains("staging"), "{err}");
     assert!(!err.contains("sekrit"), "a value leaked: {err}");
     // `set` refuses to build on it as well, and writes nothing.
-    let err = p.vault_in(&["set", "staging", "OTHER"], b"x").error();
+    let err = p
+        .vault_in(&["--insecure-skip-verify", "set", "staging", "OTHER"], b"x")
+        .error();
     assert!(err.contains(want), "{err}");
     assert_eq!(p.snapshot(), before);
 }
@@ -268,6 +276,14 @@ fn damaged_ciphertext() {
         std::fs::write(&path, &bytes).unwrap();
         let before = p.snapshot();
         let err = p.vault(&["get", "staging", "A"]).error();
+        assert!(
+            err.contains("staging") && err.contains("the signature is for another ciphertext"),
+            "{err}"
+        );
+        // Past the signature check (recovery), age's own verdict.
+        let err = p
+            .vault(&["--insecure-skip-verify", "get", "staging", "A"])
+            .error();
         assert!(err.contains(want) && err.contains("staging"), "{err}");
         assert!(!err.contains("sekrit"));
         let err = p.vault_in(&["set", "staging", "B"], b"x").error();

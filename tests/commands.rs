@@ -240,44 +240,47 @@ fn status_and_rekey_follow_the_recipients_folder() {
     p.set("production", "B", "2");
     let out = p.vault(&["status"]).success().stdout();
     assert!(
-        out.contains("staging\n  members: alice, bob\n  secrets: 1\n  recipients: in sync\n"),
+        out.contains("staging\n  members: alice, bob\n  secrets: 1\n  signed: by alice (SHA256:"),
         "{out}"
     );
     assert!(
-        out.contains("production\n  members: alice, carol\n  secrets: 1\n  recipients: in sync\n"),
+        out.contains("production\n  members: alice, carol\n  secrets: 1\n"),
         "{out}"
     );
+    assert_eq!(out.matches("  recipients: in sync\n").count(), 2, "{out}");
 
-    // A member added since the last write.
+    // A key added to the folder is pending: a rekey does not let it in, a grant does.
     p.add_member("staging", "carol", "carol_rsa.pub");
     let out = p.vault(&["status"]).success().stdout();
+    assert!(out.contains("  pending: carol (SHA256:"), "{out}");
+    p.vault(&["rekey", "staging"]).success();
+    let carol = |args: &[&str]| {
+        p.cmd(args)
+            .env("VAULT_IDENTITY", key("carol_rsa"))
+            .output()
+            .unwrap()
+    };
     assert!(
-        out.contains("rekey needed (not encrypted to carol"),
+        !carol(&["get", "staging", "A"]).status.success(),
+        "a pending member cannot read"
+    );
+    let fp = fingerprint("carol_rsa.pub");
+    p.vault(&["grant", "staging", "carol", "--fingerprint", &fp])
+        .success();
+    assert_eq!(carol(&["get", "staging", "A"]).stdout, b"1");
+    let out = p.vault(&["status"]).success().stdout();
+    assert!(
+        out.contains("staging\n  members: alice, bob, carol\n  secrets: 1\n"),
         "{out}"
     );
-    let err = p
-        .cmd(&["get", "staging", "A"])
-        .env("VAULT_IDENTITY", key("carol_rsa"))
-        .output()
-        .unwrap();
-    assert!(!err.status.success());
-    p.vault(&["rekey", "staging"]).success();
-    assert!(p
-        .vault(&["status"])
-        .stdout()
-        .contains("staging\n  members: alice, bob, carol\n  secrets: 1\n  recipients: in sync"));
-    let out = p
-        .cmd(&["get", "staging", "A"])
-        .env("VAULT_IDENTITY", key("carol_rsa"))
-        .output()
-        .unwrap();
-    assert_eq!(out.stdout, b"1");
+    assert!(!out.contains("pending"), "{out}");
 
-    // A member removed since the last write (an age key: counted, as age hides who it is).
+    // A key removed from the folder: rekey needed, then the rekey drops it and marks
+    // what it could read as exposed.
     std::fs::remove_file(p.root().join("recipients/staging/bob.pub")).unwrap();
     let out = p.vault(&["status"]).success().stdout();
     assert!(
-        out.contains("rekey needed (0 age key(s) in the folder, 1 in the file)"),
+        out.contains("recipients: rekey needed (bob (SHA256:"),
         "{out}"
     );
     p.vault(&["rekey"]).success();
@@ -290,10 +293,28 @@ fn status_and_rekey_follow_the_recipients_folder() {
         !out.status.success(),
         "a removed member can no longer read the rekeyed file"
     );
-    assert!(p
-        .vault(&["status"])
-        .stdout()
-        .contains("staging\n  members: alice, carol\n  secrets: 1\n  recipients: in sync"));
+    let out = p.vault(&["status"]).success().stdout();
+    assert!(
+        out.contains("staging\n  members: alice, carol\n  secrets: 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  recipients: in sync\n  exposed: A (since "),
+        "{out}"
+    );
+}
+
+/// What `ssh-keygen -lf` prints as the fingerprint of a fixture key.
+fn fingerprint(pub_file: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-lf", &key(pub_file)])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
 }
 
 #[test]

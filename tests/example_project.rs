@@ -48,12 +48,28 @@ fn members_read_their_environments() {
 }
 
 #[test]
-fn every_environment_is_in_sync_with_its_recipients() {
+fn every_environment_is_signed_and_in_sync_with_its_recipients() {
+    let alice = "SHA256:t//QVDZqwMqplDGMvQmtwXheAGFcD0TtBCaHJ/TXPmQ";
     let out = vault("alice_ed25519", &["status"]).success().stdout();
     assert_eq!(
         out,
-        "production\n  members: alice, carol\n  secrets: 2\n  recipients: in sync\n\
-         staging\n  members: alice, bob\n  secrets: 6\n  recipients: in sync\n"
+        format!(
+            "production\n  members: alice, carol\n  secrets: 2\n  signed: by alice ({alice}), serial 1\n  recipients: in sync\n\
+             staging\n  members: alice, bob\n  secrets: 6\n  signed: by alice ({alice}), serial 1\n  recipients: in sync\n"
+        )
+    );
+    // The CI gate passes on it with no private key at all.
+    let out = Command::new(env!("CARGO_BIN_EXE_vault"))
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "check"])
+        .env("HOME", "/nonexistent")
+        .env_remove("VAULT_IDENTITY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        stdout,
+        "vault check: 2 environment(s), 8 secret(s), 0 finding(s)\n"
     );
 }
 
@@ -68,6 +84,8 @@ fn the_layout_matches_the_design() {
         "conf/pillar/staging/secrets.sls.age",
         "conf/pillar/production/env.sls",
         "conf/pillar/production/secrets.sls.age",
+        "conf/pillar/production/secrets.sls.age.sig",
+        "conf/pillar/staging/secrets.sls.age.sig",
         "recipients/staging/alice.pub",
         "recipients/staging/bob.pub",
         "recipients/production/alice.pub",

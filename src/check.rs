@@ -1,0 +1,227 @@
+//! `vault check`: the CI gate. It needs no private key: signatures, the grant chain
+//! against the previous version in git, recipients against the roster, the ciphertext's
+//! header, plaintext secrets files, duplicate keys, and how long secrets stay exposed.
+
+use crate::error::Result;
+use crate::manifest::{self, Manifest};
+use crate::project::{EnvName, Project};
+use crate::recipients::{self, Member};
+use crate::status::{sync_state, Sync};
+use crate::store::read_limited;
+use crate::trust::{self, SeenEnv};
+use std::path::Path;
+use std::process::Command;
+
+/// What `check` found: one line per problem, and a summary.
+pub struct Report {
+    pub findings: Vec<String>,
+    pub summary: String,
+}
+
+pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
+    let mut findings = Vec::new();
+    let today = manifest::today();
+    let envs = project.environments()?;
+    let mut secrets = 0;
+    for env in &envs {
+        let folder = match recipients::members(project, env) {
+            Ok(f) => f,
+            Err(e) => {
+                findings.push(e.to_string());
+                continue;
+            }
+        };
+        duplicates(env, &folder, &mut findings);
+        let ct_path = project.secrets_path(env);
+        let sc_path = trust::sidecar_path(project, env);
+        let Some(ct) = read_limited(&ct_path, crate::envelope::MAX_CIPHERTEXT_BYTES)? else {
+            if sc_path.exists() {
+                findings.push(format!(
+                    "{env}: {} exists without its secrets file",
+                    project.display_path(&sc_path)
+                ));
+            }
+            continue;
+        };
+        let sidecar = read_limited(&sc_path, manifest::MAX_SIDECAR_BYTES)?;
+        let previous = sidecar
+            .as_deref()
+            .and_then(|current| previous_in_git(project, &sc_path, current));
+        let anchors = previous.map(|m| SeenEnv {
+            serial: m.serial,
+            roster: m.roster.into_iter().map(|r| r.fingerprint).collect(),
+        });
+        let v = match trust::verify(env, &ct, sidecar.as_deref(), &folder, anchors.as_ref()) {
+            Ok(v) => v,
+            Err(why) => {
+                findings.push(format!(
+                    "{env}: {}: signature check failed: {why}",
+                    project.display_path(&sc_path)
+                ));
+                continue;
+            }
+        };
+        secrets += v.manifest.secrets.len();
+        let roster = &v.manifest.roster;
+        for m in &folder {
+            for k in &m.keys {
+                if !roster.iter().any(|r| r.fingerprint == k.fingerprint()) {
+                    findings.push(format!(
+                        "{env}: pending member {} ({}): in recipients/{env}/ but never granted; a member runs `vault grant {env} {} --fingerprint ...` after checking it",
+                        m.name,
+                        k.fingerprint(),
+                        m.name
+                    ));
+                }
+            }
+        }
+        for r in roster {
+            if !folder
+                .iter()
+                .flat_map(|m| &m.keys)
+                .any(|k| k.fingerprint() == r.fingerprint)
+            {
+                findings.push(format!(
+                    "{env}: removed member {} ({}) can still read the file: run `vault revoke {env} {}` (or `vault rekey {env}`)",
+                    r.member, r.fingerprint, r.member
+                ));
+            }
+        }
+        let granted: Vec<Member> = folder
+            .iter()
+            .map(|m| Member {
+                keys: m
+                    .keys
+                    .iter()
+                    .filter(|k| roster.iter().any(|r| r.fingerprint == k.fingerprint()))
+                    .cloned()
+                    .collect(),
+                ..m.clone()
+            })
+            .filter(|m| !m.keys.is_empty())
+            .collect();
+        match sync_state(&granted, &ct) {
+            Sync::InSync | Sync::NoFile => {}
+            Sync::RekeyNeeded(why) => findings.push(format!(
+                "{env}: not encrypted to exactly its roster: {}",
+                why.join("; ")
+            )),
+            Sync::Unreadable(why) => findings.push(format!("{env}: unreadable ciphertext: {why}")),
+        }
+        for x in &v.manifest.exposed {
+            let days = manifest::days_between(&x.since, &today).unwrap_or(i64::MAX);
+            if days > max_exposure_days {
+                findings.push(format!(
+                    "{env}: {} exposed for {days} days (since {}, when {} left): give it a new value",
+                    x.name, x.since, x.member
+                ));
+            }
+        }
+    }
+    plaintext(project, &mut findings);
+    let summary = format!(
+        "vault check: {} environment(s), {secrets} secret(s), {} finding(s)",
+        envs.len(),
+        findings.len()
+    );
+    Ok(Report { findings, summary })
+}
+
+/// The same key under two member names.
+fn duplicates(env: &EnvName, folder: &[Member], findings: &mut Vec<String>) {
+    for (i, a) in folder.iter().enumerate() {
+        for b in &folder[i + 1..] {
+            for k in &a.keys {
+                if b.keys.iter().any(|o| o.fingerprint() == k.fingerprint()) {
+                    findings.push(format!(
+                        "{env}: the key {} is both {} and {}",
+                        k.fingerprint(),
+                        a.name,
+                        b.name
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A plaintext `secrets.sls` tracked by git, or present and not ignored.
+fn plaintext(project: &Project, findings: &mut Vec<String>) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(project.root())
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    let named = |out: &[u8]| -> Vec<String> {
+        out.split(|&b| b == 0)
+            .filter_map(|p| std::str::from_utf8(p).ok())
+            .filter(|p| Path::new(p).file_name().is_some_and(|n| n == "secrets.sls"))
+            .map(String::from)
+            .collect()
+    };
+    match (
+        git(&["ls-files", "-z"]),
+        git(&["ls-files", "-z", "--others", "--exclude-standard"]),
+    ) {
+        (Some(tracked), Some(untracked)) => {
+            for p in named(&tracked.stdout) {
+                findings.push(format!("{p}: a plaintext secrets file is tracked by git: `git rm --cached {p}`, then rotate what it held"));
+            }
+            for p in named(&untracked.stdout) {
+                findings.push(format!("{p}: a plaintext secrets file is not ignored: add `secrets.sls` to .gitignore, or delete it"));
+            }
+        }
+        _ => {
+            // No git: any plaintext pillar on disk is a finding.
+            let mut stack = vec![project.pillar_dir()];
+            while let Some(dir) = stack.pop() {
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.file_name().is_some_and(|n| n == "secrets.sls") {
+                        findings.push(format!(
+                            "{}: a plaintext secrets file (no git here to say it is ignored)",
+                            project.display_path(&p)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The latest committed version of `path` that differs from `current`, if git has one.
+fn previous_in_git(project: &Project, path: &Path, current: &[u8]) -> Option<Manifest> {
+    let rel = format!("./{}", project.display_path(path));
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(project.root())
+        .args(["log", "--format=%H", "--", &rel])
+        .output()
+        .ok()?;
+    if !log.status.success() {
+        return None;
+    }
+    for commit in String::from_utf8_lossy(&log.stdout).lines() {
+        let Ok(out) = Command::new("git")
+            .arg("-C")
+            .arg(project.root())
+            .args(["show", &format!("{commit}:{rel}")])
+            .output()
+        else {
+            continue;
+        };
+        if !out.status.success() || out.stdout == current {
+            continue;
+        }
+        let text = String::from_utf8(out.stdout).ok()?;
+        let (signed, _) = manifest::split(&text).ok()?;
+        return Manifest::parse(signed).ok();
+    }
+    None
+}

@@ -1,0 +1,255 @@
+//! The signed sidecar `secrets.sls.age.sig`: a manifest of who wrote an environment's
+//! secrets and to whom they are encrypted, followed by the writer's SSH signature.
+//!
+//! ```text
+//! vault manifest v1
+//! environment staging
+//! serial 7
+//! ciphertext sha256:<hex of the .age file>
+//! recipient alice SHA256:<fp> granted-by SHA256:<fp> 2026-11-25 <grant signature>
+//! secret DB_PASSWORD 2026-11-25
+//! exposed DB_PASSWORD 2026-11-25 carol
+//! -----BEGIN SSH SIGNATURE-----
+//! ...
+//! -----END SSH SIGNATURE-----
+//! ```
+//!
+//! The signature covers every byte before its first line (SSHSIG, namespace `vault`), so
+//! `ssh-keygen -Y verify -n vault` checks it. No line ever holds a secret value.
+
+use std::fmt::Write;
+
+const HEADER: &str = "vault manifest v1";
+pub const SIGNATURE_START: &str = "-----BEGIN SSH SIGNATURE-----";
+
+/// The largest sidecar accepted, in bytes.
+pub const MAX_SIDECAR_BYTES: usize = 1 << 20;
+
+/// One key allowed to read the environment, and the grant that let it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEntry {
+    pub member: String,
+    pub fingerprint: String,
+    /// Fingerprint of the member who granted this key (itself, for a founder).
+    pub granted_by: String,
+    pub date: String,
+    /// The granter's SSHSIG over [`grant_message`], one line of base64.
+    pub grant: String,
+}
+
+/// A secret that a departed member could read, until it is given a new value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub name: String,
+    pub since: String,
+    pub member: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    pub environment: String,
+    pub serial: u64,
+    /// `sha256:<hex>` of the ciphertext file's bytes.
+    pub ciphertext: String,
+    pub roster: Vec<RosterEntry>,
+    /// Each secret's name and the date its value last changed.
+    pub secrets: Vec<(String, String)>,
+    pub exposed: Vec<Exposure>,
+}
+
+impl Manifest {
+    /// The exact text that is signed.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{HEADER}");
+        let _ = writeln!(out, "environment {}", self.environment);
+        let _ = writeln!(out, "serial {}", self.serial);
+        let _ = writeln!(out, "ciphertext {}", self.ciphertext);
+        for r in &self.roster {
+            let _ = writeln!(
+                out,
+                "recipient {} {} granted-by {} {} {}",
+                r.member, r.fingerprint, r.granted_by, r.date, r.grant
+            );
+        }
+        for (name, date) in &self.secrets {
+            let _ = writeln!(out, "secret {name} {date}");
+        }
+        for e in &self.exposed {
+            let _ = writeln!(out, "exposed {} {} {}", e.name, e.since, e.member);
+        }
+        out
+    }
+
+    /// Reads a manifest's text; the error is the reason, with the line.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let mut lines = text.lines().enumerate();
+        if lines.next().map(|(_, l)| l) != Some(HEADER) {
+            return Err("not a vault manifest (line 1)".into());
+        }
+        let mut m = Manifest::default();
+        let (mut env, mut serial, mut ct) = (false, false, false);
+        for (i, line) in lines {
+            let n = i + 1;
+            let words: Vec<&str> = line.split(' ').collect();
+            let bad = || format!("malformed line {n}");
+            match words.as_slice() {
+                ["environment", e] if !env => {
+                    m.environment = e.to_string();
+                    env = true;
+                }
+                ["serial", s] if !serial => {
+                    m.serial = s.parse().map_err(|_| bad())?;
+                    serial = true;
+                }
+                ["ciphertext", c] if !ct && c.starts_with("sha256:") && c.len() == 71 => {
+                    m.ciphertext = c.to_string();
+                    ct = true;
+                }
+                ["recipient", member, fp, "granted-by", by, date, grant] => {
+                    m.roster.push(RosterEntry {
+                        member: member.to_string(),
+                        fingerprint: fp.to_string(),
+                        granted_by: by.to_string(),
+                        date: check_date(date).ok_or_else(bad)?,
+                        grant: grant.to_string(),
+                    })
+                }
+                ["secret", name, date] => m
+                    .secrets
+                    .push((name.to_string(), check_date(date).ok_or_else(bad)?)),
+                ["exposed", name, since, member] => m.exposed.push(Exposure {
+                    name: name.to_string(),
+                    since: check_date(since).ok_or_else(bad)?,
+                    member: member.to_string(),
+                }),
+                _ => return Err(bad()),
+            }
+        }
+        if !(env && serial && ct) {
+            return Err("the manifest lacks its environment, serial or ciphertext line".into());
+        }
+        Ok(m)
+    }
+
+    pub fn secret_date(&self, name: &str) -> Option<&str> {
+        self.secrets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_str())
+    }
+}
+
+/// Splits a sidecar into the signed manifest text and the armored signature.
+pub fn split(sidecar: &str) -> Result<(&str, &str), String> {
+    let at = sidecar
+        .find(&format!("\n{SIGNATURE_START}\n"))
+        .ok_or_else(|| "it holds no SSH signature".to_string())?;
+    Ok((&sidecar[..at + 1], &sidecar[at + 1..]))
+}
+
+/// What a grant signature covers.
+pub fn grant_message(env: &str, member: &str, fingerprint: &str, date: &str) -> String {
+    format!("vault grant v1\nenvironment {env}\nmember {member}\nkey {fingerprint}\ndate {date}\n")
+}
+
+fn check_date(d: &str) -> Option<String> {
+    let ok = d.len() == 10
+        && d.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    ok.then(|| d.to_string())
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`; `VAULT_TODAY` overrides it for tests of ageing.
+pub fn today() -> String {
+    if let Some(d) = std::env::var("VAULT_TODAY")
+        .ok()
+        .and_then(|d| check_date(&d))
+    {
+        return d;
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    civil_from_days((secs / 86_400) as i64)
+}
+
+/// Days between two `YYYY-MM-DD` dates (`to - from`).
+pub fn days_between(from: &str, to: &str) -> Option<i64> {
+    Some(days_from_civil(to)? - days_from_civil(from)?)
+}
+
+// Howard Hinnant's civil-date algorithms.
+fn civil_from_days(z: i64) -> String {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn days_from_civil(date: &str) -> Option<i64> {
+    let y: i64 = date.get(0..4)?.parse().ok()?;
+    let m: i64 = date.get(5..7)?.parse().ok()?;
+    let d: i64 = date.get(8..10)?.parse().ok()?;
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let m = Manifest {
+            environment: "staging".into(),
+            serial: 3,
+            ciphertext: format!("sha256:{}", "ab".repeat(32)),
+            roster: vec![RosterEntry {
+                member: "alice".into(),
+                fingerprint: "SHA256:x".into(),
+                granted_by: "SHA256:x".into(),
+                date: "2026-11-25".into(),
+                grant: "U1NIU0lH".into(),
+            }],
+            secrets: vec![("A".into(), "2026-11-01".into())],
+            exposed: vec![Exposure {
+                name: "A".into(),
+                since: "2026-11-20".into(),
+                member: "bob".into(),
+            }],
+        };
+        assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
+        assert!(Manifest::parse("vault manifest v1\nserial 1\n").is_err());
+        assert!(Manifest::parse(&m.render().replace("serial 3", "serial x"))
+            .unwrap_err()
+            .contains("line 3"));
+        assert!(Manifest::parse(&format!("{}bogus\n", m.render())).is_err());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), "1970-01-01");
+        assert_eq!(civil_from_days(20_417), "2025-11-25");
+        assert_eq!(days_between("2026-02-27", "2026-03-01"), Some(2));
+        assert_eq!(days_between("2024-02-28", "2024-03-01"), Some(2));
+        assert_eq!(days_from_civil(&civil_from_days(12_345)), Some(12_345));
+    }
+}
