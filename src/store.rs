@@ -185,7 +185,20 @@ impl Store {
                 let verified = self.verify(env, &disk)?;
                 (Some(self.decrypt(env, &disk.ciphertext)?), verified)
             }
-            None => (None, None),
+            None => {
+                // Starting an environment anew is how a forger would replace it: not
+                // over one this machine has already seen.
+                if let Some(seen) = self.seen().get(env).filter(|_| !self.skip_verify) {
+                    return Err(Error::new(format!(
+                        "{env}: its secrets file is missing, but this machine has seen it (serial {}); refusing to start it anew",
+                        seen.serial
+                    ))
+                    .with_hint(format!(
+                        "restore it: git checkout -- conf/pillar/{env}/; --insecure-skip-verify starts anew"
+                    )));
+                }
+                (None, None)
+            }
         };
         let old_hashes: HashMap<String, [u8; 32]> = old_doc
             .iter()
@@ -254,14 +267,15 @@ impl Store {
             RosterChange::Grant { member, keys } => {
                 for k in keys {
                     let fp = k.fingerprint();
-                    if roster.iter().any(|r| r.fingerprint == fp)
-                        || new_grants.iter().any(|(_, f)| *f == fp)
-                    {
+                    if roster.iter().any(|r| r.fingerprint == fp) {
                         return Err(Error::new(format!(
                             "{env}: {member}'s key {fp} is already granted"
                         )));
                     }
-                    new_grants.push((member.to_string(), fp));
+                    // A new environment's founders already include the key.
+                    if !new_grants.iter().any(|(_, f)| *f == fp) {
+                        new_grants.push((member.to_string(), fp));
+                    }
                 }
             }
             RosterChange::Revoke { member } => {

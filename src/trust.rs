@@ -115,12 +115,13 @@ pub fn verify(
 }
 
 /// The roster entries whose grants trace back to `anchors` (or, on first use, to the
-/// founders, whose grants are their own). A grant whose signature fails is an error.
+/// founding writer, whose grant is its own). Grants are checked only as the chain
+/// reaches them, so a roster this machine already trusts costs no verification.
 pub fn trusted_roster(
     m: &Manifest,
     anchors: Option<&SeenEnv>,
 ) -> std::result::Result<BTreeSet<String>, String> {
-    for r in &m.roster {
+    let grant_ok = |r: &manifest::RosterEntry| -> std::result::Result<(), String> {
         let msg = manifest::grant_message(&m.environment, &r.member, &r.fingerprint, &r.date);
         let sig = signing::from_line(&r.grant)
             .map_err(|_| format!("the grant of {} is malformed", r.member))?;
@@ -132,29 +133,37 @@ pub fn trusted_roster(
                 r.member
             ));
         }
-    }
-    let mut trusted: BTreeSet<String> = match anchors {
-        Some(seen) => seen.roster.clone(),
-        None => m
-            .roster
-            .iter()
-            .filter(|r| r.granted_by == r.fingerprint)
-            .map(|r| r.fingerprint.clone())
-            .collect(),
+        Ok(())
     };
-    loop {
-        let before = trusted.len();
-        for r in &m.roster {
-            if trusted.contains(&r.granted_by) {
+    let mut trusted: BTreeSet<String> = BTreeSet::new();
+    match anchors {
+        Some(seen) => trusted.extend(
+            m.roster
+                .iter()
+                .filter(|r| seen.roster.contains(&r.fingerprint))
+                .map(|r| r.fingerprint.clone()),
+        ),
+        None => {
+            for r in m.roster.iter().filter(|r| r.granted_by == r.fingerprint) {
+                grant_ok(r)?;
                 trusted.insert(r.fingerprint.clone());
             }
         }
-        if trusted.len() == before {
+    }
+    loop {
+        let mut grew = false;
+        for r in &m.roster {
+            if !trusted.contains(&r.fingerprint) && trusted.contains(&r.granted_by) {
+                grant_ok(r)?;
+                trusted.insert(r.fingerprint.clone());
+                grew = true;
+            }
+        }
+        if !grew {
             break;
         }
     }
-    let roster: BTreeSet<String> = m.roster.iter().map(|r| r.fingerprint.clone()).collect();
-    Ok(trusted.intersection(&roster).cloned().collect())
+    Ok(trusted)
 }
 
 /// What this machine has seen, per project: `$XDG_STATE_HOME/vault/` (or `~/.local/state/vault/`).

@@ -264,7 +264,7 @@ fn status_and_rekey_follow_the_recipients_folder() {
         !carol(&["get", "staging", "A"]).status.success(),
         "a pending member cannot read"
     );
-    let fp = fingerprint("carol_rsa.pub");
+    let fp = common::fingerprint("carol_rsa.pub");
     p.vault(&["grant", "staging", "carol", "--fingerprint", &fp])
         .success();
     assert_eq!(carol(&["get", "staging", "A"]).stdout, b"1");
@@ -302,19 +302,6 @@ fn status_and_rekey_follow_the_recipients_folder() {
         out.contains("  recipients: in sync\n  exposed: A (since "),
         "{out}"
     );
-}
-
-/// What `ssh-keygen -lf` prints as the fingerprint of a fixture key.
-fn fingerprint(pub_file: &str) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-lf", &key(pub_file)])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
 }
 
 #[test]

@@ -239,3 +239,39 @@ fn require_in_ci(what: &str) {
     }
     eprintln!("SKIPPED: {what} is not available (install with scripts/setup-test-deps); CI never skips this");
 }
+
+/// What `ssh-keygen -lf` prints as the fingerprint of a fixture public key.
+pub fn fingerprint(pub_file: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-lf", &key(pub_file)])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// Runs git in `dir` with a fixed identity; panics on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
