@@ -12,8 +12,10 @@ pub const MAX_CIPHERTEXT_BYTES: usize = 2 << 20;
 
 /// Encrypts `plaintext` to every key, as an ASCII-armored age file.
 pub fn encrypt(plaintext: &[u8], keys: &[&PublicKey]) -> Result<Vec<u8>> {
-    let recipients: Vec<Box<dyn age::Recipient + Send>> =
-        keys.iter().map(|k| k.age_recipient()).collect();
+    let recipients: Vec<Box<dyn age::Recipient + Send>> = keys
+        .iter()
+        .map(|k| k.age_recipient())
+        .collect::<Result<_>>()?;
     let encryptor = age::Encryptor::with_recipients(
         recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
     )

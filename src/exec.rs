@@ -19,8 +19,16 @@ pub fn exec(
     clean: bool,
     warn: impl Fn(&str),
 ) -> Error {
-    let mut cmd = Command::new(program);
-    cmd.args(args);
+    let shown = program.to_string_lossy().into_owned();
+    // Resolved here, with access(2): std would try execve in each PATH folder in turn,
+    // copying the whole environment (secrets included) into the kernel at every try.
+    let Some(path) = resolve(program) else {
+        return Error::new(format!("cannot run {shown}: command not found")).with_hint(
+            "vault runs the program directly, without a shell; name a program on PATH or give its path",
+        );
+    };
+    let mut cmd = Command::new(path);
+    cmd.arg0(program).args(args);
     if clean {
         cmd.env_clear();
         if let Some(path) = std::env::var_os("PATH") {
@@ -34,14 +42,30 @@ pub fn exec(
         cmd.env(e.name(), OsStr::from_bytes(e.value().expose().as_bytes()));
     }
     let err = cmd.exec();
-    let shown = program.to_string_lossy();
     match err.kind() {
         std::io::ErrorKind::NotFound => {
-            Error::new(format!("cannot run {shown}: command not found")).with_hint("vault runs the program directly, without a shell; name a program on PATH or give its path")
+            Error::new(format!("cannot run {shown}: command not found"))
         }
-        std::io::ErrorKind::PermissionDenied => Error::new(format!("cannot run {shown}: permission denied")),
+        std::io::ErrorKind::PermissionDenied => {
+            Error::new(format!("cannot run {shown}: permission denied"))
+        }
         _ => Error::new(format!("cannot run {shown}: {err}")),
     }
+}
+
+/// The file `program` names: itself when it holds a `/`, else the first executable
+/// file of that name in a `PATH` folder (as execvp searches).
+fn resolve(program: &OsStr) -> Option<std::path::PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        return Some(program.into());
+    }
+    if program.is_empty() {
+        return None;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file() && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok())
 }
 
 /// The exit status vault reports for a failure to start the program, as shells do.

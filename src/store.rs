@@ -99,8 +99,23 @@ impl Store {
                 "add one with `vault set {env} NAME`, or `vault edit {env}`"
             ))
         })?;
-        self.verify(env, &disk)?;
+        self.verify_for_read(env, &disk)?;
         self.decrypt(env, &disk.ciphertext)
+    }
+
+    /// Like [`verify`](Self::verify), but files byte-identical to those this machine last
+    /// verified, signed by a key still in its member's file, are not verified again.
+    fn verify_for_read(&mut self, env: &EnvName, disk: &OnDisk) -> Result<()> {
+        if let Some(sidecar) = &disk.sidecar {
+            let project = self.project.clone();
+            if self
+                .seen()
+                .unchanged_since_verified(&project, env, sidecar, &disk.ciphertext)
+            {
+                return Ok(());
+            }
+        }
+        self.verify(env, disk).map(drop)
     }
 
     /// Checks `disk` before anything is decrypted; with `skip_verify`, a failure is a
@@ -110,7 +125,7 @@ impl Store {
         let seen = self.seen().get(env);
         match trust::verify(env, &disk.ciphertext, disk.sidecar.as_deref(), &folder, seen.as_ref()) {
             Ok(v) => {
-                self.seen().record(env, &v)?;
+                self.seen().record(env, &v, disk.sidecar.as_deref().unwrap_or_default())?;
                 Ok(Some(v))
             }
             Err(why) if self.skip_verify => {
@@ -405,7 +420,7 @@ impl Store {
             signer_member: signer_member.unwrap_or_default(),
             trusted,
         };
-        self.seen().record(env, &verified)?;
+        self.seen().record(env, &verified, sidecar.as_bytes())?;
         Ok(WriteReport {
             written: Written::Changed,
             pending: pending.into_iter().collect(),

@@ -210,9 +210,20 @@ impl SeenStore {
         })
     }
 
-    /// Records a verified manifest when it is newer than what was seen.
-    pub fn record(&mut self, env: &EnvName, v: &Verified) -> Result<()> {
-        if self.get(env).is_some_and(|s| s.serial >= v.manifest.serial) {
+    /// Records a fully verified sidecar (`sidecar` is its bytes): the serial and trusted
+    /// roster when newer, and the exact files verified, so an unchanged pair need not be
+    /// verified again.
+    pub fn record(&mut self, env: &EnvName, v: &Verified, sidecar: &[u8]) -> Result<()> {
+        let seen = self.get(env);
+        if seen.as_ref().is_some_and(|s| s.serial > v.manifest.serial) {
+            return Ok(());
+        }
+        let sidecar_hash = ciphertext_hash(sidecar);
+        if seen.is_some_and(|s| s.serial == v.manifest.serial)
+            && self
+                .verified(env)
+                .is_some_and(|(sc, ct, _)| sc == sidecar_hash && ct == v.manifest.ciphertext)
+        {
             return Ok(());
         }
         let Some(path) = &self.path else {
@@ -220,11 +231,59 @@ impl SeenStore {
         };
         self.data.insert(
             env.as_str().to_string(),
-            serde_json::json!({ "serial": v.manifest.serial, "roster": v.trusted.iter().collect::<Vec<_>>() }),
+            serde_json::json!({
+                "serial": v.manifest.serial,
+                "roster": v.trusted.iter().collect::<Vec<_>>(),
+                "verified": {
+                    "sidecar": sidecar_hash,
+                    "ciphertext": v.manifest.ciphertext,
+                    "signer": v.signer,
+                    "member": v.signer_member,
+                },
+            }),
         );
         let dir = path.parent().expect("state path has a parent");
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         let bytes = serde_json::to_vec_pretty(&self.data).map_err(|e| Error::new(e.to_string()))?;
         crate::store::write_atomic(path, &bytes, crate::store::Mode::Private).map(drop)
+    }
+
+    /// The last pair of files fully verified for `env`: sidecar hash, ciphertext hash,
+    /// and the signer's fingerprint and member name.
+    fn verified(&self, env: &EnvName) -> Option<(&str, &str, (&str, &str))> {
+        let v = self.data.get(env.as_str())?.get("verified")?;
+        let signer = (v.get("signer")?.as_str()?, v.get("member")?.as_str()?);
+        Some((
+            v.get("sidecar")?.as_str()?,
+            v.get("ciphertext")?.as_str()?,
+            signer,
+        ))
+    }
+
+    /// Whether `sidecar` and `ciphertext` are exactly the files last verified for `env`,
+    /// and the signer's key is still in its member file: then the signature need not be
+    /// checked again (and only that one recipients file is read).
+    pub fn unchanged_since_verified(
+        &self,
+        project: &Project,
+        env: &EnvName,
+        sidecar: &[u8],
+        ciphertext: &[u8],
+    ) -> bool {
+        let Some((sc, ct, (signer, member))) = self.verified(env) else {
+            return false;
+        };
+        if sc != ciphertext_hash(sidecar)
+            || ct != ciphertext_hash(ciphertext)
+            || !crate::project::is_member_name(member)
+        {
+            return false;
+        }
+        let file = project.recipients_dir(env).join(format!("{member}.pub"));
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            return false;
+        };
+        crate::recipients::parse_file(&text, member)
+            .is_ok_and(|keys| keys.iter().any(|k| k.fingerprint() == signer))
     }
 }

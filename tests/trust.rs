@@ -579,3 +579,14 @@ fn check_finds_plaintext_duplicates_and_passes_a_clean_project() {
     );
     let _ = Path::new("");
 }
+
+#[test]
+fn a_cached_verification_never_outlives_the_signers_membership() {
+    let p = Project::new();
+    p.set("staging", "A", "secret-value");
+    // Read once (verified and remembered), then the signer's key leaves the folder.
+    assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"secret-value");
+    std::fs::remove_file(p.root().join("recipients/staging/alice.pub")).unwrap();
+    let err = refused(&p, "bob.agekey", "staging");
+    assert!(err.contains("who is not a member of staging"), "{err}");
+}
