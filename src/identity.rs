@@ -95,7 +95,11 @@ impl Identities {
                     tried.push(format!("{} (not a recipient)", source.label()));
                     continue;
                 }
-                let passphrase = ask_passphrase(&source.label())?;
+                // Asked once per run: signing may have asked already.
+                let passphrase = match ssh.passphrase.take() {
+                    Some(p) => p,
+                    None => ask_passphrase(&source.label())?,
+                };
                 let passphrase_copy = SecretString::from(passphrase.expose_secret().to_owned());
                 let unlocked = key
                     .decrypt(passphrase)

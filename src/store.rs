@@ -195,10 +195,30 @@ impl Store {
     ) -> Result<WriteReport> {
         let folder = recipients::required(&self.project, env)?;
         let _lock = self.lock(env)?;
-        let (old_doc, old) = match self.read_env(env)? {
+        let (old_doc, old, mut signer) = match self.read_env(env)? {
             Some(disk) => {
                 let verified = self.verify(env, &disk)?;
-                (Some(self.decrypt(env, &disk.ciphertext)?), verified)
+                // Who signs is settled before anything is decrypted: a key never
+                // granted is told so at once.
+                let granted: BTreeSet<String> = match &verified {
+                    Some(v) => v
+                        .manifest
+                        .roster
+                        .iter()
+                        .map(|r| r.fingerprint.clone())
+                        .collect(),
+                    None => folder
+                        .iter()
+                        .flat_map(|m| &m.keys)
+                        .map(PublicKey::fingerprint)
+                        .collect(),
+                };
+                let signer = self.identities.signer(&granted, env.as_str())?;
+                (
+                    Some(self.decrypt(env, &disk.ciphertext)?),
+                    verified,
+                    Some(signer),
+                )
             }
             None => {
                 // Starting an environment anew is how a forger would replace it: not
@@ -212,7 +232,7 @@ impl Store {
                         "restore it: git checkout -- conf/pillar/{env}/; --insecure-skip-verify starts anew"
                     )));
                 }
-                (None, None)
+                (None, None, None)
             }
         };
         let old_hashes: HashMap<String, [u8; 32]> = old_doc
@@ -306,8 +326,17 @@ impl Store {
             Some(_) => roster.iter().map(|r| r.fingerprint.clone()).collect(),
             None => new_grants.iter().map(|(_, fp)| fp.clone()).collect(),
         };
-        let mut signer = self.identities.signer(&allowed, env.as_str())?;
+        let mut signer = match signer.take() {
+            Some(s) => s,
+            None => self.identities.signer(&allowed, env.as_str())?,
+        };
         let signer_fp = signer.public()?.fingerprint();
+        if !allowed.contains(&signer_fp) {
+            return Err(Error::new(format!(
+                "{env}: your key ({signer_fp}) would not be a member after this change, so it cannot sign it; another member must"
+            ))
+            .with_hint("a member cannot revoke themselves, nor write once their key has left the recipients folder"));
+        }
         for (member, fp) in new_grants {
             let msg = manifest::grant_message(env.as_str(), &member, &fp, &today);
             let grant = signing::to_line(&signer.sign(signing::GRANT_NAMESPACE, msg.as_bytes())?)?;

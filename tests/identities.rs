@@ -66,6 +66,20 @@ fn a_passphrase_is_asked_once_per_run() {
     let (ok, out) = on_terminal(&p, "get staging A", PASSPHRASE);
     assert!(ok && out.ends_with("stage-value"), "{out}");
 
+    // A write needs the key twice, to decrypt and to sign: still one prompt.
+    std::fs::write(p.root().join("v"), "from-dave").unwrap();
+    let (ok, out) = on_terminal(&p, "set staging B --from-file v", PASSPHRASE);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("Enter passphrase for").count(), 1, "{out}");
+    let status = p.vault(&["status"]).stdout();
+    assert!(
+        status.contains(&format!(
+            "signed: by dave ({})",
+            common::fingerprint("dave_ed25519_pass.pub")
+        )),
+        "{status}"
+    );
+
     let (ok, out) = on_terminal(&p, "get staging A", "wrong");
     assert!(
         !ok && out.contains("vault: error: wrong passphrase for"),

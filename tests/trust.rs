@@ -472,11 +472,14 @@ fn attack_a_key_added_to_the_folder_without_a_grant() {
     let (code, out) = check(&p, &[]);
     assert_eq!(code, 1);
     assert!(out.contains("staging: pending member mallory ("), "{out}");
-    // She cannot build on the file, which is not encrypted to her...
+    // Her write is refused: her key was never granted by a member...
     let mut c = p.cmd(&["set", "staging", "A"]);
     c.env("VAULT_IDENTITY", key("mallory_ed25519"));
     let err = common::run_with_input(c, b"evil").error();
-    assert!(err.contains("no identity opens staging"), "{err}");
+    assert!(
+        err.contains("staging: none of your keys is a granted member, so you cannot write"),
+        "{err}"
+    );
     // ...so she replaces it with a new one that she signs as a founder (on her own
     // machine: this one has seen staging and refuses to start it anew).
     std::fs::remove_file(p.secrets("staging")).unwrap();
@@ -589,4 +592,18 @@ fn a_cached_verification_never_outlives_the_signers_membership() {
     std::fs::remove_file(p.root().join("recipients/staging/alice.pub")).unwrap();
     let err = refused(&p, "bob.agekey", "staging");
     assert!(err.contains("who is not a member of staging"), "{err}");
+}
+
+#[test]
+fn a_member_cannot_revoke_themselves() {
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let before = p.snapshot();
+    let err = p.vault(&["revoke", "staging", "alice"]).error();
+    assert!(
+        err.contains("staging: your key (SHA256:")
+            && err.contains("would not be a member after this change"),
+        "{err}"
+    );
+    assert_eq!(p.snapshot(), before);
 }
