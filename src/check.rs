@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::manifest::{self, Manifest};
 use crate::project::{EnvName, Project};
 use crate::recipients::{self, Member};
-use crate::status::{sync_state, Sync};
+use crate::status::{roster_diff, sync_state, Sync};
 use crate::store::read_limited;
 use crate::trust::{self, SeenEnv};
 use std::path::Path;
@@ -62,45 +62,18 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
             }
         };
         secrets += v.manifest.secrets.len();
-        let roster = &v.manifest.roster;
-        for m in &folder {
-            for k in &m.keys {
-                if !roster.iter().any(|r| r.fingerprint == k.fingerprint()) {
-                    findings.push(format!(
-                        "{env}: pending member {} ({}): in recipients/{env}/ but never granted; a member runs `vault grant {env} {} --fingerprint ...` after checking it",
-                        m.name,
-                        k.fingerprint(),
-                        m.name
-                    ));
-                }
-            }
+        let diff = roster_diff(&folder, &v.manifest.roster);
+        for (member, fp) in &diff.pending {
+            findings.push(format!(
+                "{env}: pending member {member} ({fp}): in recipients/{env}/ but never granted; a member runs `vault grant {env} {member} --fingerprint ...` after checking it"
+            ));
         }
-        for r in roster {
-            if !folder
-                .iter()
-                .flat_map(|m| &m.keys)
-                .any(|k| k.fingerprint() == r.fingerprint)
-            {
-                findings.push(format!(
-                    "{env}: removed member {} ({}) can still read the file: run `vault revoke {env} {}` (or `vault rekey {env}`)",
-                    r.member, r.fingerprint, r.member
-                ));
-            }
+        for (member, fp) in &diff.removed {
+            findings.push(format!(
+                "{env}: removed member {member} ({fp}) can still read the file: run `vault revoke {env} {member}` (or `vault rekey {env}`)"
+            ));
         }
-        let granted: Vec<Member> = folder
-            .iter()
-            .map(|m| Member {
-                keys: m
-                    .keys
-                    .iter()
-                    .filter(|k| roster.iter().any(|r| r.fingerprint == k.fingerprint()))
-                    .cloned()
-                    .collect(),
-                ..m.clone()
-            })
-            .filter(|m| !m.keys.is_empty())
-            .collect();
-        match sync_state(&granted, &ct) {
+        match sync_state(&diff.granted, &ct) {
             Sync::InSync | Sync::NoFile => {}
             Sync::RekeyNeeded(why) => findings.push(format!(
                 "{env}: not encrypted to exactly its roster: {}",

@@ -199,19 +199,7 @@ pub fn members(project: &Project, env: &EnvName) -> Result<Vec<Member>> {
         }
         let text =
             std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-        let mut keys = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let key = PublicKey::parse(line)
-                .map_err(|why| Error::new(format!("{shown}: line {}: {why}", i + 1)))?;
-            keys.push(key);
-        }
-        if keys.is_empty() {
-            return Err(Error::new(format!("{shown}: no public key in the file")));
-        }
+        let keys = parse_file(&text, &shown)?;
         members.push(Member {
             name: name.to_string(),
             file: path,

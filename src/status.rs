@@ -81,6 +81,57 @@ pub fn sync_state(members: &[Member], ciphertext: &[u8]) -> Sync {
     }
 }
 
+/// How the recipients folder stands against a signed roster.
+pub struct RosterDiff {
+    /// The folder's members, with only their granted keys (members with none left out).
+    pub granted: Vec<Member>,
+    /// Keys in the folder never granted: (member, fingerprint).
+    pub pending: Vec<(String, String)>,
+    /// Granted keys no longer in the folder: (member, fingerprint).
+    pub removed: Vec<(String, String)>,
+}
+
+pub fn roster_diff(folder: &[Member], roster: &[crate::manifest::RosterEntry]) -> RosterDiff {
+    let granted_fp = |fp: &str| roster.iter().any(|r| r.fingerprint == fp);
+    let granted = folder
+        .iter()
+        .map(|m| Member {
+            keys: m
+                .keys
+                .iter()
+                .filter(|k| granted_fp(&k.fingerprint()))
+                .cloned()
+                .collect(),
+            ..m.clone()
+        })
+        .filter(|m| !m.keys.is_empty())
+        .collect();
+    let pending = folder
+        .iter()
+        .flat_map(|m| {
+            m.keys
+                .iter()
+                .map(move |k| (m.name.clone(), k.fingerprint()))
+        })
+        .filter(|(_, fp)| !granted_fp(fp))
+        .collect();
+    let removed = roster
+        .iter()
+        .filter(|r| {
+            !folder
+                .iter()
+                .flat_map(|m| &m.keys)
+                .any(|k| k.fingerprint() == r.fingerprint)
+        })
+        .map(|r| (r.member.clone(), r.fingerprint.clone()))
+        .collect();
+    RosterDiff {
+        granted,
+        pending,
+        removed,
+    }
+}
+
 /// The state of every environment of the project. Nothing is refused here: what would
 /// be refused is reported.
 pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
@@ -113,37 +164,10 @@ pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
         let folder = members.unwrap_or_default();
         let verified = store.verify_report(&env, &disk, &folder);
         if let Ok(v) = &verified {
-            let roster = &v.manifest.roster;
-            let granted: Vec<Member> = folder
-                .iter()
-                .map(|m| Member {
-                    keys: m
-                        .keys
-                        .iter()
-                        .filter(|k| roster.iter().any(|r| r.fingerprint == k.fingerprint()))
-                        .cloned()
-                        .collect(),
-                    ..m.clone()
-                })
-                .filter(|m| !m.keys.is_empty())
-                .collect();
-            st.sync = sync_state(&granted, &disk.ciphertext);
-            for m in &folder {
-                for k in &m.keys {
-                    if !roster.iter().any(|r| r.fingerprint == k.fingerprint()) {
-                        st.pending.push((m.name.clone(), k.fingerprint()));
-                    }
-                }
-            }
-            for r in roster {
-                if !folder
-                    .iter()
-                    .flat_map(|m| &m.keys)
-                    .any(|k| k.fingerprint() == r.fingerprint)
-                {
-                    st.removed.push((r.member.clone(), r.fingerprint.clone()));
-                }
-            }
+            let diff = roster_diff(&folder, &v.manifest.roster);
+            st.sync = sync_state(&diff.granted, &disk.ciphertext);
+            st.pending = diff.pending;
+            st.removed = diff.removed;
             st.exposed = v.manifest.exposed.clone();
         } else {
             st.sync = sync_state(&folder, &disk.ciphertext);
