@@ -266,8 +266,16 @@ fn keys_in_ssh_agent_sign_and_deploy_keys_cannot_write() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // A clone does not keep file modes, and ssh-add refuses a key others can read.
+    let private = dir.path().join("alice");
+    std::fs::copy(key("alice_ed25519"), &private).unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let added = Command::new("ssh-add")
-        .arg(key("alice_ed25519"))
+        .arg(&private)
         .env("SSH_AUTH_SOCK", &sock)
         .output()
         .unwrap();
