@@ -59,6 +59,8 @@ struct SshKey {
 /// The identities of this run, in the order they are tried.
 pub struct Identities {
     sources: Vec<(Source, Option<Loaded>)>,
+    /// The source that opened the last file.
+    last_used: Option<usize>,
 }
 
 impl Identities {
@@ -76,6 +78,7 @@ impl Identities {
         }
         Identities {
             sources: sources.into_iter().map(|s| (s, None)).collect(),
+            last_used: None,
         }
     }
 
@@ -119,7 +122,10 @@ impl Identities {
                 Loaded::Ready { ids, .. } => {
                     let refs: Vec<&dyn age::Identity> = ids.iter().map(|b| b.as_ref()).collect();
                     match envelope::decrypt(ciphertext, &refs) {
-                        Ok(plain) => return Ok(plain),
+                        Ok(plain) => {
+                            self.last_used = Some(i);
+                            return Ok(plain);
+                        }
                         Err(OpenError::NoMatchingKey) => {
                             tried.push(format!("{} (not a recipient)", source.label()))
                         }
@@ -135,6 +141,11 @@ impl Identities {
         Err(Error::new(format!("no identity opens {what}; tried: {}", tried.join(", "))).with_hint(
             "pass your key with -i FILE, or ask a member to add your public key (`vault whoami`) and run `vault rekey`",
         ))
+    }
+
+    /// What opened the last file decrypted, for `-v`.
+    pub fn last_used(&self) -> Option<String> {
+        self.last_used.map(|i| self.sources[i].0.label())
     }
 
     /// The first identity that is there and usable, with its public keys.

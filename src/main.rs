@@ -268,6 +268,7 @@ fn run(cli: Cli) -> Result<i32> {
         cli.quiet,
         cli.insecure_skip_verify,
     );
+    store.verbose = cli.verbose;
     match cli.command {
         Command::Whoami => cmd_whoami(&mut store),
         Command::Edit {

@@ -23,6 +23,8 @@ pub struct Store {
     pub quiet: bool,
     /// Decrypt even when the signature checks fail (recovery only; said loudly).
     pub skip_verify: bool,
+    /// Say on stderr what was verified and which identity opened what (never values).
+    pub verbose: bool,
     seen: Option<SeenStore>,
 }
 
@@ -71,6 +73,7 @@ impl Store {
             identities,
             quiet,
             skip_verify,
+            verbose: false,
             seen: None,
         }
     }
@@ -112,6 +115,7 @@ impl Store {
                 .seen()
                 .unchanged_since_verified(&project, env, sidecar, &disk.ciphertext)
             {
+                self.detail(&format!("{env}: unchanged since this machine verified it"));
                 return Ok(());
             }
         }
@@ -125,6 +129,10 @@ impl Store {
         let seen = self.seen().get(env);
         match trust::verify(env, &disk.ciphertext, disk.sidecar.as_deref(), &folder, seen.as_ref()) {
             Ok(v) => {
+                self.detail(&format!(
+                    "{env}: signature verified: by {} ({}), serial {}",
+                    v.signer_member, v.signer, v.manifest.serial
+                ));
                 self.seen().record(env, &v, disk.sidecar.as_deref().unwrap_or_default())?;
                 Ok(Some(v))
             }
@@ -171,7 +179,16 @@ impl Store {
             self.project.display_path(&self.project.secrets_path(env))
         );
         let plain = self.identities.decrypt(&what, ciphertext)?;
+        if let Some(label) = self.identities.last_used() {
+            self.detail(&format!("{env}: decrypted with {label}"));
+        }
         Document::parse(env.as_str(), plain)
+    }
+
+    fn detail(&self, msg: &str) {
+        if self.verbose {
+            eprintln!("vault: {msg}");
+        }
     }
 
     /// Reads, changes and writes `env` under its lock, keeping its roster. `change` gets

@@ -441,3 +441,30 @@ fn completions_and_man_page_come_from_the_same_definitions() {
     let help = p.vault(&["exec", "--help"]).success().stdout();
     assert!(help.contains("--clean"));
 }
+
+#[test]
+fn verbose_says_what_was_verified_and_what_decrypted_never_values() {
+    let p = Project::new();
+    p.set("staging", "A", "hush-value");
+    std::fs::remove_dir_all(p.home.join(".local")).unwrap();
+    let first = p.vault(&["-v", "get", "staging", "A"]).success();
+    let err = first.stderr();
+    assert!(
+        err.contains("vault: staging: signature verified: by alice (SHA256:"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "vault: staging: decrypted with {}",
+            key("alice_ed25519")
+        )),
+        "{err}"
+    );
+    let again = p.vault(&["-v", "get", "staging", "A"]).success().stderr();
+    assert!(
+        again.contains("vault: staging: unchanged since this machine verified it"),
+        "{again}"
+    );
+    assert!(!err.contains("hush") && !again.contains("hush"));
+    assert!(p.vault(&["get", "staging", "A"]).stderr().is_empty());
+}

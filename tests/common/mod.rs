@@ -89,6 +89,8 @@ impl Project {
             .env_remove("EDITOR")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env("HOME", &self.home)
+            // What vault remembers lives in this test's own home, never the machine's.
+            .env("XDG_STATE_HOME", self.home.join(".local/state"))
             .stdin(Stdio::null());
         c
     }
