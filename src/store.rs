@@ -133,7 +133,7 @@ impl Store {
                     "{env}: signature verified: by {} ({}), serial {}",
                     v.signer_member, v.signer, v.manifest.serial
                 ));
-                self.seen().record(env, &v, disk.sidecar.as_deref().unwrap_or_default())?;
+                self.remember(env, &v, disk.sidecar.as_deref().unwrap_or_default());
                 Ok(Some(v))
             }
             Err(why) if self.skip_verify => {
@@ -183,6 +183,16 @@ impl Store {
             self.detail(&format!("{env}: decrypted with {label}"));
         }
         Document::parse(env.as_str(), plain)
+    }
+
+    /// Records what was verified; a failure (a read-only home) is a warning, not a
+    /// reason to refuse secrets that verified.
+    fn remember(&mut self, env: &EnvName, v: &Verified, sidecar: &[u8]) {
+        if let Err(e) = self.seen().record(env, v, sidecar) {
+            eprintln!(
+                "vault: warning: cannot remember {env}'s serial ({e}): rollback protection on this machine is limited to what it remembered before"
+            );
+        }
     }
 
     fn detail(&self, msg: &str) {
@@ -466,7 +476,7 @@ impl Store {
             signer_member: signer_member.unwrap_or_default(),
             trusted,
         };
-        self.seen().record(env, &verified, sidecar.as_bytes())?;
+        self.remember(env, &verified, sidecar.as_bytes());
         Ok(WriteReport {
             written: Written::Changed,
             pending: pending.into_iter().collect(),

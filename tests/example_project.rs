@@ -6,12 +6,14 @@ use common::key;
 use std::process::Command;
 
 fn vault(identity: &str, args: &[&str]) -> common::Run {
+    let home = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vault"))
         .arg("-C")
         .arg(env!("CARGO_MANIFEST_DIR"))
         .args(args)
         .env("VAULT_IDENTITY", key(identity))
-        .env("HOME", "/nonexistent")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path().join("state"))
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .output()
         .unwrap();
@@ -59,9 +61,11 @@ fn every_environment_is_signed_and_in_sync_with_its_recipients() {
         )
     );
     // The CI gate passes on it with no private key at all.
+    let home = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vault"))
         .args(["-C", env!("CARGO_MANIFEST_DIR"), "check"])
-        .env("HOME", "/nonexistent")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path().join("state"))
         .env_remove("VAULT_IDENTITY")
         .output()
         .unwrap();

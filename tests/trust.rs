@@ -502,7 +502,8 @@ fn attack_a_key_added_to_the_folder_without_a_grant() {
     let mallory_home = tempfile::tempdir().unwrap();
     let mut c = p.cmd(&["set", "staging", "A"]);
     c.env("VAULT_IDENTITY", key("mallory_ed25519"))
-        .env("HOME", mallory_home.path());
+        .env("HOME", mallory_home.path())
+        .env("XDG_STATE_HOME", mallory_home.path().join("state"));
     common::run_with_input(c, b"evil").success();
     // alice's machine knows better, and so does CI (from git history).
     let err = refused(&p, "alice_ed25519", "staging");
