@@ -12,6 +12,24 @@ pub struct Report {
     pub kept: Vec<PathBuf>,
 }
 
+/// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
+/// with, gunicorn under supervisord, and a manage wrapper.
+pub const SALT_STATES: &[(&str, &str)] = &[
+    ("top.sls", include_str!("../conf/salt/top.sls")),
+    (
+        "project/init.sls",
+        include_str!("../conf/salt/project/init.sls"),
+    ),
+    (
+        "project/map.jinja",
+        include_str!("../conf/salt/project/map.jinja"),
+    ),
+    (
+        "project/secrets.env.jinja",
+        include_str!("../conf/salt/project/secrets.env.jinja"),
+    ),
+];
+
 /// A project name from a folder name: lowercase, other characters as `-`.
 pub fn default_project_name(root: &Path) -> String {
     let raw = root
@@ -75,6 +93,11 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Report> {
         )?;
         let recipients = project.recipients_dir(env);
         create(&mut report, &recipients.join(".gitkeep"), "")?;
+    }
+    // The Salt states, as this repository carries them.
+    let salt = root.join("conf").join("salt");
+    for (rel, content) in SALT_STATES {
+        create(&mut report, &salt.join(rel), content)?;
     }
     add_gitignore(&mut report, &root.join(".gitignore"))?;
     Ok(report)

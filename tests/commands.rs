@@ -36,6 +36,25 @@ fn init_writes_the_layout_and_never_overwrites() {
         assert!(dir.path().join(f).is_file(), "{f}");
     }
     assert!(dir.path().join("recipients/qa").is_dir());
+    // The Salt states are this repository's own.
+    for f in [
+        "top.sls",
+        "project/init.sls",
+        "project/map.jinja",
+        "project/secrets.env.jinja",
+    ] {
+        let ours = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("conf/salt")
+                .join(f),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("conf/salt").join(f)).unwrap(),
+            ours,
+            "{f}"
+        );
+    }
     let top = std::fs::read_to_string(dir.path().join("conf/pillar/top.sls")).unwrap();
     assert!(
         top.contains("'*-qa':\n    - qa.env\n    - qa.secrets"),

@@ -1,0 +1,118 @@
+{%- from "project/map.jinja" import project, app_user, etc_dir, bin_dir, supervisor_conf_dir,
+    supervisor_conf, supervisorctl, app_dir, gunicorn, wsgi, bind, manage with context %}
+
+{%- if app_user != 'root' %}
+app_user:
+  user.present:
+    - name: {{ app_user }}
+    - system: True
+    - createhome: False
+    - shell: /usr/sbin/nologin
+    - require_in:
+      - file: secrets_dir
+{%- endif %}
+
+# The secrets, readable by root and the app user only. show_changes: False keeps their
+# content out of Salt's output and job cache.
+secrets_dir:
+  file.directory:
+    - name: {{ etc_dir }}
+    - user: root
+    - group: {{ app_user }}
+    - mode: '0750'
+    - makedirs: True
+
+secrets_env:
+  file.managed:
+    - name: {{ etc_dir }}/secrets.env
+    - source: salt://project/secrets.env.jinja
+    - template: jinja
+    - user: root
+    - group: {{ app_user }}
+    - mode: '0640'
+    - show_changes: False
+    - require:
+      - file: secrets_dir
+
+# Runs a command with the secrets in its environment, byte for byte.
+run_wrapper:
+  file.managed:
+    - name: {{ bin_dir }}/{{ project }}-run
+    - user: root
+    - mode: '0755'
+    - makedirs: True
+    - contents: |
+        #!/bin/sh
+        # Managed by Salt (vault): run a command with {{ project }}'s secrets.
+        set -a
+        . '{{ etc_dir }}/secrets.env'
+        set +a
+        exec "$@"
+
+# Django management commands with the same environment, as the app user.
+manage_wrapper:
+  file.managed:
+    - name: {{ bin_dir }}/{{ project }}-manage
+    - user: root
+    - mode: '0755'
+    - contents: |
+        #!/bin/sh
+        # Managed by Salt (vault): manage.py with {{ project }}'s secrets, as {{ app_user }}.
+        cd '{{ app_dir }}' || exit 1
+        if [ "$(id -un)" != '{{ app_user }}' ]; then
+            exec runuser -u '{{ app_user }}' -- '{{ bin_dir }}/{{ project }}-run' {{ manage }} "$@"
+        fi
+        exec '{{ bin_dir }}/{{ project }}-run' {{ manage }} "$@"
+    - require:
+      - file: run_wrapper
+
+gunicorn_conf:
+  file.managed:
+    - name: {{ supervisor_conf_dir }}/{{ project }}-gunicorn.conf
+    - user: root
+    - mode: '0644'
+    - makedirs: True
+    - contents: |
+        [program:{{ project }}-gunicorn]
+        command={{ bin_dir }}/{{ project }}-run {{ gunicorn }} --bind {{ bind }} {{ wsgi }}
+        directory={{ app_dir }}
+        user={{ app_user }}
+        autostart=true
+        autorestart=true
+        stopasgroup=true
+        killasgroup=true
+        redirect_stderr=true
+
+# supervisorctl directly (Salt 3008 ships no supervisord state): the program is
+# (re)read when its definition changes, restarted when its secrets or wrapper change,
+# started if it is not running, and otherwise left alone.
+{%- set ctl = supervisorctl ~ " -c " ~ supervisor_conf %}
+gunicorn_update:
+  cmd.run:
+    - name: {{ ctl }} update {{ project }}-gunicorn
+    - onchanges:
+      - file: gunicorn_conf
+
+# An earlier run may have written the program's file without supervisord reading it.
+gunicorn_loaded:
+  cmd.run:
+    - name: {{ ctl }} update {{ project }}-gunicorn
+    - unless: {{ ctl }} avail | grep -q '^{{ project }}-gunicorn .*in use'
+    - require:
+      - cmd: gunicorn_update
+
+gunicorn_restart:
+  cmd.run:
+    - name: {{ ctl }} restart {{ project }}-gunicorn
+    - onchanges:
+      - file: secrets_env
+      - file: run_wrapper
+    - require:
+      - cmd: gunicorn_loaded
+
+gunicorn_running:
+  cmd.run:
+    - name: {{ ctl }} start {{ project }}-gunicorn
+    - unless: {{ ctl }} status {{ project }}-gunicorn | grep -qE 'RUNNING|STARTING'
+    - require:
+      - cmd: gunicorn_restart
