@@ -14,6 +14,7 @@ pub mod keygen;
 pub mod keystore;
 pub mod manifest;
 pub mod project;
+pub mod provision;
 pub mod recipients;
 pub mod secret;
 pub mod signing;

@@ -11,7 +11,7 @@ use vault::identity::Identities;
 use vault::project::{EnvName, Project};
 use vault::secret::{SecretBytes, SecretValue};
 use vault::store::{self, Store, Written};
-use vault::{edit, exec, export, init, keygen, keystore, recipients, status};
+use vault::{edit, exec, export, init, keygen, keystore, provision, recipients, status};
 
 /// Per-environment secrets for Salt-provisioned projects, kept in git encrypted with age.
 ///
@@ -178,6 +178,38 @@ enum Command {
         #[arg(long, value_name = "DAYS", default_value_t = 7)]
         max_exposure_days: i64,
     },
+    /// Push ENV's Salt states and secrets to its servers over SSH, and apply them with Salt.
+    Provision {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// A server, [user@]host[:port] (repeatable); default: `hosts` in conf/pillar/ENV/env.sls.
+        #[arg(short = 'H', long = "host", value_name = "HOST")]
+        hosts: Vec<String>,
+        /// The SSH user for hosts that name none: root for a first provision, later a developer with sudo.
+        #[arg(short = 'u', long, value_name = "USER")]
+        user: Option<String>,
+        /// Accept and remember the host key of a server met for the first time (prints its fingerprint).
+        #[arg(long)]
+        accept_new_host_key: bool,
+        /// Run Salt with test=True: show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave the plaintext pillar secrets on the server afterwards.
+        #[arg(long)]
+        keep_pillar: bool,
+        /// How many servers at once.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        jobs: usize,
+        /// The server's root for Salt: roots in DIR/srv/{salt,pillar}, config in DIR/etc/salt.
+        #[arg(long, default_value = "/", value_name = "DIR")]
+        remote_root: String,
+        /// salt-call on the server.
+        #[arg(long, default_value = "salt-call", value_name = "PATH")]
+        salt_call: String,
+        /// Use this ssh_config instead of ~/.ssh/config (as `ssh -F`).
+        #[arg(long, value_name = "FILE")]
+        ssh_config: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -333,6 +365,97 @@ fn run(cli: Cli) -> Result<i32> {
         } => cmd_grant(&ui, &mut store, &env, &name, &fingerprint, key),
         Command::Revoke { env, name } => cmd_revoke(&ui, &mut store, &env, &name),
         Command::Check { max_exposure_days } => cmd_check(&store, max_exposure_days),
+        Command::Provision {
+            env,
+            hosts,
+            user,
+            accept_new_host_key,
+            dry_run,
+            keep_pillar,
+            jobs,
+            remote_root,
+            salt_call,
+            ssh_config,
+        } => {
+            let env = store.project.environment(&env)?;
+            let (project_name, listed) = provision::pillar_settings(&store.project, &env)?;
+            let given = if hosts.is_empty() { listed } else { hosts };
+            if given.is_empty() {
+                return Err(Error::usage(format!("{env}: no hosts: none in conf/pillar/{env}/env.sls, and no -H"))
+                    .with_hint(format!("list them under `hosts:` in conf/pillar/{env}/env.sls, or pass -H [user@]host[:port]")));
+            }
+            let mut targets = given
+                .iter()
+                .map(|h| provision::Target::parse(h))
+                .collect::<Result<Vec<_>>>()?;
+            for t in &mut targets {
+                if t.user.is_none() {
+                    t.user = user.clone();
+                }
+            }
+            let doc = store.open(&env)?;
+            let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
+            let values: Vec<&str> = doc.entries().iter().map(|e| e.value().expose()).collect();
+            let other_envs = store
+                .project
+                .environments()?
+                .into_iter()
+                .filter(|e| *e != env)
+                .collect();
+            let settings = provision::Settings {
+                env: env.clone(),
+                project_name,
+                remote_root,
+                salt_call,
+                accept_new_host_key,
+                dry_run,
+                keep_pillar,
+                jobs,
+                other_envs,
+                ssh_config,
+            };
+            let reports =
+                provision::provision(&store.project, &settings, &targets, &pillar, &values);
+            let mut table = String::from(
+                "\nhost                          result                         changed  time\n",
+            );
+            let mut ok = true;
+            for r in &reports {
+                let (result, changed) = match &r.result {
+                    Ok(a) if a.failed.is_empty() => ("ok".to_string(), a.changed.to_string()),
+                    Ok(a) => {
+                        ok = false;
+                        (
+                            format!("failed: {}", a.failed.join(", ")),
+                            a.changed.to_string(),
+                        )
+                    }
+                    Err(e) => {
+                        ok = false;
+                        (format!("error: {e}"), "-".to_string())
+                    }
+                };
+                table.push_str(&format!(
+                    "{:<30}{:<31}{:>7}  {:.1}s\n",
+                    r.target, result, changed, r.seconds
+                ));
+            }
+            if !cli.quiet {
+                eprint!("{table}");
+            }
+            if !ok {
+                let failed: Vec<&str> = reports
+                    .iter()
+                    .filter(|r| !matches!(&r.result, Ok(a) if a.failed.is_empty()))
+                    .map(|r| r.target.as_str())
+                    .collect();
+                return Err(Error::new(format!(
+                    "{env}: provisioning failed on {}",
+                    failed.join(", ")
+                )));
+            }
+            Ok(0)
+        }
         Command::Init { .. }
         | Command::Keygen { .. }
         | Command::Completions { .. }

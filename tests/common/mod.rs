@@ -2,6 +2,8 @@
 //! keys, a `vault` command isolated from the machine's own keys, and the awkward values.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,651 @@
+//! `vault provision`: for each host, one multiplexed system-OpenSSH connection, rsync of
+//! the Salt roots (no other environment's pillar, no `*.age`), the canonical pillar
+//! streamed from memory into a 0600 root file, `salt-call --local state.apply` with every
+//! secret redacted from its output, and the plaintext pillar removed afterwards.
+
+use crate::error::{Error, Result};
+use crate::project::{EnvName, Project};
+use crate::secret::SecretBytes;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// One server: `[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Result<Target> {
+        let bad = || Error::usage(format!("invalid host '{s}': use [user@]host[:port]"));
+        let (user, rest) = match s.split_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+            Some(_) => return Err(bad()),
+            None => (None, s),
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
+            _ => (rest, None),
+        };
+        if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        Ok(Target {
+            user,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    fn label(&self) -> String {
+        let mut s = String::new();
+        if let Some(u) = &self.user {
+            s.push_str(u);
+            s.push('@');
+        }
+        s.push_str(&self.host);
+        if let Some(p) = self.port {
+            s.push_str(&format!(":{p}"));
+        }
+        s
+    }
+}
+
+/// What the command line and the project settle for a run.
+pub struct Settings {
+    pub env: EnvName,
+    pub project_name: String,
+    /// The server's root for Salt's files: roots under `srv/`, config under `etc/salt`.
+    pub remote_root: String,
+    pub salt_call: String,
+    pub accept_new_host_key: bool,
+    pub dry_run: bool,
+    pub keep_pillar: bool,
+    pub jobs: usize,
+    /// Environments whose pillar folders stay off the server.
+    pub other_envs: Vec<EnvName>,
+    /// An ssh_config file to use instead of ~/.ssh/config (as `ssh -F`).
+    pub ssh_config: Option<std::path::PathBuf>,
+}
+
+/// How one host went.
+#[derive(Debug)]
+pub struct HostReport {
+    pub target: String,
+    pub result: std::result::Result<Applied, String>,
+    pub seconds: f64,
+}
+
+/// What Salt did on a host.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub changed: usize,
+    pub failed: Vec<String>,
+}
+
+/// Provisions every target, `jobs` at a time; one failing does not stop the others.
+pub fn provision(
+    project: &Project,
+    settings: &Settings,
+    targets: &[Target],
+    pillar: &SecretBytes,
+    redact: &[&str],
+) -> Vec<HostReport> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return targets
+                .iter()
+                .map(|t| HostReport {
+                    target: t.label(),
+                    result: Err(format!("cannot start: {e}")),
+                    seconds: 0.0,
+                })
+                .collect()
+        }
+    };
+    let progress = MultiProgress::new();
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let limit = Arc::new(tokio::sync::Semaphore::new(settings.jobs.max(1)));
+    let redactor = Redactor::new(redact);
+    runtime.block_on(async {
+        let runs = targets.iter().map(|t| {
+            let limit = Arc::clone(&limit);
+            let bar = progress.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
+                    .expect("static template"),
+            );
+            bar.set_prefix(t.label());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            let host = Host {
+                project,
+                settings,
+                target: t,
+                pillar,
+                redactor: &redactor,
+                bar,
+                progress: &progress,
+            };
+            async move {
+                let _permit = limit.acquire().await;
+                let start = Instant::now();
+                let result = host.run().await;
+                match &result {
+                    Ok(a) if a.failed.is_empty() => host
+                        .bar
+                        .finish_with_message(format!("done ({} changed)", a.changed)),
+                    Ok(a) => host
+                        .bar
+                        .finish_with_message(format!("{} state(s) failed", a.failed.len())),
+                    Err(e) => host.bar.finish_with_message(format!("failed: {e}")),
+                }
+                HostReport {
+                    target: t.label(),
+                    result,
+                    seconds: start.elapsed().as_secs_f64(),
+                }
+            }
+        });
+        futures_util::future::join_all(runs).await
+    })
+}
+
+/// Replaces every secret value (and each line of a multi-line one) in Salt's output.
+struct Redactor {
+    needles: Vec<zeroize::Zeroizing<String>>,
+}
+
+impl Redactor {
+    fn new(values: &[&str]) -> Redactor {
+        let mut needles: Vec<zeroize::Zeroizing<String>> = values
+            .iter()
+            .flat_map(|v| std::iter::once(*v).chain(v.lines()))
+            .map(str::trim)
+            .filter(|n| n.chars().count() >= 3)
+            .map(|n| zeroize::Zeroizing::new(n.to_string()))
+            .collect();
+        // Longest first, so a value is not half-replaced by a shorter one inside it.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Redactor { needles }
+    }
+
+    fn line(&self, line: &str) -> String {
+        let mut out = line.to_string();
+        for n in &self.needles {
+            if out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+}
+
+struct Host<'a> {
+    project: &'a Project,
+    settings: &'a Settings,
+    target: &'a Target,
+    pillar: &'a SecretBytes,
+    redactor: &'a Redactor,
+    bar: ProgressBar,
+    progress: &'a MultiProgress,
+}
+
+impl Host<'_> {
+    fn remote(&self, rel: &str) -> String {
+        let root = self.settings.remote_root.trim_end_matches('/');
+        format!("{root}/{rel}")
+    }
+
+    fn is_root(&self) -> bool {
+        self.target.user.as_deref().unwrap_or("root") == "root"
+    }
+
+    /// `sh -c SCRIPT` on the host, through `sudo -n` when the user is not root.
+    fn shell<'s>(&self, session: &'s Session, script: &str) -> openssh::OwningCommand<&'s Session> {
+        let mut cmd = if self.is_root() {
+            session.command("sh")
+        } else {
+            let mut c = session.command("sudo");
+            c.arg("-n").arg("sh");
+            c
+        };
+        cmd.arg("-c").arg(script);
+        cmd
+    }
+
+    fn say(&self, line: &str) {
+        // Through the progress display, so lines and spinners do not tangle.
+        let msg = format!("[{}] {line}", self.target.label());
+        if self.progress.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            let _ = self.progress.println(msg);
+        }
+    }
+
+    async fn run(&self) -> std::result::Result<Applied, String> {
+        let t = self.target;
+        self.bar.set_message("connecting");
+        let mut builder = SessionBuilder::default();
+        if let Some(u) = &t.user {
+            builder.user(u.clone());
+        }
+        if let Some(p) = t.port {
+            builder.port(p);
+        }
+        builder
+            .known_hosts_check(if self.settings.accept_new_host_key {
+                KnownHosts::Accept
+            } else {
+                KnownHosts::Strict
+            })
+            .connect_timeout(Duration::from_secs(15));
+        if let Some(cfg) = &self.settings.ssh_config {
+            builder.config_file(cfg);
+        }
+        let session = builder
+            .connect(&t.host)
+            .await
+            .map_err(|e| connect_error(t, &e))?;
+        if self.settings.accept_new_host_key {
+            if let Some(fp) = known_host_fingerprint(t, self.settings.ssh_config.as_deref()) {
+                self.say(&format!("host key accepted: {fp}"));
+            }
+        }
+        let result = self.steps(&session).await;
+        let _ = session.close().await;
+        result
+    }
+
+    async fn steps(&self, session: &Session) -> std::result::Result<Applied, String> {
+        let (salt_root, pillar_root, cfg) = (
+            self.remote("srv/salt"),
+            self.remote("srv/pillar"),
+            self.remote("etc/salt"),
+        );
+        let q = |s: &str| shell_words::quote(s).into_owned();
+        self.bar.set_message("checking");
+        let check = format!(
+            "command -v {salt} >/dev/null 2>&1 || {{ echo 'salt-call not found' >&2; exit 3; }}; mkdir -p {sr} {pr} {cfg}",
+            salt = q(&self.settings.salt_call),
+            sr = q(&salt_root),
+            pr = q(&pillar_root),
+            cfg = q(&cfg),
+        );
+        let out = self
+            .shell(session, &check)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run a command: {e}"))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(if err.contains("salt-call not found") {
+                format!(
+                    "{} not found on the host (install Salt, or name it with --salt-call)",
+                    self.settings.salt_call
+                )
+            } else if err.contains("password") || err.contains("sudo") {
+                "sudo asks for a password: give the user passwordless sudo, or connect as root (-u root)".into()
+            } else {
+                format!("preparing the host failed: {}", err.trim())
+            });
+        }
+
+        self.bar.set_message("rsync");
+        self.rsync(
+            session,
+            &self.project.root().join("conf/salt"),
+            &salt_root,
+            &[],
+        )?;
+        let mut excludes: Vec<String> = self
+            .settings
+            .other_envs
+            .iter()
+            .map(|e| format!("/{e}/"))
+            .collect();
+        excludes.push("secrets.sls".into());
+        self.rsync(session, &self.project.pillar_dir(), &pillar_root, &excludes)?;
+
+        self.bar.set_message("pushing secrets");
+        let env_dir = format!("{pillar_root}/{}", self.settings.env);
+        let push = format!(
+            "umask 077 && mkdir -p {d} && cat > {d}/.secrets.sls.tmp && mv {d}/.secrets.sls.tmp {d}/secrets.sls",
+            d = q(&env_dir)
+        );
+        self.stream(session, &push, self.pillar.expose())
+            .await
+            .map_err(|e| format!("pushing the secrets failed: {e}"))?;
+        let minion = format!(
+            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n",
+            self.settings.project_name,
+            self.settings.env,
+            if self.settings.remote_root.is_empty() { "/" } else { &self.settings.remote_root },
+        );
+        let write_cfg = format!(
+            "umask 022 && cat > {c}/.minion.tmp && mv {c}/.minion.tmp {c}/minion",
+            c = q(&cfg)
+        );
+        self.stream(session, &write_cfg, minion.as_bytes())
+            .await
+            .map_err(|e| format!("writing the minion config failed: {e}"))?;
+
+        self.bar.set_message("salt-call");
+        let mut apply = format!(
+            "exec {} --local --config-dir {} --retcode-passthrough --state-output=changes state.apply",
+            q(&self.settings.salt_call),
+            q(&cfg)
+        );
+        if self.settings.dry_run {
+            apply.push_str(" test=True");
+        }
+        let applied = self.salt(session, &format!("{apply} 2>&1")).await;
+        if !self.settings.keep_pillar {
+            let rm = format!("rm -f {}/secrets.sls", q(&env_dir));
+            let _ = self.shell(session, &rm).status().await;
+        }
+        applied
+    }
+
+    /// rsync over the session's master connection (no second SSH connection).
+    fn rsync(
+        &self,
+        session: &Session,
+        from: &Path,
+        to: &str,
+        extra_excludes: &[String],
+    ) -> std::result::Result<(), String> {
+        let mut cmd = std::process::Command::new("rsync");
+        cmd.args(["-a", "--delete", "--exclude=*.age", "--exclude=*.age.sig"]);
+        for e in extra_excludes {
+            cmd.arg(format!("--exclude={e}"));
+        }
+        let mut ssh = format!(
+            "ssh -S {} -o ControlMaster=no",
+            shell_words::quote(&session.control_socket().display().to_string())
+        );
+        if let Some(cfg) = &self.settings.ssh_config {
+            ssh.push_str(&format!(
+                " -F {}",
+                shell_words::quote(&cfg.display().to_string())
+            ));
+        }
+        cmd.arg("-e").arg(ssh);
+        if !self.is_root() {
+            cmd.arg("--rsync-path=sudo -n rsync");
+        }
+        let mut src = from.as_os_str().to_owned();
+        src.push("/");
+        cmd.arg(src).arg(format!("{}:{to}/", self.target.host));
+        let out = cmd.output().map_err(|e| format!("cannot run rsync: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "rsync of {} failed: {}",
+                from.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `script` with `bytes` on its standard input (never on a command line).
+    async fn stream(
+        &self,
+        session: &Session,
+        script: &str,
+        bytes: &[u8],
+    ) -> std::result::Result<(), String> {
+        let mut child = self
+            .shell(session, script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(mut stdin) = child.stdin().take() {
+            stdin.write_all(bytes).await.map_err(|e| e.to_string())?;
+            stdin.shutdown().await.map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(())
+    }
+
+    /// Runs salt-call, streaming its output redacted, and reads what it did.
+    async fn salt(&self, session: &Session, script: &str) -> std::result::Result<Applied, String> {
+        let mut child = self
+            .shell(session, script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .await
+            .map_err(|e| format!("cannot run salt-call: {e}"))?;
+        let stdout = child.stdout().take().ok_or("no output from salt-call")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut applied = Applied::default();
+        let mut last_id = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let shown = self.redactor.line(&line);
+            let trimmed = shown.trim();
+            if let Some(id) = trimmed.strip_prefix("ID: ") {
+                last_id = id.to_string();
+            } else if trimmed == "Result: False" {
+                applied.failed.push(last_id.clone());
+            } else if let Some(rest) = trimmed.strip_prefix("Succeeded:") {
+                applied.changed = rest
+                    .split("changed=")
+                    .nth(1)
+                    .and_then(|s| s.trim_end_matches(')').parse().ok())
+                    .unwrap_or(0);
+            }
+            self.say(&shown);
+        }
+        let status = child.wait().await.map_err(|e| format!("salt-call: {e}"))?;
+        if !status.success() && applied.failed.is_empty() {
+            return Err(format!("salt-call exited with {status}"));
+        }
+        Ok(applied)
+    }
+}
+
+fn connect_error(t: &Target, e: &openssh::Error) -> String {
+    let text = format!("{e} {:?}", e);
+    if text.contains("Host key verification failed")
+        || text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    {
+        format!(
+            "the host key of {} is not known, or has changed: check it, then pass --accept-new-host-key for a first contact",
+            t.label()
+        )
+    } else if text.contains("Connection refused")
+        || text.contains("timed out")
+        || text.contains("No route")
+        || text.contains("Could not resolve")
+    {
+        format!("cannot reach {}: {e}", t.label())
+    } else {
+        format!("cannot connect to {}: {e}", t.label())
+    }
+}
+
+/// The SHA256 fingerprint the known-hosts file ssh uses now holds for the target.
+fn known_host_fingerprint(t: &Target, config: Option<&Path>) -> Option<String> {
+    let name = match t.port {
+        Some(p) if p != 22 => format!("[{}]:{p}", t.host),
+        _ => t.host.clone(),
+    };
+    // Which file: whatever ssh's own configuration says (`ssh -G`).
+    let mut g = std::process::Command::new("ssh");
+    g.arg("-G");
+    if let Some(c) = config {
+        g.arg("-F").arg(c);
+    }
+    if let Some(p) = t.port {
+        g.arg("-p").arg(p.to_string());
+    }
+    let out = g.arg(&t.host).output().ok()?;
+    let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("userknownhostsfile "))
+        .flat_map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .collect();
+    files.iter().find_map(|file| {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-l", "-F", &name, "-f", file])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with("SHA256:"))
+                    .map(String::from)
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            Target::parse("web1").unwrap(),
+            Target {
+                user: None,
+                host: "web1".into(),
+                port: None
+            }
+        );
+        assert_eq!(
+            Target::parse("root@10.0.0.1:2222").unwrap(),
+            Target {
+                user: Some("root".into()),
+                host: "10.0.0.1".into(),
+                port: Some(2222)
+            }
+        );
+        for bad in ["", "@h", "u@", "h:x", "-oProxyCommand=x", "a b"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redaction_covers_values_and_their_lines() {
+        let r = Redactor::new(&["hunter22", "-----BEGIN-----\nabcdef\n", "on"]);
+        assert_eq!(r.line("pw hunter22 x"), "pw [redacted] x");
+        assert_eq!(r.line("  abcdef"), "  [redacted]");
+        assert_eq!(r.line("turn on"), "turn on");
+    }
+}
+
+/// `hosts:` of `conf/pillar/<env>/env.sls`, and `project_name:` of `project.sls`: the
+/// plain top-level values vault needs from the pillar.
+pub fn pillar_settings(project: &Project, env: &EnvName) -> Result<(String, Vec<String>)> {
+    let read = |path: &Path| -> Result<String> {
+        std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))
+    };
+    let project_file = project.pillar_dir().join("project.sls");
+    let name = top_level(&read(&project_file)?, "project_name")
+        .and_then(|v| v.into_iter().next())
+        .ok_or_else(|| {
+            Error::new(format!(
+                "{}: no project_name",
+                project.display_path(&project_file)
+            ))
+        })?;
+    let env_file = project.env_pillar_dir(env).join("env.sls");
+    let hosts = if env_file.exists() {
+        top_level(&read(&env_file)?, "hosts").unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok((name, hosts))
+}
+
+/// The scalar, or the scalars of the list, under top-level `key` of a YAML document.
+fn top_level(text: &str, key: &str) -> Option<Vec<String>> {
+    use saphyr_parser::{Event, Parser};
+    let mut depth = 0usize;
+    let mut expect_key = false;
+    let mut found = false;
+    let mut out = Vec::new();
+    let mut in_list = false;
+    for ev in Parser::new_from_str(text) {
+        let (ev, _) = ev.ok()?;
+        match ev {
+            Event::MappingStart(..) | Event::SequenceStart(..)
+                if found && depth == 1 && !in_list =>
+            {
+                if matches!(ev, Event::SequenceStart(..)) {
+                    in_list = true;
+                    depth += 1;
+                } else {
+                    return None;
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                depth += 1;
+                expect_key = depth == 1;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                if in_list && depth == 2 {
+                    return Some(out);
+                }
+                depth = depth.saturating_sub(1);
+                expect_key = depth == 1;
+            }
+            Event::Scalar(v, ..) if in_list && depth == 2 => out.push(v.into_owned()),
+            Event::Scalar(v, ..) if depth == 1 && found => return Some(vec![v.into_owned()]),
+            Event::Scalar(v, ..) if depth == 1 && expect_key => {
+                found = v == key;
+                expect_key = false;
+            }
+            Event::Scalar(..) if depth == 1 => expect_key = true,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod pillar_tests {
+    use super::top_level;
+
+    #[test]
+    fn reads_top_level_values() {
+        let doc = "environment: staging\nhosts:\n  - root@10.0.0.1\n  - web2:2222\ndomain: x\n";
+        assert_eq!(
+            top_level(doc, "hosts").unwrap(),
+            ["root@10.0.0.1", "web2:2222"]
+        );
+        assert_eq!(top_level(doc, "domain").unwrap(), ["x"]);
+        assert_eq!(
+            top_level("hosts: []\n", "hosts").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(top_level("a: 1\n", "hosts").is_none());
+        assert_eq!(
+            top_level("project_name: example\n", "project_name").unwrap(),
+            ["example"]
+        );
+    }
+}

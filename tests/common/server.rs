@@ -1,0 +1,271 @@
+//! A private server for the Salt tests: a root folder the app user can walk into, a real
+//! supervisord with its own socket, and the pillar settings that point the states there.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const APP_USER: &str = "vaulttest";
+
+/// The Python tools (salt-call, supervisord) and the app's venv, or None with a message
+/// (a failure in CI).
+pub fn tools() -> Option<(PathBuf, PathBuf)> {
+    let python = super::python()?;
+    let tools = python.parent().unwrap().to_path_buf();
+    let app = std::env::var_os("VAULT_TEST_APP_VENV")
+        .map(PathBuf::from)
+        .filter(|v| v.join("bin/gunicorn").exists());
+    match app {
+        Some(app) if tools.join("salt-call").exists() => Some((tools, app)),
+        _ => {
+            if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+                panic!("CI is set but Salt or the app venv is missing: scripts/setup-test-deps installs them");
+            }
+            eprintln!(
+                "SKIPPED: Salt or the app venv is missing (scripts/setup-test-deps installs them)"
+            );
+            None
+        }
+    }
+}
+
+pub struct Server {
+    pub root: tempfile::TempDir,
+    pub tools: PathBuf,
+    pub app_venv: PathBuf,
+    pub port: u16,
+    supervisord: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(self.tools.join("supervisorctl"))
+            .args(["-c", &self.path("supervisor/supervisord.conf"), "shutdown"])
+            .output();
+        let _ = self.supervisord.wait();
+    }
+}
+
+impl Server {
+    pub fn start(tools: &Path, app_venv: &Path) -> Server {
+        let root = tempfile::Builder::new()
+            .prefix("vault-server-")
+            .tempdir()
+            .unwrap();
+        // The app user walks into the root to read its wrapper and secrets.
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = |rel: &str| root.path().join(rel).display().to_string();
+        for d in ["supervisor/conf.d", "logs"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        std::fs::write(
+            root.path().join("supervisor/supervisord.conf"),
+            format!(
+                "[unix_http_server]\nfile={sock}\n[supervisord]\nlogfile={log}\npidfile={pid}\nchildlogdir={logs}\n\
+                 [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
+                 [supervisorctl]\nserverurl=unix://{sock}\n[include]\nfiles={confd}/*.conf\n",
+                sock = path("supervisor.sock"),
+                log = path("supervisord.log"),
+                pid = path("supervisord.pid"),
+                logs = path("logs"),
+                confd = path("supervisor/conf.d"),
+            ),
+        )
+        .unwrap();
+        let supervisord = Command::new(tools.join("supervisord"))
+            .args(["-n", "-c", &path("supervisor/supervisord.conf")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Server {
+            root,
+            tools: tools.to_path_buf(),
+            app_venv: app_venv.to_path_buf(),
+            port: free_port(),
+            supervisord,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> String {
+        self.root.path().join(rel).display().to_string()
+    }
+
+    /// The pillar settings (for an env.sls) that point the states at this server.
+    pub fn pillar_settings(&self) -> String {
+        let app_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/app");
+        format!(
+            "vault:\n  app_user: {APP_USER}\n  paths:\n    etc: {etc}\n    bin: {bin}\n    supervisor_conf_dir: {confd}\n    supervisor_conf: {conf}\n    supervisorctl: {ctl}\n\
+             app:\n  directory: {app}\n  gunicorn: {gunicorn}\n  wsgi: envapp:app\n  bind: 127.0.0.1:{port}\n  manage: {py} manage.py\n",
+            etc = self.path("etc"),
+            bin = self.path("bin"),
+            confd = self.path("supervisor/conf.d"),
+            conf = self.path("supervisor/supervisord.conf"),
+            ctl = self.tools.join("supervisorctl").display(),
+            app = app_dir.display(),
+            gunicorn = self.app_venv.join("bin/gunicorn").display(),
+            py = self.app_venv.join("bin/python").display(),
+            port = self.port,
+        )
+    }
+
+    /// The app's answer (pid and environment), waiting for one `want` accepts.
+    pub fn ask(&self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = http_get(self.port).filter(|v| want(v)) {
+                return v;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let status = Command::new(self.tools.join("supervisorctl"))
+                    .args(["-c", &self.path("supervisor/supervisord.conf"), "status"])
+                    .output()
+                    .unwrap();
+                let logs: String = std::fs::read_dir(self.root.path().join("logs"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect();
+                panic!(
+                    "the app never answered as expected\nstatus: {}\nlogs: {logs}",
+                    String::from_utf8_lossy(&status.stdout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn http_get(port: u16) -> Option<serde_json::Value> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let at = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    serde_json::from_slice(&buf[at + 4..]).ok()
+}
+
+/// Every file under `dir` that holds `needle`.
+pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// A real sshd on 127.0.0.1 with its own host key, letting in `authorized` as root, and
+/// an ssh_config for the client side (key, known hosts: nothing of the machine's own).
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    pub fn start(authorized_private_key: &Path) -> Sshd {
+        let dir = tempfile::Builder::new()
+            .prefix("vault-sshd-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let key = d.join("client_key");
+        std::fs::copy(authorized_private_key, &key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let public = format!("{}.pub", authorized_private_key.display());
+        std::fs::copy(public, d.join("authorized_keys")).unwrap();
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", ""])
+            .arg("-f")
+            .arg(d.join("host_key"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let port = free_port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+                hk = d.join("host_key").display(),
+                pid = d.join("sshd.pid").display(),
+                ak = d.join("authorized_keys").display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  BatchMode yes\n",
+                key.display(),
+                d.join("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sshd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd { dir, port, child }
+    }
+
+    pub fn ssh_config(&self) -> String {
+        self.dir.path().join("ssh_config").display().to_string()
+    }
+
+    /// The host key's fingerprint, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.path().join("host_key.pub"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+}

@@ -1,0 +1,174 @@
+//! `vault provision` end to end on loopback: a real sshd, rsync over its master
+//! connection, the pillar streamed from memory, real salt-call, supervisord and gunicorn.
+
+mod common;
+use common::server::{files_holding, tools, Server, Sshd};
+use common::{key, Project, AWKWARD};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// `vault provision staging` against `sshd`, into `server`, with `extra` flags.
+fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
+    let remote = server.path("remote");
+    let salt_call = server.tools.join("salt-call").display().to_string();
+    let config = sshd.ssh_config();
+    let mut args = vec![
+        "provision",
+        "staging",
+        "--ssh-config",
+        &config,
+        "--remote-root",
+        &remote,
+        "--salt-call",
+        &salt_call,
+    ];
+    args.extend_from_slice(extra);
+    p.vault(&args)
+}
+
+fn distinctive() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    AWKWARD.iter().filter(|(_, v)| v.len() > 6)
+}
+
+#[test]
+fn provision_over_loopback_ssh_end_to_end() {
+    if !common::have("rsync") || !common::have("sshd") && !Path::new("/usr/sbin/sshd").exists() {
+        return;
+    }
+    let Some((tools, app)) = tools() else { return };
+    let p = Project::new();
+    for (k, v) in AWKWARD {
+        p.set("staging", k, v);
+    }
+    p.set("production", "PROD_ONLY", "production-secret-value");
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls).unwrap().replace(
+        "hosts: []",
+        &format!("hosts: ['root@127.0.0.1:{}']", sshd.port),
+    );
+    std::fs::write(&env_sls, format!("{text}{}", server.pillar_settings())).unwrap();
+
+    // A first contact needs the flag: strict host key checking.
+    let out = provision(&p, &sshd, &server, &[]);
+    assert_eq!(out.code(), 1);
+    let err = out.stderr();
+    assert!(err.contains("the host key of root@127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("--accept-new-host-key for a first contact"),
+        "{err}"
+    );
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("vault: error: staging: provisioning failed on root@127.0.0.1:"),
+        "{err}"
+    );
+    let remote = Path::new(&server.path("remote")).to_path_buf();
+    assert!(
+        !remote.join("srv").exists(),
+        "nothing is shipped to an unverified host"
+    );
+
+    let out = provision(&p, &sshd, &server, &["--accept-new-host-key"]).success();
+    let log = format!("{}{}", out.stdout(), out.stderr());
+    assert!(
+        log.contains(&format!("host key accepted: {}", sshd.fingerprint())),
+        "{log}"
+    );
+    assert!(log.contains(" ok "), "{log}");
+    let answer = server.ask(|v| v["env"]["LEADING_ZERO"] == "0123");
+    for (k, v) in AWKWARD {
+        assert_eq!(answer["env"][k], *v, "{k} did not arrive exactly");
+    }
+    // No value in vault's own output (Salt's, streamed through it, is redacted).
+    for (k, v) in distinctive() {
+        for line in std::iter::once(*v).chain(v.lines()).filter(|l| l.len() > 6) {
+            assert!(!log.contains(line), "{k} appears in the output");
+        }
+    }
+    // The staging server: no production files, nothing encrypted, no plaintext pillar left.
+    assert!(!remote.join("srv/pillar/production").exists());
+    assert!(remote.join("srv/pillar/staging/env.sls").exists());
+    assert!(files_holding(&remote, b"-----BEGIN AGE ENCRYPTED FILE-----").is_empty());
+    assert!(files_holding(&remote, b"vault manifest v1").is_empty());
+    assert!(!remote.join("srv/pillar/staging/secrets.sls").exists());
+    assert!(files_holding(&remote, b"production-secret-value").is_empty());
+    // The values live only in the app's 0640 env file: not in Salt's cache or logs, and no
+    // plaintext secrets file was ever written on this side.
+    for (k, v) in distinctive() {
+        assert!(
+            files_holding(&remote, v.as_bytes()).is_empty(),
+            "{k} left in the Salt root"
+        );
+        // Only the env file may hold it (shell-escaped where it has a quote).
+        let holders = files_holding(server.root.path(), v.as_bytes());
+        assert!(
+            holders.iter().all(|h| h.ends_with("etc/secrets.env")),
+            "{k}: {holders:?}"
+        );
+        assert!(
+            files_holding(p.root(), v.as_bytes()).is_empty(),
+            "{k} in plaintext in the project"
+        );
+    }
+    let mode = std::fs::metadata(server.path("etc/secrets.env"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o640);
+
+    // A changed value: shipped, and the app restarted with it (host key known now).
+    let pid = answer["pid"].clone();
+    p.set("staging", "LEADING_ZERO", "00999");
+    provision(&p, &sshd, &server, &[]).success();
+    let after = server.ask(|v| v["env"]["LEADING_ZERO"] == "00999");
+    assert_ne!(after["pid"], pid);
+
+    // --dry-run changes nothing; --keep-pillar leaves the 0600 plaintext pillar.
+    p.set("staging", "LEADING_ZERO", "dry");
+    provision(&p, &sshd, &server, &["--dry-run"]).success();
+    assert_eq!(server.ask(|_| true)["env"]["LEADING_ZERO"], "00999");
+    provision(&p, &sshd, &server, &["--keep-pillar"]).success();
+    let kept = remote.join("srv/pillar/staging/secrets.sls");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Clear errors: no salt-call, an unreachable host.
+    let remote_s = server.path("remote");
+    let config = sshd.ssh_config();
+    let out = p.vault(&[
+        "provision",
+        "staging",
+        "--ssh-config",
+        &config,
+        "--remote-root",
+        &remote_s,
+        "--salt-call",
+        "/nonexistent/salt-call",
+    ]);
+    assert!(
+        out.stderr()
+            .contains("/nonexistent/salt-call not found on the host"),
+        "{}",
+        out.stderr()
+    );
+    let out = p.vault(&[
+        "provision",
+        "staging",
+        "-H",
+        "root@127.0.0.1:1",
+        "--ssh-config",
+        &config,
+    ]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr().contains("cannot reach root@127.0.0.1:1")
+            || out.stderr().contains("cannot connect to root@127.0.0.1:1"),
+        "{}",
+        out.stderr()
+    );
+}
