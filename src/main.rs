@@ -200,7 +200,8 @@ enum Command {
         /// How many servers at once.
         #[arg(long, default_value_t = 4, value_name = "N")]
         jobs: usize,
-        /// The server's root for Salt: roots in DIR/srv/{salt,pillar}, config in DIR/etc/salt.
+        /// The server's root for Salt: roots in DIR/srv/{salt,pillar}, config in DIR/etc/salt
+        /// (`{host}` and `{port}` are replaced per host).
         #[arg(long, default_value = "/", value_name = "DIR")]
         remote_root: String,
         /// salt-call on the server.

@@ -204,9 +204,21 @@ struct Host<'a> {
 }
 
 impl Host<'_> {
+    /// The host's root: `--remote-root` with `{host}` and `{port}` filled in.
+    fn root(&self) -> String {
+        let port = self
+            .target
+            .port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "22".into());
+        self.settings
+            .remote_root
+            .replace("{host}", &self.target.host)
+            .replace("{port}", &port)
+    }
+
     fn remote(&self, rel: &str) -> String {
-        let root = self.settings.remote_root.trim_end_matches('/');
-        format!("{root}/{rel}")
+        format!("{}/{rel}", self.root().trim_end_matches('/'))
     }
 
     fn is_root(&self) -> bool {
@@ -333,7 +345,7 @@ impl Host<'_> {
             "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n",
             self.settings.project_name,
             self.settings.env,
-            if self.settings.remote_root.is_empty() { "/" } else { &self.settings.remote_root },
+            if self.root().is_empty() { "/".to_string() } else { self.root() },
         );
         let write_cfg = format!(
             "umask 022 && cat > {c}/.minion.tmp && mv {c}/.minion.tmp {c}/minion",

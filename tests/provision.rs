@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// `vault provision staging` against `sshd`, into `server`, with `extra` flags.
 fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
-    let remote = server.path("remote");
+    let remote = server.path("");
     let salt_call = server.tools.join("salt-call").display().to_string();
     let config = sshd.ssh_config();
     let mut args = vec![
@@ -64,9 +64,9 @@ fn provision_over_loopback_ssh_end_to_end() {
         last.starts_with("vault: error: staging: provisioning failed on root@127.0.0.1:"),
         "{err}"
     );
-    let remote = Path::new(&server.path("remote")).to_path_buf();
+    let remote = server.root.path().to_path_buf();
     assert!(
-        !remote.join("srv").exists(),
+        !remote.join("srv/salt").exists(),
         "nothing is shipped to an unverified host"
     );
 
@@ -97,14 +97,12 @@ fn provision_over_loopback_ssh_end_to_end() {
     // The values live only in the app's 0640 env file: not in Salt's cache or logs, and no
     // plaintext secrets file was ever written on this side.
     for (k, v) in distinctive() {
-        assert!(
-            files_holding(&remote, v.as_bytes()).is_empty(),
-            "{k} left in the Salt root"
-        );
         // Only the env file may hold it (shell-escaped where it has a quote).
-        let holders = files_holding(server.root.path(), v.as_bytes());
+        let holders = files_holding(&remote, v.as_bytes());
         assert!(
-            holders.iter().all(|h| h.ends_with("etc/secrets.env")),
+            holders
+                .iter()
+                .all(|h| h.ends_with("etc/example/secrets.env")),
             "{k}: {holders:?}"
         );
         assert!(
@@ -112,7 +110,7 @@ fn provision_over_loopback_ssh_end_to_end() {
             "{k} in plaintext in the project"
         );
     }
-    let mode = std::fs::metadata(server.path("etc/secrets.env"))
+    let mode = std::fs::metadata(server.path("etc/example/secrets.env"))
         .unwrap()
         .permissions()
         .mode()
@@ -138,7 +136,7 @@ fn provision_over_loopback_ssh_end_to_end() {
     );
 
     // Clear errors: no salt-call, an unreachable host.
-    let remote_s = server.path("remote");
+    let remote_s = server.path("");
     let config = sshd.ssh_config();
     let out = p.vault(&[
         "provision",
@@ -170,5 +168,104 @@ fn provision_over_loopback_ssh_end_to_end() {
             || out.stderr().contains("cannot connect to root@127.0.0.1:1"),
         "{}",
         out.stderr()
+    );
+}
+
+#[test]
+fn two_hosts_are_provisioned_in_parallel() {
+    if !common::have("rsync") {
+        return;
+    }
+    let Some((tools, app)) = tools() else { return };
+    let p = Project::new();
+    p.set("staging", "SHARED", "same-on-both-hosts");
+    // Two servers on one machine: each its own sshd, and its own root named by its port.
+    let sshds = [
+        Sshd::start(Path::new(&key("mallory_ed25519"))),
+        Sshd::start(Path::new(&key("mallory_ed25519"))),
+    ];
+    let parent = tempfile::Builder::new()
+        .prefix("vault-hosts-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let servers: Vec<Server> = sshds
+        .iter()
+        .map(|s| {
+            let root = tempfile::Builder::new()
+                .prefix(&s.port.to_string())
+                .rand_bytes(0)
+                .tempdir_in(parent.path())
+                .unwrap();
+            Server::start_at(root, &tools, &app)
+        })
+        .collect();
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls).unwrap();
+    std::fs::write(&env_sls, format!("{text}{}", servers[0].pillar_settings())).unwrap();
+    let hosts: Vec<String> = sshds
+        .iter()
+        .map(|s| format!("root@127.0.0.1:{}", s.port))
+        .collect();
+    let root = format!("{}/{{port}}", parent.path().display());
+    let salt_call = tools.join("salt-call").display().to_string();
+    let config = sshds[0].ssh_config();
+    let out = p
+        .vault(&[
+            "provision",
+            "staging",
+            "-H",
+            &hosts[0],
+            "-H",
+            &hosts[1],
+            "--jobs",
+            "2",
+            "--accept-new-host-key",
+            "--ssh-config",
+            &config,
+            "--remote-root",
+            &root,
+            "--salt-call",
+            &salt_call,
+        ])
+        .success();
+    // The final table: one row per host, each ok.
+    let err = out.stderr();
+    for h in &hosts {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(h.as_str()) && l.contains(" ok ")),
+            "{err}"
+        );
+    }
+    for server in &servers {
+        let answer = server.ask(|v| v["env"]["SHARED"] == "same-on-both-hosts");
+        assert_eq!(answer["env"]["SHARED"], "same-on-both-hosts");
+    }
+    // One host failing does not stop the other, and the exit status says so.
+    let out = p.vault(&[
+        "provision",
+        "staging",
+        "-H",
+        &hosts[0],
+        "-H",
+        "root@127.0.0.1:1",
+        "--ssh-config",
+        &config,
+        "--remote-root",
+        &root,
+        "--salt-call",
+        &salt_call,
+    ]);
+    assert_eq!(out.code(), 1);
+    let err = out.stderr();
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(hosts[0].as_str()) && l.contains(" ok ")),
+        "{err}"
+    );
+    assert!(
+        err.contains("provisioning failed on root@127.0.0.1:1"),
+        "{err}"
     );
 }

@@ -32,19 +32,32 @@ pub fn tools() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// A server's root: the states put everything under it (etc/, usr/local/bin, run/), as
+/// they would under `/`, and it runs its own supervisord from etc/supervisor.
 pub struct Server {
     pub root: tempfile::TempDir,
     pub tools: PathBuf,
     pub app_venv: PathBuf,
-    pub port: u16,
     supervisord: Child,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new(self.tools.join("supervisorctl"))
-            .args(["-c", &self.path("supervisor/supervisord.conf"), "shutdown"])
+            .args([
+                "-c",
+                &self.path("etc/supervisor/supervisord.conf"),
+                "shutdown",
+            ])
             .output();
+        // Never hang a test run on a supervisord that would not stop.
+        let start = Instant::now();
+        while matches!(self.supervisord.try_wait(), Ok(None))
+            && start.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.supervisord.kill();
         let _ = self.supervisord.wait();
     }
 }
@@ -55,14 +68,19 @@ impl Server {
             .prefix("vault-server-")
             .tempdir()
             .unwrap();
+        Server::start_at(root, tools, app_venv)
+    }
+
+    /// A server whose root is `root` (one named as a test needs).
+    pub fn start_at(root: tempfile::TempDir, tools: &Path, app_venv: &Path) -> Server {
         // The app user walks into the root to read its wrapper and secrets.
         std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = |rel: &str| root.path().join(rel).display().to_string();
-        for d in ["supervisor/conf.d", "logs"] {
+        for d in ["etc/supervisor/conf.d", "logs"] {
             std::fs::create_dir_all(root.path().join(d)).unwrap();
         }
         std::fs::write(
-            root.path().join("supervisor/supervisord.conf"),
+            root.path().join("etc/supervisor/supervisord.conf"),
             format!(
                 "[unix_http_server]\nfile={sock}\n[supervisord]\nlogfile={log}\npidfile={pid}\nchildlogdir={logs}\n\
                  [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
@@ -71,12 +89,12 @@ impl Server {
                 log = path("supervisord.log"),
                 pid = path("supervisord.pid"),
                 logs = path("logs"),
-                confd = path("supervisor/conf.d"),
+                confd = path("etc/supervisor/conf.d"),
             ),
         )
         .unwrap();
         let supervisord = Command::new(tools.join("supervisord"))
-            .args(["-n", "-c", &path("supervisor/supervisord.conf")])
+            .args(["-n", "-c", &path("etc/supervisor/supervisord.conf")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,7 +103,6 @@ impl Server {
             root,
             tools: tools.to_path_buf(),
             app_venv: app_venv.to_path_buf(),
-            port: free_port(),
             supervisord,
         }
     }
@@ -94,21 +111,17 @@ impl Server {
         self.root.path().join(rel).display().to_string()
     }
 
-    /// The pillar settings (for an env.sls) that point the states at this server.
+    /// The pillar settings (for an env.sls) for the app and tools: the same on every
+    /// server (paths follow each server's root).
     pub fn pillar_settings(&self) -> String {
         let app_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/app");
         format!(
-            "vault:\n  app_user: {APP_USER}\n  paths:\n    etc: {etc}\n    bin: {bin}\n    supervisor_conf_dir: {confd}\n    supervisor_conf: {conf}\n    supervisorctl: {ctl}\n\
-             app:\n  directory: {app}\n  gunicorn: {gunicorn}\n  wsgi: envapp:app\n  bind: 127.0.0.1:{port}\n  manage: {py} manage.py\n",
-            etc = self.path("etc"),
-            bin = self.path("bin"),
-            confd = self.path("supervisor/conf.d"),
-            conf = self.path("supervisor/supervisord.conf"),
+            "vault:\n  app_user: {APP_USER}\n  paths:\n    supervisorctl: {ctl}\n\
+             app:\n  directory: {app}\n  gunicorn: {gunicorn}\n  wsgi: envapp:app\n  manage: {py} manage.py\n",
             ctl = self.tools.join("supervisorctl").display(),
             app = app_dir.display(),
             gunicorn = self.app_venv.join("bin/gunicorn").display(),
             py = self.app_venv.join("bin/python").display(),
-            port = self.port,
         )
     }
 
@@ -116,12 +129,18 @@ impl Server {
     pub fn ask(&self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            if let Some(v) = http_get(self.port).filter(|v| want(v)) {
+            if let Some(v) =
+                http_get(&self.root.path().join("run/example/gunicorn.sock")).filter(|v| want(v))
+            {
                 return v;
             }
             if start.elapsed() > Duration::from_secs(30) {
                 let status = Command::new(self.tools.join("supervisorctl"))
-                    .args(["-c", &self.path("supervisor/supervisord.conf"), "status"])
+                    .args([
+                        "-c",
+                        &self.path("etc/supervisor/supervisord.conf"),
+                        "status",
+                    ])
                     .output()
                     .unwrap();
                 let logs: String = std::fs::read_dir(self.root.path().join("logs"))
@@ -148,8 +167,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn http_get(port: u16) -> Option<serde_json::Value> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+/// GET / over gunicorn's unix socket.
+pub fn http_get(socket: &Path) -> Option<serde_json::Value> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .ok()?;

@@ -1,5 +1,5 @@
-{%- from "project/map.jinja" import project, app_user, etc_dir, bin_dir, supervisor_conf_dir,
-    supervisor_conf, supervisorctl, app_dir, gunicorn, wsgi, bind, manage with context %}
+{%- from "project/map.jinja" import project, app_user, etc_dir, bin_dir, run_dir,
+    supervisor_conf_dir, supervisor_conf, supervisorctl, app_dir, gunicorn, wsgi, bind, manage with context %}
 
 {%- if app_user != 'root' %}
 app_user:
@@ -33,6 +33,14 @@ secrets_env:
     - show_changes: False
     - require:
       - file: secrets_dir
+
+# Where gunicorn's socket lives: the app user's.
+run_dir:
+  file.directory:
+    - name: {{ run_dir }}
+    - user: {{ app_user }}
+    - mode: '0755'
+    - makedirs: True
 
 # Runs a command with the secrets in its environment, byte for byte.
 run_wrapper:
@@ -92,6 +100,9 @@ gunicorn_update:
     - name: {{ ctl }} update {{ project }}-gunicorn
     - onchanges:
       - file: gunicorn_conf
+    - require:
+      - file: run_dir
+      - file: secrets_env
 
 # An earlier run may have written the program's file without supervisord reading it.
 gunicorn_loaded:
