@@ -269,3 +269,56 @@ fn two_hosts_are_provisioned_in_parallel() {
         "{err}"
     );
 }
+
+#[test]
+fn later_runs_as_a_developer_through_sudo() {
+    if !common::have("sudo") {
+        return;
+    }
+    let Some((tools, app)) = tools() else { return };
+    let has_user = |u: &str| {
+        std::process::Command::new("id")
+            .arg(u)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has_user("vaultdev") || !has_user("vaultpw") {
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+            panic!(
+                "CI is set but the test users are missing: scripts/setup-test-deps creates them"
+            );
+        }
+        eprintln!("SKIPPED: users vaultdev and vaultpw are missing (scripts/setup-test-deps creates them)");
+        return;
+    }
+    let p = Project::new();
+    p.set("staging", "TOKEN", "first-value");
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls)
+        .unwrap()
+        .replace("hosts: []", &format!("hosts: ['127.0.0.1:{}']", sshd.port));
+    std::fs::write(&env_sls, format!("{text}{}", server.pillar_settings())).unwrap();
+    // The first provision, as root.
+    provision(&p, &sshd, &server, &["-u", "root", "--accept-new-host-key"]).success();
+    server.ask(|v| v["env"]["TOKEN"] == "first-value");
+    // Later runs: a developer with passwordless sudo.
+    p.set("staging", "TOKEN", "second-value");
+    provision(&p, &sshd, &server, &["-u", "vaultdev"]).success();
+    server.ask(|v| v["env"]["TOKEN"] == "second-value");
+    let env_file = std::fs::metadata(server.path("etc/example/secrets.env")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&env_file),
+        0,
+        "files are still root's"
+    );
+    // A developer whose sudo wants a password: one clear line, nothing half-done.
+    let out = provision(&p, &sshd, &server, &["-u", "vaultpw"]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr().contains("sudo asks for a password"),
+        "{}",
+        out.stderr()
+    );
+}

@@ -219,6 +219,8 @@ impl Sshd {
             .tempdir()
             .unwrap();
         let d = dir.path();
+        // sshd reads authorized_keys as the user logging in (a developer, not only root).
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
         let key = d.join("client_key");
         std::fs::copy(authorized_private_key, &key).unwrap();
