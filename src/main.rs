@@ -414,6 +414,7 @@ fn run(cli: Cli) -> Result<i32> {
                 jobs,
                 other_envs,
                 ssh_config,
+                quiet: cli.quiet,
             };
             let reports =
                 provision::provision(&store.project, &settings, &targets, &pillar, &values);
@@ -440,6 +441,16 @@ fn run(cli: Cli) -> Result<i32> {
                     "{:<30}{:<31}{:>7}  {:.1}s\n",
                     r.target, result, changed, r.seconds
                 ));
+            }
+            if cli.verbose {
+                for r in &reports {
+                    let steps: Vec<String> = r
+                        .steps
+                        .iter()
+                        .map(|(n, s)| format!("{n} {s:.2}s"))
+                        .collect();
+                    table.push_str(&format!("{}: {}\n", r.target, steps.join(", ")));
+                }
             }
             if !cli.quiet {
                 eprint!("{table}");

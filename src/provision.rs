@@ -72,6 +72,8 @@ pub struct Settings {
     pub other_envs: Vec<EnvName>,
     /// An ssh_config file to use instead of ~/.ssh/config (as `ssh -F`).
     pub ssh_config: Option<std::path::PathBuf>,
+    /// Keep Salt's output to ourselves (the final table still says what happened).
+    pub quiet: bool,
 }
 
 /// How one host went.
@@ -80,6 +82,8 @@ pub struct HostReport {
     pub target: String,
     pub result: std::result::Result<Applied, String>,
     pub seconds: f64,
+    /// Seconds spent in each step: connect, prepare, rsync, secrets, salt-call, cleanup.
+    pub steps: Vec<(&'static str, f64)>,
 }
 
 /// What Salt did on a host.
@@ -109,6 +113,7 @@ pub fn provision(
                     target: t.label(),
                     result: Err(format!("cannot start: {e}")),
                     seconds: 0.0,
+                    steps: vec![],
                 })
                 .collect()
         }
@@ -137,6 +142,7 @@ pub fn provision(
                 redactor: &redactor,
                 bar,
                 progress: &progress,
+                steps: std::cell::RefCell::new(Vec::new()),
             };
             async move {
                 let _permit = limit.acquire().await;
@@ -151,10 +157,18 @@ pub fn provision(
                         .finish_with_message(format!("{} state(s) failed", a.failed.len())),
                     Err(e) => host.bar.finish_with_message(format!("failed: {e}")),
                 }
+                host.step("");
+                let steps = host
+                    .steps
+                    .into_inner()
+                    .into_iter()
+                    .map(|(name, _, secs)| (name, secs))
+                    .collect();
                 HostReport {
                     target: t.label(),
                     result,
                     seconds: start.elapsed().as_secs_f64(),
+                    steps,
                 }
             }
         });
@@ -201,9 +215,25 @@ struct Host<'a> {
     redactor: &'a Redactor,
     bar: ProgressBar,
     progress: &'a MultiProgress,
+    /// Each step's name, start, and (once over) seconds.
+    steps: std::cell::RefCell<Vec<(&'static str, Instant, f64)>>,
 }
 
 impl Host<'_> {
+    /// Starts step `name` (ending the one before); "" only ends the last.
+    fn step(&self, name: &'static str) {
+        let mut steps = self.steps.borrow_mut();
+        if let Some(last) = steps.last_mut() {
+            if last.2 == 0.0 {
+                last.2 = last.1.elapsed().as_secs_f64();
+            }
+        }
+        if !name.is_empty() {
+            steps.push((name, Instant::now(), 0.0));
+            self.bar.set_message(name);
+        }
+    }
+
     /// The host's root: `--remote-root` with `{host}` and `{port}` filled in.
     fn root(&self) -> String {
         let port = self
@@ -250,7 +280,7 @@ impl Host<'_> {
 
     async fn run(&self) -> std::result::Result<Applied, String> {
         let t = self.target;
-        self.bar.set_message("connecting");
+        self.step("connect");
         let mut builder = SessionBuilder::default();
         if let Some(u) = &t.user {
             builder.user(u.clone());
@@ -289,7 +319,7 @@ impl Host<'_> {
             self.remote("etc/salt"),
         );
         let q = |s: &str| shell_words::quote(s).into_owned();
-        self.bar.set_message("checking");
+        self.step("prepare");
         let check = format!(
             "command -v {salt} >/dev/null 2>&1 || {{ echo 'salt-call not found' >&2; exit 3; }}; mkdir -p {sr} {pr} {cfg}",
             salt = q(&self.settings.salt_call),
@@ -316,7 +346,7 @@ impl Host<'_> {
             });
         }
 
-        self.bar.set_message("rsync");
+        self.step("rsync");
         self.rsync(
             session,
             &self.project.root().join("conf/salt"),
@@ -332,7 +362,7 @@ impl Host<'_> {
         excludes.push("secrets.sls".into());
         self.rsync(session, &self.project.pillar_dir(), &pillar_root, &excludes)?;
 
-        self.bar.set_message("pushing secrets");
+        self.step("secrets");
         let env_dir = format!("{pillar_root}/{}", self.settings.env);
         let push = format!(
             "umask 077 && mkdir -p {d} && cat > {d}/.secrets.sls.tmp && mv {d}/.secrets.sls.tmp {d}/secrets.sls",
@@ -355,7 +385,7 @@ impl Host<'_> {
             .await
             .map_err(|e| format!("writing the minion config failed: {e}"))?;
 
-        self.bar.set_message("salt-call");
+        self.step("salt-call");
         let mut apply = format!(
             "exec {} --local --config-dir {} --retcode-passthrough --state-output=changes state.apply",
             q(&self.settings.salt_call),
@@ -365,6 +395,7 @@ impl Host<'_> {
             apply.push_str(" test=True");
         }
         let applied = self.salt(session, &format!("{apply} 2>&1")).await;
+        self.step("cleanup");
         if !self.settings.keep_pillar {
             let rm = format!("rm -f {}/secrets.sls", q(&env_dir));
             let _ = self.shell(session, &rm).status().await;
@@ -466,7 +497,9 @@ impl Host<'_> {
                     .and_then(|s| s.trim_end_matches(')').parse().ok())
                     .unwrap_or(0);
             }
-            self.say(&shown);
+            if !self.settings.quiet {
+                self.say(&shown);
+            }
         }
         let status = child.wait().await.map_err(|e| format!("salt-call: {e}"))?;
         if !status.success() && applied.failed.is_empty() {
