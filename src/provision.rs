@@ -352,7 +352,8 @@ impl Host<'_> {
             &self.project.root().join("conf/salt"),
             &salt_root,
             &[],
-        )?;
+        )
+        .await?;
         let mut excludes: Vec<String> = self
             .settings
             .other_envs
@@ -360,7 +361,8 @@ impl Host<'_> {
             .map(|e| format!("/{e}/"))
             .collect();
         excludes.push("secrets.sls".into());
-        self.rsync(session, &self.project.pillar_dir(), &pillar_root, &excludes)?;
+        self.rsync(session, &self.project.pillar_dir(), &pillar_root, &excludes)
+            .await?;
 
         self.step("secrets");
         let env_dir = format!("{pillar_root}/{}", self.settings.env);
@@ -372,7 +374,9 @@ impl Host<'_> {
             .await
             .map_err(|e| format!("pushing the secrets failed: {e}"))?;
         let minion = format!(
-            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n",
+            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
+             # No reverse DNS for fqdn grains, and grains cached between runs: a faster salt-call.\n\
+             enable_fqdns_grains: False\ngrains_cache: True\n",
             self.settings.project_name,
             self.settings.env,
             if self.root().is_empty() { "/".to_string() } else { self.root() },
@@ -404,14 +408,15 @@ impl Host<'_> {
     }
 
     /// rsync over the session's master connection (no second SSH connection).
-    fn rsync(
+    async fn rsync(
         &self,
         session: &Session,
         from: &Path,
         to: &str,
         extra_excludes: &[String],
     ) -> std::result::Result<(), String> {
-        let mut cmd = std::process::Command::new("rsync");
+        // tokio's process, so the other hosts go on while this one copies.
+        let mut cmd = tokio::process::Command::new("rsync");
         cmd.args(["-a", "--delete", "--exclude=*.age", "--exclude=*.age.sig"]);
         for e in extra_excludes {
             cmd.arg(format!("--exclude={e}"));
@@ -433,7 +438,10 @@ impl Host<'_> {
         let mut src = from.as_os_str().to_owned();
         src.push("/");
         cmd.arg(src).arg(format!("{}:{to}/", self.target.host));
-        let out = cmd.output().map_err(|e| format!("cannot run rsync: {e}"))?;
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| format!("cannot run rsync: {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "rsync of {} failed: {}",

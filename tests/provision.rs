@@ -135,6 +135,33 @@ fn provision_over_loopback_ssh_end_to_end() {
         0o600
     );
 
+    // A failing state fails the command, and the table names it.
+    let ctl = tools.join("supervisorctl").display().to_string();
+    let broken = std::fs::read_to_string(&env_sls)
+        .unwrap()
+        .replace(&ctl, "/nonexistent/supervisorctl");
+    std::fs::write(&env_sls, broken).unwrap();
+    p.set("staging", "LEADING_ZERO", "again");
+    let out = provision(&p, &sshd, &server, &[]);
+    assert_eq!(out.code(), 1, "{}", out.stderr());
+    let err = out.stderr();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("failed: ") && l.contains("gunicorn_restart")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .contains("provisioning failed on root@127.0.0.1:"),
+        "{err}"
+    );
+    let fixed = std::fs::read_to_string(&env_sls)
+        .unwrap()
+        .replace("/nonexistent/supervisorctl", &ctl);
+    std::fs::write(&env_sls, fixed).unwrap();
+
     // Clear errors: no salt-call, an unreachable host.
     let remote_s = server.path("");
     let config = sshd.ssh_config();
