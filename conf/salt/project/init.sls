@@ -104,26 +104,21 @@ gunicorn_update:
       - file: run_dir
       - file: secrets_env
 
-# An earlier run may have written the program's file without supervisord reading it.
-gunicorn_loaded:
-  cmd.run:
-    - name: {{ ctl }} update {{ project }}-gunicorn
-    - unless: {{ ctl }} avail | grep -q '^{{ project }}-gunicorn .*in use'
-    - require:
-      - cmd: gunicorn_update
-
 gunicorn_restart:
   cmd.run:
-    - name: {{ ctl }} restart {{ project }}-gunicorn
+    # `update` loads it if an earlier run wrote its file but never got supervisord to read it.
+    - name: {{ ctl }} restart {{ project }}-gunicorn || {{ ctl }} update {{ project }}-gunicorn
     - onchanges:
       - file: secrets_env
       - file: run_wrapper
     - require:
-      - cmd: gunicorn_loaded
+      - cmd: gunicorn_update
 
 gunicorn_running:
   cmd.run:
-    - name: {{ ctl }} start {{ project }}-gunicorn
+    # One supervisorctl when all is well; when it is not running (or not even loaded),
+    # read its file and start it.
+    - name: {{ ctl }} update {{ project }}-gunicorn && ({{ ctl }} status {{ project }}-gunicorn | grep -qE 'RUNNING|STARTING' || {{ ctl }} start {{ project }}-gunicorn)
     - unless: {{ ctl }} status {{ project }}-gunicorn | grep -qE 'RUNNING|STARTING'
     - require:
       - cmd: gunicorn_restart
