@@ -310,12 +310,7 @@ fn later_runs_as_a_developer_through_sudo() {
             .is_ok_and(|o| o.status.success())
     };
     if !has_user("vaultdev") || !has_user("vaultpw") {
-        if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
-            panic!(
-                "CI is set but the test users are missing: scripts/setup-test-deps creates them"
-            );
-        }
-        eprintln!("SKIPPED: users vaultdev and vaultpw are missing (scripts/setup-test-deps creates them)");
+        common::require_in_ci("the test users vaultdev and vaultpw");
         return;
     }
     let p = Project::new();

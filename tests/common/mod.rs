@@ -237,7 +237,8 @@ pub fn have(program: &str) -> bool {
     found
 }
 
-fn require_in_ci(what: &str) {
+/// Fails the test in CI (where the setup must provide `what`); elsewhere says it skips.
+pub fn require_in_ci(what: &str) {
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
         panic!("CI is set but {what} is missing: the test setup must install it");
     }
