@@ -254,12 +254,14 @@ fn keys_in_ssh_agent_sign_and_deploy_keys_cannot_write() {
     // With alice's key in ssh-agent (and only bob's age key given), the write is signed by the agent's key.
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("agent.sock");
-    let mut agent = Command::new("ssh-agent")
+    let agent = Command::new("ssh-agent")
         .args(["-D", "-a"])
         .arg(&sock)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Stopped however the test ends.
+    let _agent = KillOnDrop(agent);
     for _ in 0..100 {
         if sock.exists() {
             break;
@@ -288,8 +290,6 @@ fn keys_in_ssh_agent_sign_and_deploy_keys_cannot_write() {
     c.env("VAULT_IDENTITY", key("bob.agekey"))
         .env("SSH_AUTH_SOCK", &sock);
     let out = common::run_with_input(c, b"2");
-    agent.kill().unwrap();
-    let _ = agent.wait();
     out.success();
     let status = p.vault(&["status"]).stdout();
     assert!(
@@ -615,4 +615,14 @@ fn a_member_cannot_revoke_themselves() {
         "{err}"
     );
     assert_eq!(p.snapshot(), before);
+}
+
+/// A child process killed when the guard goes, even if the test fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
