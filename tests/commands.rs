@@ -328,15 +328,7 @@ fn whoami_names_the_identity_and_its_environments() {
     let p = Project::new();
     let out = p.vault(&["whoami"]).success().stdout();
     let pubkey = std::fs::read_to_string(key("alice_ed25519.pub")).unwrap();
-    let fp = Command::new("ssh-keygen")
-        .args(["-lf", &key("alice_ed25519.pub")])
-        .output()
-        .unwrap();
-    let fp = String::from_utf8_lossy(&fp.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let fp = common::fingerprint("alice_ed25519.pub");
     assert!(
         out.contains(&format!("identity: {}", key("alice_ed25519"))),
         "{out}"
@@ -403,15 +395,8 @@ fn keygen_to_a_file_is_private_and_usable() {
         "{stdout}"
     );
     let fp = lines.next().unwrap();
-    let want = Command::new("ssh-keygen")
-        .args(["-lf", &format!("{}.pub", keyfile.display())])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&want.stdout)
-            .split_whitespace()
-            .nth(1)
-            .unwrap(),
+        common::fingerprint_of(&keyfile.with_extension("key.pub")),
         fp
     );
     use std::os::unix::fs::PermissionsExt;

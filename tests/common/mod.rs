@@ -247,8 +247,14 @@ pub fn require_in_ci(what: &str) {
 
 /// What `ssh-keygen -lf` prints as the fingerprint of a fixture public key.
 pub fn fingerprint(pub_file: &str) -> String {
+    fingerprint_of(Path::new(&key(pub_file)))
+}
+
+/// What `ssh-keygen -lf` prints as the fingerprint of the public key in `path`.
+pub fn fingerprint_of(path: &Path) -> String {
     let out = Command::new("ssh-keygen")
-        .args(["-lf", &key(pub_file)])
+        .arg("-lf")
+        .arg(path)
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)

@@ -274,15 +274,6 @@ impl Sshd {
 
     /// The host key's fingerprint, as `ssh-keygen -l` prints it.
     pub fn fingerprint(&self) -> String {
-        let out = Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(self.dir.path().join("host_key.pub"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string()
+        super::fingerprint_of(&self.dir.path().join("host_key.pub"))
     }
 }
