@@ -39,10 +39,6 @@ impl Entry {
     pub fn value(&self) -> &SecretValue {
         &self.value
     }
-
-    pub fn line(&self) -> usize {
-        self.line
-    }
 }
 
 /// Where new entries go, learnt while parsing.
@@ -105,10 +101,6 @@ impl Document {
     /// The exact bytes, as written.
     pub fn text(&self) -> &[u8] {
         self.text.expose()
-    }
-
-    pub fn into_text(self) -> SecretBytes {
-        self.text
     }
 
     pub fn entries(&self) -> &[Entry] {

@@ -5,7 +5,6 @@ use crate::project::{is_member_name, EnvName, Project};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 use std::str::FromStr;
 
 /// RSA modulus sizes accepted, in bits.
@@ -18,7 +17,6 @@ const ACCEPTED: &str =
 #[derive(Debug, Clone)]
 pub struct Member {
     pub name: String,
-    pub file: PathBuf,
     pub keys: Vec<PublicKey>,
 }
 
@@ -144,14 +142,6 @@ impl PublicKey {
             .join(" ")
     }
 
-    pub fn type_name(&self) -> String {
-        match self.kind {
-            KeyKind::Ed25519 => "ssh-ed25519".into(),
-            KeyKind::Rsa { bits } => format!("ssh-rsa {bits}"),
-            KeyKind::X25519 => "age X25519".into(),
-        }
-    }
-
     /// The key as an age recipient; an error names the fingerprint of a key age refuses.
     pub fn age_recipient(&self) -> Result<Box<dyn age::Recipient + Send>> {
         let unusable = || {
@@ -202,7 +192,6 @@ pub fn members(project: &Project, env: &EnvName) -> Result<Vec<Member>> {
         let keys = parse_file(&text, &shown)?;
         members.push(Member {
             name: name.to_string(),
-            file: path,
             keys,
         });
     }
