@@ -8,7 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-/// Replaces this process with `program`; returns only on failure.
+/// Replaces this process with `program`; returns only on failure, with the exit status
+/// to report for it, as shells do: 127 when there is no such program, 126 otherwise.
 ///
 /// `clean` starts from an environment holding only `PATH` and the secrets. `warn` is
 /// told the name (never the value) of each variable a secret overrides.
@@ -18,14 +19,12 @@ pub fn exec(
     args: &[std::ffi::OsString],
     clean: bool,
     warn: impl Fn(&str),
-) -> Error {
+) -> (Error, i32) {
     let shown = program.to_string_lossy().into_owned();
     // Resolved here, with access(2): std would try execve in each PATH folder in turn,
     // copying the whole environment (secrets included) into the kernel at every try.
     let Some(path) = resolve(program) else {
-        return Error::new(format!("cannot run {shown}: command not found")).with_hint(
-            "vault runs the program directly, without a shell; name a program on PATH or give its path",
-        );
+        return (not_found(&shown), 127);
     };
     let mut cmd = Command::new(path);
     cmd.arg0(program).args(args);
@@ -43,14 +42,19 @@ pub fn exec(
     }
     let err = cmd.exec();
     match err.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(format!("cannot run {shown}: command not found"))
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            Error::new(format!("cannot run {shown}: permission denied"))
-        }
-        _ => Error::new(format!("cannot run {shown}: {err}")),
+        std::io::ErrorKind::NotFound => (not_found(&shown), 127),
+        std::io::ErrorKind::PermissionDenied => (
+            Error::new(format!("cannot run {shown}: permission denied")),
+            126,
+        ),
+        _ => (Error::new(format!("cannot run {shown}: {err}")), 126),
     }
+}
+
+fn not_found(shown: &str) -> Error {
+    Error::new(format!("cannot run {shown}: command not found")).with_hint(
+        "vault runs the program directly, without a shell; name a program on PATH or give its path",
+    )
 }
 
 /// The file `program` names: itself when it holds a `/`, else the first executable
@@ -66,15 +70,6 @@ fn resolve(program: &OsStr) -> Option<std::path::PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|p| p.is_file() && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok())
-}
-
-/// The exit status vault reports for a failure to start the program, as shells do.
-pub fn status_for(err: &Error) -> i32 {
-    if err.message().ends_with("command not found") {
-        127
-    } else {
-        126
-    }
 }
 
 /// Checks the arguments of `vault exec` before anything is decrypted.

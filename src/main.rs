@@ -332,13 +332,13 @@ fn run(cli: Cli) -> Result<i32> {
             let env = store.project.environment(&env)?;
             let doc = store.open(&env)?;
             let (program, args) = command.split_first().expect("checked above");
-            let err = exec::exec(&doc, program, args, clean, |name| {
+            let (err, status) = exec::exec(&doc, program, args, clean, |name| {
                 ui.warn(&format!(
                     "{name} is already set in the environment; the secret from {env} overrides it"
                 ))
             });
             report(&err);
-            Ok(exec::status_for(&err))
+            Ok(status)
         }
         Command::Export {
             env,
