@@ -211,6 +211,7 @@ fn exec_passes_status_overrides_with_a_warning_and_cleans() {
 
     let out = p.vault(&["exec", "staging", "--", "no-such-program-xyz"]);
     assert_eq!(out.code(), 127);
+    assert!(out.stderr().contains("command not found"));
     // A file that is not executable: 126, as a shell says.
     std::fs::write(p.root().join("script.sh"), "#!/bin/sh\ntrue\n").unwrap();
     let out = p.vault(&["exec", "staging", "--", "./script.sh"]);
@@ -221,7 +222,6 @@ fn exec_passes_status_overrides_with_a_warning_and_cleans() {
         "{}",
         out.stderr()
     );
-    assert!(out.stderr().contains("command not found"));
 }
 
 #[test]
