@@ -119,15 +119,20 @@ impl Store {
                 return Ok(());
             }
         }
-        self.verify(env, disk).map(drop)
+        let folder = recipients::members(&self.project, env)?;
+        self.verify(env, disk, &folder).map(drop)
     }
 
-    /// Checks `disk` before anything is decrypted; with `skip_verify`, a failure is a
-    /// loud warning instead. Returns the verified manifest.
-    pub fn verify(&mut self, env: &EnvName, disk: &OnDisk) -> Result<Option<Verified>> {
-        let folder = recipients::members(&self.project, env)?;
-        let seen = self.seen().get(env);
-        match trust::verify(env, &disk.ciphertext, disk.sidecar.as_deref(), &folder, seen.as_ref()) {
+    /// Checks `disk` against `folder` (the environment's members) before anything is
+    /// decrypted; with `skip_verify`, a failure is a loud warning instead. Returns the
+    /// verified manifest.
+    pub fn verify(
+        &mut self,
+        env: &EnvName,
+        disk: &OnDisk,
+        folder: &[recipients::Member],
+    ) -> Result<Option<Verified>> {
+        match self.verify_report(env, disk, folder) {
             Ok(v) => {
                 self.detail(&format!(
                     "{env}: signature verified: by {} ({}), serial {}",
@@ -224,7 +229,7 @@ impl Store {
         let _lock = self.lock(env)?;
         let (old_doc, old, mut signer) = match self.read_env(env)? {
             Some(disk) => {
-                let verified = self.verify(env, &disk)?;
+                let verified = self.verify(env, &disk, &folder)?;
                 // Who signs is settled before anything is decrypted: a key never
                 // granted is told so at once.
                 let granted: BTreeSet<String> = match &verified {
