@@ -309,3 +309,39 @@ fn no_project() {
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     let _ = Path::new("");
 }
+
+#[test]
+fn provision_usage_errors_touch_nothing() {
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let before = p.snapshot();
+    for (args, want) in [
+        (
+            &["provision", "staging"][..],
+            "staging: no hosts: none in conf/pillar/staging/env.sls, and no -H",
+        ),
+        (
+            &["provision", "staging", "--host=-oProxyCommand=touch /tmp/x"],
+            "invalid host",
+        ),
+        (
+            &["provision", "staging", "-H", "root@host:notaport"],
+            "invalid host 'root@host:notaport'",
+        ),
+        (&["provision", "qa"], "unknown environment 'qa'"),
+    ] {
+        let out = p.vault(args);
+        assert!(
+            out.code() == 2 || out.code() == 1,
+            "{args:?}: {}",
+            out.stderr()
+        );
+        let first = out.stderr().lines().next().unwrap_or("").to_string();
+        assert!(
+            first.starts_with("vault: error: ") && first.contains(want),
+            "{args:?}: {}",
+            out.stderr()
+        );
+        assert_eq!(p.snapshot(), before, "{args:?}");
+    }
+}
