@@ -1,0 +1,3 @@
+secrets:
+  PEM: "-----BEGIN-----\nabc\n-----END-----\n"
+  JINJA: "{{ x }}"
