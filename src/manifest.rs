@@ -83,7 +83,9 @@ impl Manifest {
 
     /// Reads a manifest's text; the error is the reason, with the line.
     pub fn parse(text: &str) -> Result<Manifest, String> {
-        let mut lines = text.lines().enumerate();
+        // Lines end in '\n' only: `lines()` would also drop a '\r', and then a manifest
+        // would not render back to the bytes that were signed (found by fuzzing).
+        let mut lines = text.split_terminator('\n').enumerate();
         if lines.next().map(|(_, l)| l) != Some(HEADER) {
             return Err("not a vault manifest (line 1)".into());
         }
@@ -91,6 +93,9 @@ impl Manifest {
         let (mut env, mut serial, mut ct) = (false, false, false);
         for (i, line) in lines {
             let n = i + 1;
+            if line.chars().any(char::is_control) {
+                return Err(format!("malformed line {n}: a control character"));
+            }
             let words: Vec<&str> = line.split(' ').collect();
             let bad = || format!("malformed line {n}");
             match words.as_slice() {
@@ -242,6 +247,21 @@ mod tests {
             .unwrap_err()
             .contains("line 3"));
         assert!(Manifest::parse(&format!("{}bogus\n", m.render())).is_err());
+    }
+
+    /// Found by `cargo fuzz run sidecar`: a '\r' before a line's end was dropped by the
+    /// parser, so the manifest read was not the one signed.
+    #[test]
+    fn carriage_returns_are_refused() {
+        let crash = include_bytes!("../tests/fixtures/fuzz/sidecar-cr-in-field");
+        let text = String::from_utf8_lossy(crash);
+        let signed = split(&text).map(|(m, _)| m).unwrap_or(&text);
+        assert!(Manifest::parse(signed).is_err());
+        let ok = "vault manifest v1\nenvironment staging\nserial 1\nciphertext sha256:".to_string()
+            + &"ab".repeat(32)
+            + "\n";
+        assert!(Manifest::parse(&ok).is_ok());
+        assert!(Manifest::parse(&ok.replace("staging\n", "staging\r\n")).is_err());
     }
 
     #[test]
