@@ -80,6 +80,7 @@ impl Store {
 
     /// The environment's ciphertext and sidecar, or None when it has no secrets file yet.
     pub fn read_env(&self, env: &EnvName) -> Result<Option<OnDisk>> {
+        self.confined(env)?;
         let Some(ciphertext) = read_limited(&self.project.secrets_path(env), MAX_CIPHERTEXT_BYTES)?
         else {
             return Ok(None);
@@ -387,12 +388,6 @@ impl Store {
             .map(|(m, _)| m.to_string())
             .collect();
 
-        let keys: Vec<&PublicKey> = recipients::distinct_keys(&folder)
-            .into_iter()
-            .filter(|k| roster.iter().any(|r| r.fingerprint == k.fingerprint()))
-            .collect();
-        let ciphertext = envelope::encrypt(new_doc.text(), &keys)?;
-
         let old_manifest = old.as_ref().map(|v| &v.manifest);
         let unchanged = |name: &str, value: &str| {
             old_hashes
@@ -436,25 +431,29 @@ impl Store {
                 }
             }
         }
+        // Above anything this machine has seen, so a write on an older branch still
+        // moves the environment forward.
         let serial = old_manifest
             .map(|m| m.serial)
-            .or_else(|| self.seen().get(env).map(|s| s.serial))
+            .into_iter()
+            .chain(self.seen().get(env).map(|s| s.serial))
+            .max()
             .unwrap_or(0)
             + 1;
-        let manifest = Manifest {
-            environment: env.to_string(),
-            serial,
-            ciphertext: trust::ciphertext_hash(&ciphertext),
-            roster,
-            secrets,
-            exposed,
-        };
-        let text = manifest.render();
-        let sig = signer.sign(signing::NAMESPACE, text.as_bytes())?;
-        let pem = sig
-            .to_pem(ssh_key::LineEnding::LF)
-            .map_err(|e| Error::new(format!("cannot encode the signature: {e}")))?;
-        let sidecar = format!("{text}{pem}");
+        let (ciphertext, sidecar, manifest) = seal(
+            env,
+            &new_doc,
+            &folder,
+            Manifest {
+                environment: env.to_string(),
+                serial,
+                ciphertext: String::new(),
+                roster,
+                secrets,
+                exposed,
+            },
+            &mut signer,
+        )?;
         write_atomic(
             &self.project.secrets_path(env),
             &ciphertext,
@@ -490,8 +489,19 @@ impl Store {
         })
     }
 
+    /// Refuses `env`'s pillar folder and files when a symbolic link leads them outside
+    /// the project.
+    fn confined(&self, env: &EnvName) -> Result<()> {
+        self.project.confined(&self.project.pillar_dir())?;
+        self.project.confined(&self.project.env_pillar_dir(env))?;
+        self.project.confined(&self.project.secrets_path(env))?;
+        self.project
+            .confined(&trust::sidecar_path(&self.project, env))
+    }
+
     /// Locks `env` for writing, waiting (with a message) while another vault holds it.
     pub fn lock(&self, env: &EnvName) -> Result<EnvLock> {
+        self.confined(env)?;
         let dir = self.project.env_pillar_dir(env);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let file = File::open(&dir).map_err(|e| Error::io("cannot open", &dir, e))?;
@@ -512,6 +522,37 @@ impl Store {
 /// Held while writing an environment; released when dropped (or when the process dies).
 pub struct EnvLock {
     _dir: File,
+}
+
+/// Encrypts `doc` to the keys of `folder` that `manifest`'s roster grants, and signs
+/// the manifest (its ciphertext line filled in): the two files of an environment.
+pub fn seal(
+    env: &EnvName,
+    doc: &Document,
+    folder: &[recipients::Member],
+    mut manifest: Manifest,
+    signer: &mut signing::Signer,
+) -> Result<(Vec<u8>, String, Manifest)> {
+    let keys: Vec<&PublicKey> = recipients::distinct_keys(folder)
+        .into_iter()
+        .filter(|k| {
+            manifest
+                .roster
+                .iter()
+                .any(|r| r.fingerprint == k.fingerprint())
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::new(format!("{env}: no granted key to encrypt to")));
+    }
+    let ciphertext = envelope::encrypt(doc.text(), &keys)?;
+    manifest.ciphertext = trust::ciphertext_hash(&ciphertext);
+    let text = manifest.render();
+    let sig = signer.sign(signing::NAMESPACE, text.as_bytes())?;
+    let pem = sig
+        .to_pem(ssh_key::LineEnding::LF)
+        .map_err(|e| Error::new(format!("cannot encode the signature: {e}")))?;
+    Ok((ciphertext, format!("{text}{pem}"), manifest))
 }
 
 /// Reads `path` whole, refusing one larger than `limit`; None when it does not exist.
@@ -547,6 +588,8 @@ pub enum Mode {
     Private,
     /// Create only: refuse when the file exists (returns `Created::No`).
     CreateNew,
+    /// Create only, mode 0600 (this machine's own secrets).
+    CreateNewPrivate,
 }
 
 /// Whether a `Mode::CreateNew` write created the file.
@@ -568,7 +611,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<Created> {
     let fail = |e: std::io::Error| Error::io("cannot write", path, e);
     let perms = match (mode, std::fs::metadata(path)) {
         (Mode::KeepOr0644, Ok(meta)) => meta.permissions(),
-        (Mode::Private, _) => std::fs::Permissions::from_mode(0o600),
+        (Mode::Private | Mode::CreateNewPrivate, _) => std::fs::Permissions::from_mode(0o600),
         _ => std::fs::Permissions::from_mode(0o644),
     };
     // The temporary file is created 0600 and only then given its final mode.
@@ -583,7 +626,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<Created> {
     tmp.as_file().set_permissions(perms).map_err(fail)?;
     failpoint("before-rename").map_err(fail)?;
     let created = match mode {
-        Mode::CreateNew => match tmp.persist_noclobber(path) {
+        Mode::CreateNew | Mode::CreateNewPrivate => match tmp.persist_noclobber(path) {
             Ok(_) => Created::Yes,
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Created::No,
             Err(e) => return Err(fail(e.error)),

@@ -99,10 +99,20 @@ pub fn verify(
         ));
     }
     if let Some(seen) = anchors {
-        if m.serial < seen.serial {
+        // An older version is what another git branch holds, and is read. It is a
+        // rollback when it lets in a key this machine has seen leave the roster.
+        let readmitted: Vec<&str> = m
+            .roster
+            .iter()
+            .filter(|r| !seen.roster.contains(&r.fingerprint))
+            .map(|r| r.member.as_str())
+            .collect();
+        if m.serial < seen.serial && !readmitted.is_empty() {
             return Err(format!(
-                "rollback: serial {} is older than serial {} already seen for {env}",
-                m.serial, seen.serial
+                "rollback: serial {} is older than serial {} already seen for {env}, and lets in {}, removed since",
+                m.serial,
+                seen.serial,
+                readmitted.join(", ")
             ));
         }
     }
@@ -166,6 +176,15 @@ pub fn trusted_roster(
     Ok(trusted)
 }
 
+/// This machine's vault state folder: `$XDG_STATE_HOME/vault` (or `~/.local/state/vault`).
+pub fn state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|b| b.join("vault"))
+}
+
 /// What this machine has seen, per project: `$XDG_STATE_HOME/vault/` (or `~/.local/state/vault/`).
 pub struct SeenStore {
     path: Option<PathBuf>,
@@ -174,18 +193,14 @@ pub struct SeenStore {
 
 impl SeenStore {
     pub fn load(project: &Project) -> SeenStore {
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
-        let Some(base) = base else {
+        let Some(base) = state_dir() else {
             return SeenStore {
                 path: None,
                 data: Default::default(),
             };
         };
         let id = ciphertext_hash(project.root().as_os_str().as_encoded_bytes());
-        let path = base.join("vault").join(format!("seen-{}.json", &id[7..23]));
+        let path = base.join(format!("seen-{}.json", &id[7..23]));
         let data = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

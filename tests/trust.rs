@@ -416,11 +416,17 @@ fn attack_rollback_to_an_older_signed_version() {
     p.set("staging", "A", "old-value");
     let old = files(&p, "staging");
     p.set("staging", "A", "new-value");
-    assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"new-value");
+    // An older version with the same members is what another branch holds: read.
     put(&p, "staging", &old);
+    assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"old-value");
+    // One that lets back in a member removed since is a rollback.
+    let other = files(&p, "staging");
+    p.set("staging", "A", "newer");
+    p.vault(&["revoke", "staging", "bob"]).success();
+    put(&p, "staging", &other);
     let err = refused(&p, "alice_ed25519", "staging");
     assert!(
-        err.contains("rollback: serial 1 is older than serial 2 already seen for staging"),
+        err.contains("rollback: serial 1 is older than serial 4 already seen for staging, and lets in bob, removed since"),
         "{err}"
     );
 }
