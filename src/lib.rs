@@ -2,17 +2,22 @@
 //! encrypted with age to each environment's members.
 
 pub mod check;
+pub mod diff;
 pub mod document;
 pub mod edit;
 pub mod envelope;
 pub mod error;
 pub mod exec;
 pub mod export;
+pub mod git;
 pub mod identity;
 pub mod init;
+pub mod install_git;
 pub mod keygen;
 pub mod keystore;
 pub mod manifest;
+pub mod merge;
+pub mod precommit;
 pub mod project;
 pub mod provision;
 pub mod recipients;

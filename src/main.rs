@@ -211,6 +211,42 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         ssh_config: Option<PathBuf>,
     },
+    /// Show which secrets, recipients and signer changed between two versions (no values unless --values).
+    ///
+    /// With no revision: HEAD against the working tree; with one: it against the working
+    /// tree; with two: the first against the second.
+    Diff {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The versions to compare (git revisions).
+        #[arg(num_args = 0..=2, value_name = "REV")]
+        revs: Vec<String>,
+        /// Show the values of what changed (JSON-quoted).
+        #[arg(long)]
+        values: bool,
+    },
+    /// Set up this clone's git: key-level diffs, the merge driver and the pre-commit hook.
+    InstallGit,
+    /// The pre-commit gate: refuse staged plaintext secrets and what `vault check` rejects.
+    PreCommit,
+    /// (git's diff driver) Print one version of an encrypted file as key-level text.
+    #[command(hide = true)]
+    Textconv {
+        /// The file git hands over.
+        file: PathBuf,
+    },
+    /// (git's merge driver) Merge one file of an environment's pair: %O %A %B %P.
+    #[command(hide = true)]
+    MergeFile {
+        /// The common ancestor's version.
+        ancestor: PathBuf,
+        /// Ours; the result is written here.
+        current: PathBuf,
+        /// Theirs.
+        other: PathBuf,
+        /// The path being merged.
+        path: String,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -291,6 +327,59 @@ fn run(cli: Cli) -> Result<i32> {
             return cmd_keygen(&ui, file.as_deref(), comment.clone())
         }
         Command::Init { project, envs } => return cmd_init(&ui, &cwd, project.clone(), envs),
+        Command::Textconv { file } => {
+            // git runs this from the repository's top, which may lie above the project.
+            let project = Project::discover(&cwd).unwrap_or_else(|_| Project::at(&cwd));
+            let mut store = Store::new(
+                project,
+                Identities::standard(cli.identity.clone()),
+                true,
+                false,
+            );
+            let bytes = store::read_limited(file, vault::envelope::MAX_CIPHERTEXT_BYTES)?
+                .ok_or_else(|| Error::new(format!("{}: no such file", file.display())))?;
+            write_stdout(vault::diff::textconv(&mut store, &bytes).as_bytes())?;
+            return Ok(0);
+        }
+        Command::MergeFile {
+            ancestor,
+            current,
+            other,
+            path,
+        } => {
+            let files = vault::merge::MergeFiles {
+                ancestor,
+                current,
+                other,
+                path,
+            };
+            let identity = cli.identity.clone();
+            let quiet = cli.quiet;
+            let result = vault::merge::merge_file(
+                |project| Store::new(project, Identities::standard(identity), quiet, false),
+                &files,
+            );
+            return match result {
+                Ok(vault::merge::Merged::Clean { env, from_other }) => {
+                    if from_other.is_empty() {
+                        ui.note(&format!(
+                            "{env}: merged; nothing new from the other branch, re-signed"
+                        ));
+                    } else {
+                        ui.note(&format!("{env}: merged by key (from the other branch: {}), re-encrypted and signed", from_other.join(", ")));
+                    }
+                    Ok(0)
+                }
+                Ok(vault::merge::Merged::Signature) => Ok(0),
+                Err(e) => {
+                    // git takes a non-zero exit as a conflict, and keeps ours in place.
+                    if !path.ends_with(".sig") {
+                        report(&e);
+                    }
+                    Ok(1)
+                }
+            };
+        }
         _ => {}
     }
     let project = Project::discover(&cwd)?;
@@ -304,6 +393,26 @@ fn run(cli: Cli) -> Result<i32> {
     store.verbose = cli.verbose;
     match cli.command {
         Command::Whoami => cmd_whoami(&mut store),
+        Command::Diff { env, revs, values } => cmd_diff(&mut store, &env, &revs, values),
+        Command::InstallGit => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::new(format!("cannot find vault's own binary: {e}")))?;
+            for line in vault::install_git::install(&store.project, &exe)? {
+                ui.note(&line);
+            }
+            Ok(0)
+        }
+        Command::PreCommit => {
+            let findings = vault::precommit::findings(&store.project)?;
+            if findings.is_empty() {
+                return Ok(0);
+            }
+            for f in &findings {
+                eprintln!("vault: pre-commit: {f}");
+            }
+            eprintln!("hint: the commit was refused; fix the above and commit again");
+            Ok(1)
+        }
         Command::Edit {
             env,
             allow_disk_tmp,
@@ -471,6 +580,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Init { .. }
         | Command::Keygen { .. }
         | Command::Completions { .. }
+        | Command::Textconv { .. }
+        | Command::MergeFile { .. }
         | Command::Man => {
             unreachable!("handled above")
         }
@@ -1057,6 +1168,38 @@ fn cmd_revoke(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> 
     ui.warn(&format!(
         "{env}: every secret {name} could read is marked exposed: give each a new value (`vault status` lists them)"
     ));
+    Ok(0)
+}
+
+fn cmd_diff(store: &mut Store, env: &str, revs: &[String], values: bool) -> Result<i32> {
+    use vault::git::{Git, Version};
+    let env = match store.project.environment(env) {
+        Ok(e) => e,
+        // An environment removed since an older revision can still be compared.
+        Err(e) if revs.is_empty() => return Err(e),
+        Err(_) => EnvName::parse(env)?,
+    };
+    let git = Git::new(store.project.root());
+    if !git.is_repo() {
+        return Err(Error::new(
+            "vault diff compares git revisions, and this project is not in a git repository",
+        )
+        .with_hint("run `git init` and commit, or use `vault show` to see the current secrets"));
+    }
+    let (old, new) = match revs {
+        [] => (Version::Rev("HEAD".into()), Version::Worktree),
+        [a] => (Version::Rev(a.clone()), Version::Worktree),
+        [a, b, ..] => (Version::Rev(a.clone()), Version::Rev(b.clone())),
+    };
+    for v in [&old, &new] {
+        if let Version::Rev(r) = v {
+            git.commit(r)?;
+        }
+    }
+    let old_side = vault::diff::load(store, &git, &env, &old)?;
+    let new_side = vault::diff::load(store, &git, &env, &new)?;
+    let out = vault::diff::compare(&env, &old_side, &new_side, values);
+    write_stdout(out.as_bytes())?;
     Ok(0)
 }
 

@@ -59,6 +59,45 @@ impl Project {
         self.root.join("recipients").join(env.as_str())
     }
 
+    /// Refuses `path` when it (or a folder on the way to it) is a symbolic link leading
+    /// outside the project: what vault reads and writes must be the project's own files,
+    /// not whatever a link planted in a checkout points at. A missing path passes.
+    pub fn confined(&self, path: &Path) -> Result<()> {
+        let shown = self.display_path(path);
+        let real = match path.canonicalize() {
+            Ok(real) => real,
+            Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+                return Err(Error::new(format!(
+                    "{shown} is a symbolic link to a missing target; refusing to follow it"
+                ))
+                .with_hint(format!("remove it: rm {shown}")));
+            }
+            // Missing: check the nearest folder that exists.
+            Err(_) => {
+                return match path.parent() {
+                    Some(parent) if parent.starts_with(&self.root) && parent != self.root => {
+                        self.confined(parent)
+                    }
+                    _ => Ok(()),
+                }
+            }
+        };
+        let root = self
+            .root
+            .canonicalize()
+            .unwrap_or_else(|_| self.root.clone());
+        if !real.starts_with(&root) {
+            return Err(Error::new(format!(
+                "{shown} leads outside the project (to {}) through a symbolic link; refusing it",
+                real.display()
+            ))
+            .with_hint(
+                "keep recipients and conf/pillar as real files and folders inside the project",
+            ));
+        }
+        Ok(())
+    }
+
     /// A path relative to the root, for messages.
     pub fn display_path(&self, path: &Path) -> String {
         path.strip_prefix(&self.root)

@@ -1,6 +1,7 @@
 //! Who may read an environment: the public keys in `recipients/<env>/<member>.pub`.
 
 use crate::error::{Error, Result};
+use crate::git::Git;
 use crate::project::{is_member_name, EnvName, Project};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
@@ -162,33 +163,73 @@ impl PublicKey {
 /// The members of `env`, sorted by name. A missing folder is an empty list.
 pub fn members(project: &Project, env: &EnvName) -> Result<Vec<Member>> {
     let dir = project.recipients_dir(env);
+    project.confined(&dir)?;
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("cannot list", &dir, e)),
     };
-    let mut members = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
-        let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else {
+        let Ok(file_name) = entry.file_name().into_string() else {
             continue;
         };
-        let Some(name) = file_name.strip_suffix(".pub") else {
-            continue;
-        };
-        if file_name.starts_with('.') {
+        if file_name.starts_with('.') || !file_name.ends_with(".pub") {
             continue;
         }
         let path = entry.path();
-        let shown = project.display_path(&path);
+        let text = read_member_file(project, &path)?;
+        files.push((file_name, text));
+    }
+    members_of(files, &project.display_path(&dir))
+}
+
+/// The members of `env` as committed at `rev`.
+pub fn members_at(git: &Git, rev: &str, env: &EnvName) -> Result<Vec<Member>> {
+    let dir = format!("recipients/{env}");
+    let mut files = Vec::new();
+    for name in git.list(rev, &dir)? {
+        if name.starts_with('.') || !name.ends_with(".pub") {
+            continue;
+        }
+        if let Some(bytes) = git.show(rev, &format!("{dir}/{name}"))? {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::new(format!("{dir}/{name} at {rev}: not text")))?;
+            files.push((name, text));
+        }
+    }
+    members_of(files, &format!("{dir} at {rev}"))
+}
+
+/// A member file's text, refusing one that leads outside the project: a recipients
+/// folder decides who can read secrets, so its keys must be the project's own.
+fn read_member_file(project: &Project, path: &std::path::Path) -> Result<String> {
+    let shown = project.display_path(path);
+    project.confined(path)?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+    if meta.len() > 64 * 1024 {
+        return Err(Error::new(format!(
+            "{shown} is {} bytes, too large for public keys",
+            meta.len()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// Members from `(file name, text)` pairs of a recipients folder shown as `dir`.
+fn members_of(files: Vec<(String, String)>, dir: &str) -> Result<Vec<Member>> {
+    let mut members = Vec::new();
+    for (file_name, text) in files {
+        let Some(name) = file_name.strip_suffix(".pub") else {
+            continue;
+        };
+        let shown = format!("{dir}/{file_name}");
         if !is_member_name(name) {
             return Err(Error::new(format!(
                 "{shown}: invalid member name '{name}': use lowercase letters, digits, '.', '_' and '-'"
             )));
         }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
         let keys = parse_file(&text, &shown)?;
         members.push(Member {
             name: name.to_string(),

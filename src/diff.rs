@@ -1,0 +1,424 @@
+//! Key-level differences between two versions of an environment: secrets added, removed
+//! and changed, recipients granted and removed, and who signed; values only on request.
+//! Also the one-file views `git diff` shows through vault's textconv driver.
+
+use crate::envelope;
+use crate::error::{Error, Result};
+use crate::export::push_json_string;
+use crate::git::{Git, Version};
+use crate::manifest::{self, Manifest, RosterEntry};
+use crate::project::EnvName;
+use crate::recipients::{self, Member};
+use crate::secret::{SecretBuf, SecretValue};
+use crate::store::Store;
+use crate::trust;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// One version of an environment, as far as this machine can read it.
+pub struct Side {
+    pub label: String,
+    /// The secrets file exists in this version.
+    pub present: bool,
+    /// The signed manifest, when the sidecar parses (verified or not).
+    pub manifest: Option<Manifest>,
+    /// `member (SHA256:...)` of a signature that verified.
+    pub signer: Option<String>,
+    /// Why the signature did not verify.
+    pub unverified: Option<String>,
+    /// The decrypted secrets, by name.
+    pub secrets: Option<BTreeMap<String, SecretValue>>,
+    /// Why the values were not read.
+    pub unread: Option<String>,
+    /// The recipients folder of this version.
+    pub folder: Vec<Member>,
+}
+
+/// Reads `env` as it is in `version`: verifies its signature against that version's
+/// recipients folder, and decrypts it when it verified and an identity can.
+pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> Result<Side> {
+    let secrets_rel = format!("conf/pillar/{env}/{}", crate::project::SECRETS_FILE);
+    let (ciphertext, sidecar, folder) = match version {
+        Version::Worktree => {
+            let disk = store.read_env(env)?;
+            let folder = recipients::members(&store.project, env)?;
+            match disk {
+                Some(d) => (Some(d.ciphertext), d.sidecar, folder),
+                None => (None, None, folder),
+            }
+        }
+        Version::Rev(rev) => (
+            git.show(rev, &secrets_rel)?,
+            git.show(rev, &format!("{secrets_rel}.sig"))?,
+            recipients::members_at(git, rev, env)?,
+        ),
+    };
+    let mut side = Side {
+        label: version.label(),
+        present: ciphertext.is_some(),
+        manifest: sidecar
+            .as_deref()
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|t| manifest::split(t).ok())
+            .and_then(|(m, _)| Manifest::parse(m).ok()),
+        signer: None,
+        unverified: None,
+        secrets: None,
+        unread: None,
+        folder,
+    };
+    let Some(ciphertext) = ciphertext else {
+        return Ok(side);
+    };
+    match trust::verify(env, &ciphertext, sidecar.as_deref(), &side.folder, None) {
+        Ok(v) => side.signer = Some(format!("{} ({})", v.signer_member, v.signer)),
+        Err(why) => side.unverified = Some(why),
+    }
+    if side.unverified.is_some() && !store.skip_verify {
+        side.unread = Some("its signature did not verify".into());
+        return Ok(side);
+    }
+    match store.decrypt(env, &ciphertext) {
+        Ok(doc) => {
+            side.secrets = Some(
+                doc.entries()
+                    .iter()
+                    .map(|e| (e.name().to_string(), e.value().clone()))
+                    .collect(),
+            )
+        }
+        Err(e) => side.unread = Some(e.to_string()),
+    }
+    Ok(side)
+}
+
+/// The differences from `old` to `new`, one line each; empty when there are none.
+/// Values appear only with `values` (JSON-quoted, so every byte shows).
+pub fn compare(env: &EnvName, old: &Side, new: &Side, values: bool) -> SecretBuf {
+    let mut out = SecretBuf::new(String::new());
+    let mut body: Vec<String> = Vec::new();
+
+    let signer = |s: &Side| -> String {
+        if !s.present {
+            return "(no secrets file)".into();
+        }
+        let serial = s
+            .manifest
+            .as_ref()
+            .map(|m| format!(", serial {}", m.serial))
+            .unwrap_or_default();
+        match (&s.signer, &s.unverified) {
+            (Some(who), _) => format!("{who}{serial}"),
+            (None, Some(why)) => format!("NOT VERIFIED: {why}"),
+            (None, None) => "unsigned".into(),
+        }
+    };
+    let (so, sn) = (signer(old), signer(new));
+    if so != sn {
+        body.push(format!("signer: {so} -> {sn}"));
+    }
+
+    // Recipients: the signed rosters, and keys in the folder still waiting for a grant.
+    let roster = |s: &Side| -> BTreeMap<(String, String), RosterEntry> {
+        s.manifest
+            .iter()
+            .flat_map(|m| &m.roster)
+            .map(|r| ((r.member.clone(), r.fingerprint.clone()), r.clone()))
+            .collect()
+    };
+    let (ro, rn) = (roster(old), roster(new));
+    let member_of = |m: &BTreeMap<(String, String), RosterEntry>, fp: &str| {
+        m.keys()
+            .find(|(_, f)| f == fp)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| fp.to_string())
+    };
+    for (key, r) in &rn {
+        if !ro.contains_key(key) {
+            body.push(format!(
+                "+recipient {} {} (granted by {})",
+                key.0,
+                key.1,
+                member_of(&rn, &r.granted_by)
+            ));
+        }
+    }
+    for key in ro.keys() {
+        if !rn.contains_key(key) {
+            body.push(format!("-recipient {} {}", key.0, key.1));
+        }
+    }
+    let pending =
+        |s: &Side, r: &BTreeMap<(String, String), RosterEntry>| -> Vec<(String, String)> {
+            s.folder
+                .iter()
+                .flat_map(|m| {
+                    m.keys
+                        .iter()
+                        .map(move |k| (m.name.clone(), k.fingerprint()))
+                })
+                .filter(|(_, fp)| !r.keys().any(|(_, f)| f == fp))
+                .collect()
+        };
+    let (po, pn) = (pending(old, &ro), pending(new, &rn));
+    for p in &pn {
+        if !po.contains(p) {
+            body.push(format!(
+                "+pending {} {} (in recipients/{env}/, not granted)",
+                p.0, p.1
+            ));
+        }
+    }
+    for p in &po {
+        if !pn.contains(p) && !rn.keys().any(|(_, f)| *f == p.1) {
+            body.push(format!("-pending {} {}", p.0, p.1));
+        }
+    }
+
+    // Secrets: exact when both sides decrypted; otherwise from the signed manifests,
+    // where a value's change shows as a new date.
+    let mut secret_lines: Vec<SecretBuf> = Vec::new();
+    match (&old.secrets, &new.secrets) {
+        (Some(o), Some(n)) => {
+            for (name, v) in n {
+                match o.get(name) {
+                    None => secret_lines
+                        .push(with_value(&format!("+secret {name}"), values.then_some(v))),
+                    Some(ov) if ov.expose() != v.expose() => {
+                        let mut line = SecretBuf::new(format!("~secret {name}"));
+                        if values {
+                            line = with_value(&line, Some(ov));
+                            line.push_str(" ->");
+                            let mut q = SecretBuf::new(String::new());
+                            push_json_string(&mut q, v.expose());
+                            line.push(' ');
+                            line.push_str(q.as_str());
+                        }
+                        secret_lines.push(line);
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (name, v) in o {
+                if !n.contains_key(name) {
+                    secret_lines.push(with_value(&format!("-secret {name}"), values.then_some(v)));
+                }
+            }
+        }
+        _ => {
+            let dates = |s: &Side| -> BTreeMap<String, String> {
+                match (&s.secrets, &s.manifest) {
+                    (Some(map), m) => map
+                        .keys()
+                        .map(|k| {
+                            let d = m.as_ref().and_then(|m| m.secret_date(k)).unwrap_or("");
+                            (k.clone(), d.to_string())
+                        })
+                        .collect(),
+                    (None, Some(m)) => m.secrets.iter().cloned().collect(),
+                    (None, None) => BTreeMap::new(),
+                }
+            };
+            let (dn, dold) = (dates(new), dates(old));
+            for (name, d) in &dn {
+                match dold.get(name) {
+                    None => secret_lines.push(SecretBuf::new(format!("+secret {name}"))),
+                    Some(od) if od != d => secret_lines.push(SecretBuf::new(format!(
+                        "~secret {name} (value changed {d})"
+                    ))),
+                    Some(_) => {}
+                }
+            }
+            for name in dold.keys() {
+                if !dn.contains_key(name) {
+                    secret_lines.push(SecretBuf::new(format!("-secret {name}")));
+                }
+            }
+            // Without the values, a change within one day does not show: say so.
+            let unread: Vec<&str> = [old, new]
+                .iter()
+                .filter(|s| s.present && s.secrets.is_none())
+                .map(|s| s.label.as_str())
+                .collect();
+            if !unread.is_empty() {
+                let why = [old, new]
+                    .iter()
+                    .find_map(|s| s.unread.as_deref())
+                    .map(|w| {
+                        if w.starts_with("no identity opens") {
+                            "no key of yours opens it"
+                        } else {
+                            w
+                        }
+                    })
+                    .unwrap_or("");
+                body.push(format!(
+                    "values not read here ({why}): secrets compared by name and change date only ({})",
+                    unread.join(", ")
+                ));
+            }
+        }
+    }
+    if body.is_empty() && secret_lines.is_empty() {
+        return out;
+    }
+    out.push_str(&format!(
+        "--- {env} ({})\n+++ {env} ({})\n",
+        old.label, new.label
+    ));
+    for line in &body {
+        out.push_str(line);
+        out.push('\n');
+    }
+    for line in &secret_lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `line`, followed by the JSON-quoted value when there is one.
+fn with_value(line: &str, value: Option<&SecretValue>) -> SecretBuf {
+    let mut s = SecretBuf::new(line.to_string());
+    if let Some(v) = value {
+        let mut q = SecretBuf::new(String::new());
+        push_json_string(&mut q, v.expose());
+        s.push(' ');
+        s.push_str(q.as_str());
+    }
+    s
+}
+
+/// What `git diff` shows for one blob of a `*.age` or `*.age.sig` file (the textconv
+/// driver): the manifest and its signer, or the secret names with a tag per value that
+/// changes when the value does. The tags are keyed with a secret of this machine, so
+/// the output cannot be used to guess a value. Never a value.
+pub fn textconv(store: &mut Store, bytes: &[u8]) -> String {
+    if bytes.starts_with(b"vault manifest v1\n") {
+        return sidecar_view(bytes);
+    }
+    match envelope::header(bytes) {
+        Ok(header) => secrets_view(store, bytes, &header),
+        // Not ours to interpret: show it as it is.
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+fn sidecar_view(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let (signed, armored) = match manifest::split(&text) {
+        Ok(parts) => parts,
+        Err(why) => return format!("vault manifest: malformed: {why}\n"),
+    };
+    let m = match Manifest::parse(signed) {
+        Ok(m) => m,
+        Err(why) => return format!("vault manifest: malformed: {why}\n"),
+    };
+    let name_of = |fp: &str| {
+        m.roster
+            .iter()
+            .find(|r| r.fingerprint == fp)
+            .map(|r| r.member.clone())
+            .unwrap_or_else(|| "not in the roster".into())
+    };
+    let signer = ssh_key::SshSig::from_pem(armored.trim_end())
+        .ok()
+        .and_then(|sig| {
+            crate::signing::verify(crate::signing::NAMESPACE, signed.as_bytes(), &sig).ok()
+        });
+    let mut out = format!("vault manifest: {} serial {}\n", m.environment, m.serial);
+    match signer {
+        Some(fp) => out.push_str(&format!("signed by {} {fp}\n", name_of(&fp))),
+        None => out.push_str("signed by: NOT A VALID SIGNATURE\n"),
+    }
+    for r in &m.roster {
+        out.push_str(&format!(
+            "recipient {} {} granted by {} on {}\n",
+            r.member,
+            r.fingerprint,
+            name_of(&r.granted_by),
+            r.date
+        ));
+    }
+    for (name, date) in &m.secrets {
+        out.push_str(&format!("secret {name} changed {date}\n"));
+    }
+    for x in &m.exposed {
+        out.push_str(&format!(
+            "exposed {} to {} since {}\n",
+            x.name, x.member, x.since
+        ));
+    }
+    out
+}
+
+fn secrets_view(store: &mut Store, bytes: &[u8], header: &envelope::Header) -> String {
+    let mut out = String::new();
+    match store
+        .identities
+        .decrypt("this version", bytes)
+        .and_then(|plain| crate::document::Document::parse("this version", plain))
+    {
+        Ok(doc) => match tag_key() {
+            Ok(key) => {
+                out.push_str("vault secrets (values hidden; a tag changes when its value does)\n");
+                for e in doc.entries() {
+                    let mut h = Sha256::new();
+                    h.update(key);
+                    h.update(e.name().as_bytes());
+                    h.update([0]);
+                    h.update(e.value().expose().as_bytes());
+                    let tag = h.finalize();
+                    out.push_str(&format!(
+                        "{} {:02x}{:02x}{:02x}{:02x}{:02x}\n",
+                        e.name(),
+                        tag[0],
+                        tag[1],
+                        tag[2],
+                        tag[3],
+                        tag[4]
+                    ));
+                }
+            }
+            Err(e) => out.push_str(&format!("vault secrets: names only ({e})\n")),
+        },
+        Err(e) => {
+            out.push_str(&format!("vault secrets: not readable here ({e})\n"));
+        }
+    }
+    out.push_str(&format!(
+        "encrypted to {} X25519 and {} SSH keys\n",
+        header.x25519,
+        header.ssh_tags.len()
+    ));
+    out
+}
+
+/// This machine's secret for keying value tags (32 random bytes, made on first use,
+/// mode 0600 in the state folder).
+fn tag_key() -> Result<[u8; 32]> {
+    let dir = trust::state_dir().ok_or_else(|| Error::new("no HOME or XDG_STATE_HOME"))?;
+    let path = dir.join("diff-tag-key");
+    let mut key = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open(&path) {
+        if f.read_exact(&mut key).is_ok() {
+            return Ok(key);
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut r| r.read_exact(&mut key))
+        .map_err(|e| Error::new(format!("cannot read random bytes: {e}")))?;
+    // Two diffs racing both write a key; the one that lands first wins for both.
+    match crate::store::write_atomic(&path, &key, crate::store::Mode::CreateNewPrivate)? {
+        crate::store::Created::Yes => Ok(key),
+        crate::store::Created::No => {
+            let mut f =
+                std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+            f.read_exact(&mut key)
+                .map_err(|e| Error::io("cannot read", &path, e))?;
+            Ok(key)
+        }
+    }
+}

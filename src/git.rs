@@ -1,0 +1,169 @@
+//! The project's git repository, through the system `git`: files as they are at a
+//! revision (for diffs, merges and the history checks) and the repository's settings.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Where a version of the project's files comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// The files on disk.
+    Worktree,
+    /// The files as committed at a revision (anything `git rev-parse` reads).
+    Rev(String),
+}
+
+impl Version {
+    pub fn label(&self) -> String {
+        match self {
+            Version::Worktree => "working tree".into(),
+            Version::Rev(r) => r.clone(),
+        }
+    }
+}
+
+/// A git repository holding the project.
+#[derive(Debug, Clone)]
+pub struct Git {
+    root: PathBuf,
+}
+
+impl Git {
+    pub fn new(root: &Path) -> Git {
+        Git {
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new("git");
+        c.arg("-C").arg(&self.root).stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        self.command().args(args).output().map_err(|e| {
+            Error::new(format!("cannot run git: {e}"))
+                .with_hint("install git, or run from a machine that has it")
+        })
+    }
+
+    /// Standard output of `git ARGS`, which must succeed; its error is git's first line.
+    pub fn output(&self, args: &[&str]) -> Result<Vec<u8>> {
+        let out = self.run(args)?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            let why = why
+                .lines()
+                .next()
+                .unwrap_or("failed")
+                .trim_start_matches("fatal: ");
+            return Err(Error::new(format!("git {}: {why}", args.join(" "))));
+        }
+        Ok(out.stdout)
+    }
+
+    /// True when the project is inside a git work tree.
+    pub fn is_repo(&self) -> bool {
+        self.run(&["rev-parse", "--is-inside-work-tree"])
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// The commit `rev` names, refusing anything else with a clear line.
+    pub fn commit(&self, rev: &str) -> Result<String> {
+        if rev.starts_with('-') {
+            return Err(Error::usage(format!("'{rev}' is not a revision")));
+        }
+        let out = self.run(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])?;
+        if !out.status.success() {
+            return Err(
+                Error::new(format!("'{rev}' is not a commit of this repository"))
+                    .with_hint("name a commit, branch or tag: `git log --oneline` lists them"),
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The bytes of `path` (relative to the project root) at `rev`, or None when it has
+    /// no such file.
+    pub fn show(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let out = self.run(&["cat-file", "blob", &format!("{rev}:./{path}")])?;
+        Ok(out.status.success().then_some(out.stdout))
+    }
+
+    /// The names of the files directly in folder `dir` at `rev`.
+    pub fn list(&self, rev: &str, dir: &str) -> Result<Vec<String>> {
+        let out = self.run(&[
+            "ls-tree",
+            "--name-only",
+            "-z",
+            rev,
+            "--",
+            &format!("./{dir}/"),
+        ])?;
+        if !out.status.success() {
+            return Ok(Vec::new());
+        }
+        Ok(out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| std::str::from_utf8(p).ok())
+            .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+
+    /// Commits (newest first) that touched `path`, on any branch or remote.
+    pub fn commits_touching(&self, path: &str) -> Result<Vec<String>> {
+        let out = self.run(&["log", "--all", "--format=%H", "--", &format!("./{path}")])?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The repository's private folder (`.git`), for state shared by one git operation.
+    pub fn git_dir(&self) -> Result<PathBuf> {
+        let out = self.output(&["rev-parse", "--absolute-git-dir"])?;
+        Ok(PathBuf::from(String::from_utf8_lossy(&out).trim()))
+    }
+
+    /// The folder git runs hooks from (`core.hooksPath` or `.git/hooks`).
+    pub fn hooks_dir(&self) -> Result<PathBuf> {
+        let out = self.output(&["rev-parse", "--git-path", "hooks"])?;
+        let p = PathBuf::from(String::from_utf8_lossy(&out).trim());
+        Ok(if p.is_absolute() {
+            p
+        } else {
+            self.root.join(p)
+        })
+    }
+
+    /// Sets `key` to `value` in this repository's own config.
+    pub fn set_config(&self, key: &str, value: &str) -> Result<()> {
+        self.output(&["config", "--local", key, value]).map(drop)
+    }
+
+    /// Paths staged in the index (added, copied, modified or renamed), relative to the root.
+    pub fn staged(&self) -> Result<Vec<String>> {
+        let out = self.output(&[
+            "diff",
+            "--cached",
+            "--name-only",
+            "--diff-filter=ACMR",
+            "-z",
+            "--relative",
+        ])?;
+        Ok(out
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect())
+    }
+}

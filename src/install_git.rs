@@ -1,0 +1,97 @@
+//! `vault install-git`: makes git show encrypted secrets by key and merge them: the
+//! `.gitattributes` lines (committed, shared), and in this clone's own config the diff
+//! and merge drivers and the pre-commit hook (each person runs it once per clone).
+
+use crate::error::{Error, Result};
+use crate::git::Git;
+use crate::project::Project;
+use crate::store::{self, Mode};
+use std::path::Path;
+
+/// The attributes lines vault needs; patterns match at any depth below the project.
+pub const ATTRIBUTES: &[&str] = &[
+    "*.sls.age diff=vault merge=vault",
+    "*.sls.age.sig diff=vault merge=vault",
+];
+
+const HOOK_MARK: &str = "# installed by `vault install-git`";
+
+/// What was done, one line each, for the user.
+pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
+    let git = Git::new(project.root());
+    if !git.is_repo() {
+        return Err(Error::new(format!(
+            "{} is not in a git repository",
+            project.root().display()
+        ))
+        .with_hint("run `git init` first"));
+    }
+    let mut done = Vec::new();
+    let exe_q = shell_words::quote(
+        exe.to_str()
+            .ok_or_else(|| Error::new("the vault binary's path is not UTF-8"))?,
+    )
+    .into_owned();
+
+    // .gitattributes: add what is missing, keep everything else.
+    let attrs = project.root().join(".gitattributes");
+    project.confined(&attrs)?;
+    let current = match std::fs::read_to_string(&attrs) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("cannot read", &attrs, e)),
+    };
+    let missing: Vec<&str> = ATTRIBUTES
+        .iter()
+        .copied()
+        .filter(|l| !current.lines().any(|c| c.trim() == *l))
+        .collect();
+    if !missing.is_empty() {
+        let mut text = current.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("# vault: diff and merge secrets by key (vault install-git)\n");
+        for l in &missing {
+            text.push_str(l);
+            text.push('\n');
+        }
+        store::write_atomic(&attrs, text.as_bytes(), Mode::KeepOr0644)?;
+        done.push("wrote .gitattributes (commit it, so every clone uses the drivers)".to_string());
+    }
+
+    git.set_config("diff.vault.textconv", &format!("{exe_q} textconv"))?;
+    git.set_config(
+        "merge.vault.name",
+        "vault: merge secrets by key, re-encrypt and sign",
+    )?;
+    git.set_config(
+        "merge.vault.driver",
+        &format!("{exe_q} merge-file %O %A %B %P"),
+    )?;
+    done.push("set diff.vault and merge.vault in .git/config".to_string());
+
+    let hooks = git.hooks_dir()?;
+    let hook = hooks.join("pre-commit");
+    let script = format!("#!/bin/sh\n{HOOK_MARK}: refuse plaintext secrets and what `vault check` rejects\nexec {exe_q} pre-commit\n");
+    match std::fs::read_to_string(&hook) {
+        Ok(t) if !t.contains(HOOK_MARK) => {
+            done.push(format!(
+                "left the existing {} alone: add `vault pre-commit` to it",
+                hook.display()
+            ));
+        }
+        _ => {
+            std::fs::create_dir_all(&hooks).map_err(|e| Error::io("cannot create", &hooks, e))?;
+            store::write_atomic(&hook, script.as_bytes(), Mode::KeepOr0644)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| Error::io("cannot make executable", &hook, e))?;
+            done.push(format!(
+                "installed the pre-commit hook ({})",
+                hook.display()
+            ));
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,365 @@
+//! git's merge driver for an environment's two files: a three-way merge by secret
+//! name, re-encrypted and signed by the person merging. The `.age` file's merge does
+//! the work and leaves the new signature in `.git/vault-merge/` for the `.sig` file's
+//! merge, which git runs right after it; on any refusal both keep "ours", unchanged,
+//! and git records a conflict.
+
+use crate::document::Document;
+use crate::error::{Error, Result};
+use crate::git::Git;
+use crate::manifest::{self, Exposure, Manifest, MAX_SIDECAR_BYTES};
+use crate::project::{EnvName, Project, SECRETS_FILE};
+use crate::recipients::{self, Member};
+use crate::secret::SecretValue;
+use crate::store::{self, Mode, Store};
+use crate::trust::{self, SeenEnv, Verified};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The files git hands a merge driver (`%O %A %B %P`).
+pub struct MergeFiles<'a> {
+    pub ancestor: &'a Path,
+    /// Ours: the result is written here.
+    pub current: &'a Path,
+    pub other: &'a Path,
+    /// The path being merged, relative to the repository's top.
+    pub path: &'a str,
+}
+
+/// What a merge did.
+pub enum Merged {
+    /// Merged and signed: `changed` names the secrets taken from the other side.
+    Clean {
+        env: EnvName,
+        from_other: Vec<String>,
+    },
+    /// The signature file of a merge done just before.
+    Signature,
+}
+
+/// Which of the pair git is merging.
+enum Part {
+    Secrets,
+    Signature,
+}
+
+/// Where the environment's files are: the project (found from the merged path) and
+/// the environment named in it.
+fn locate(top: &Path, path: &str) -> Result<(Project, EnvName, Part)> {
+    let (part, secrets_rel) = match path.strip_suffix(".sig") {
+        Some(p) => (Part::Signature, p),
+        None => (Part::Secrets, path),
+    };
+    let not_ours = || {
+        Error::new(format!(
+            "{path}: not an environment's secrets file (conf/pillar/ENV/{SECRETS_FILE})"
+        ))
+        .with_hint("the vault merge driver handles only conf/pillar/*/secrets.sls.age and its .sig")
+    };
+    let rel = Path::new(secrets_rel);
+    if rel.file_name().and_then(|n| n.to_str()) != Some(SECRETS_FILE) {
+        return Err(not_ours());
+    }
+    let env_dir = rel.parent().ok_or_else(not_ours)?;
+    let env = env_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(not_ours)?;
+    let pillar = env_dir.parent().ok_or_else(not_ours)?;
+    if !pillar.ends_with("conf/pillar") {
+        return Err(not_ours());
+    }
+    let root = top.join(
+        pillar
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(not_ours)?,
+    );
+    Ok((Project::at(&root), EnvName::parse(env)?, part))
+}
+
+/// Merges one file of the pair, as git's merge driver (run in the repository's top).
+pub fn merge_file(
+    store_for: impl FnOnce(Project) -> Store,
+    files: &MergeFiles<'_>,
+) -> Result<Merged> {
+    let top = std::env::current_dir()
+        .map_err(|e| Error::new(format!("cannot read the working directory: {e}")))?;
+    let (project, env, part) = locate(&top, files.path)?;
+    let git = Git::new(project.root());
+    let pending = pending_signature(&git, &env)?;
+    match part {
+        Part::Signature => {
+            // The secrets file's merge, just before, left the signature for its result.
+            let sidecar = store::read_limited(&pending, MAX_SIDECAR_BYTES)?.ok_or_else(|| {
+                Error::new(format!(
+                    "{}: no merged secrets to sign (their merge was refused or conflicted)",
+                    files.path
+                ))
+            })?;
+            store::write_atomic(files.current, &sidecar, Mode::KeepOr0644)?;
+            let _ = std::fs::remove_file(&pending);
+            Ok(Merged::Signature)
+        }
+        Part::Secrets => {
+            let _ = std::fs::remove_file(&pending);
+            let mut store = store_for(project);
+            let (ciphertext, sidecar, from_other) = merge_secrets(&mut store, &git, &env, files)?;
+            if let Some(dir) = pending.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+            }
+            store::write_atomic(&pending, sidecar.as_bytes(), Mode::KeepOr0644)?;
+            store::write_atomic(files.current, &ciphertext, Mode::KeepOr0644)?;
+            Ok(Merged::Clean { env, from_other })
+        }
+    }
+}
+
+/// One side of the merge: its verified manifest, recipients and secrets.
+struct Side {
+    verified: Verified,
+    folder: Vec<Member>,
+    doc: Document,
+}
+
+fn merge_secrets(
+    store: &mut Store,
+    git: &Git,
+    env: &EnvName,
+    files: &MergeFiles<'_>,
+) -> Result<(Vec<u8>, String, Vec<String>)> {
+    let read = |p: &Path| -> Result<Vec<u8>> {
+        store::read_limited(p, crate::envelope::MAX_CIPHERTEXT_BYTES)?
+            .ok_or_else(|| Error::new(format!("{}: missing", p.display())))
+    };
+    let (o_ct, a_ct, b_ct) = (
+        read(files.ancestor)?,
+        read(files.current)?,
+        read(files.other)?,
+    );
+    let sig_rel = format!("conf/pillar/{env}/{SECRETS_FILE}.sig");
+    let candidates = git.commits_touching(&sig_rel)?;
+    // The ancestor is trusted as far as this machine trusts the environment; each
+    // branch must trace its signer back to the ancestor's roster and not go back in
+    // serial, so a branch cannot slip in a re-founded or rolled-back environment.
+    let seen = trust::SeenStore::load(&store.project)
+        .get(env)
+        .map(|s| SeenEnv {
+            serial: 0,
+            roster: s.roster,
+        });
+    let o = side(
+        store,
+        git,
+        env,
+        "the common ancestor",
+        &o_ct,
+        &candidates,
+        &sig_rel,
+        seen.as_ref(),
+    )?;
+    let anchors = SeenEnv {
+        serial: o.verified.manifest.serial,
+        roster: o.verified.trusted.clone(),
+    };
+    let a = side(
+        store,
+        git,
+        env,
+        "ours",
+        &a_ct,
+        &candidates,
+        &sig_rel,
+        Some(&anchors),
+    )?;
+    let b = side(
+        store,
+        git,
+        env,
+        "theirs",
+        &b_ct,
+        &candidates,
+        &sig_rel,
+        Some(&anchors),
+    )?;
+
+    // Secrets: a three-way merge by name.
+    let values = |s: &Side| -> BTreeMap<String, SecretValue> {
+        s.doc
+            .entries()
+            .iter()
+            .map(|e| (e.name().to_string(), e.value().clone()))
+            .collect()
+    };
+    let (ov, av, bv) = (values(&o), values(&a), values(&b));
+    let names: BTreeSet<&String> = ov.keys().chain(av.keys()).chain(bv.keys()).collect();
+    let mut conflicts = Vec::new();
+    let mut doc = Document::parse(
+        env.as_str(),
+        crate::secret::SecretBytes::new(a.doc.text().to_vec()),
+    )?;
+    let mut from_other = Vec::new();
+    for name in names {
+        let (x, y, z) = (ov.get(name), av.get(name), bv.get(name));
+        let same = |p: Option<&SecretValue>, q: Option<&SecretValue>| {
+            p.map(SecretValue::expose) == q.map(SecretValue::expose)
+        };
+        if same(y, z) || same(x, z) {
+            continue; // Both agree, or theirs did not change it: ours stands.
+        }
+        if !same(x, y) {
+            conflicts.push(name.clone());
+            continue;
+        }
+        // Only theirs changed it.
+        doc = match z {
+            Some(v) => doc.with_set(env.as_str(), name, v)?.0,
+            None => match doc.with_unset(env.as_str(), name)? {
+                Some((d, _)) => d,
+                None => doc,
+            },
+        };
+        from_other.push(name.clone());
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::new(format!(
+            "{env}: both branches changed {} differently; kept ours, unmerged",
+            conflicts.join(", ")
+        ))
+        .with_hint(format!(
+            "see both with `vault diff {env} HEAD MERGE_HEAD --values`, settle them with `vault edit {env}`, then `git add conf/pillar/{env}` and commit"
+        )));
+    }
+
+    // Recipients: merged only when one side alone changed them.
+    let roster_of = |s: &Side| -> BTreeSet<String> {
+        s.verified
+            .manifest
+            .roster
+            .iter()
+            .map(|r| format!("{} {}", r.member, r.fingerprint))
+            .collect()
+    };
+    let (or, ar, br) = (roster_of(&o), roster_of(&a), roster_of(&b));
+    let base = if ar == br || br == or {
+        &a
+    } else if ar == or {
+        &b
+    } else {
+        return Err(Error::new(format!(
+            "{env}: both branches changed who can read it; kept ours, unmerged"
+        ))
+        .with_hint(format!(
+            "merge one change of recipients at a time, or redo one side's grant or revoke after the merge; `vault diff {env} HEAD MERGE_HEAD` shows both"
+        )));
+    };
+
+    let today = manifest::today();
+    let changed_on = |name: &str, value: &str| -> String {
+        for s in [&a, &b] {
+            if s.doc.get(name).map(SecretValue::expose) == Some(value) {
+                if let Some(d) = s.verified.manifest.secret_date(name) {
+                    return d.to_string();
+                }
+            }
+        }
+        today.clone()
+    };
+    let secrets = doc
+        .entries()
+        .iter()
+        .map(|e| {
+            (
+                e.name().to_string(),
+                changed_on(e.name(), e.value().expose()),
+            )
+        })
+        .collect();
+    // An exposure stands while the value is the one that was exposed.
+    let mut exposed: Vec<Exposure> = Vec::new();
+    for s in [&a, &b] {
+        for x in &s.verified.manifest.exposed {
+            let still = doc.get(&x.name).map(SecretValue::expose)
+                == s.doc.get(&x.name).map(SecretValue::expose);
+            if still && !exposed.contains(x) {
+                exposed.push(x.clone());
+            }
+        }
+    }
+    let roster = base.verified.manifest.roster.clone();
+    let allowed: BTreeSet<String> = roster.iter().map(|r| r.fingerprint.clone()).collect();
+    let mut signer = store.identities.signer(&allowed, env.as_str())?;
+    let serial = a.verified.manifest.serial.max(b.verified.manifest.serial) + 1;
+    let (ciphertext, sidecar, _) = store::seal(
+        env,
+        &doc,
+        &base.folder,
+        Manifest {
+            environment: env.to_string(),
+            serial,
+            ciphertext: String::new(),
+            roster,
+            secrets,
+            exposed,
+        },
+        &mut signer,
+    )?;
+    Ok((ciphertext, sidecar, from_other))
+}
+
+/// Finds the signature of `ciphertext` among the commits that touched the sidecar,
+/// verifies it against the recipients of the commit it was found in, and decrypts.
+#[allow(clippy::too_many_arguments)]
+fn side(
+    store: &mut Store,
+    git: &Git,
+    env: &EnvName,
+    name: &'static str,
+    ciphertext: &[u8],
+    candidates: &[String],
+    sig_rel: &str,
+    anchors: Option<&SeenEnv>,
+) -> Result<Side> {
+    let want = format!("\nciphertext {}\n", trust::ciphertext_hash(ciphertext));
+    let mut found: Option<(Vec<u8>, Vec<Member>)> = None;
+    for commit in candidates {
+        let Some(sidecar) = git.show(commit, sig_rel)? else {
+            continue;
+        };
+        if sidecar.windows(want.len()).any(|w| w == want.as_bytes()) {
+            found = Some((sidecar, recipients::members_at(git, commit, env)?));
+            break;
+        }
+    }
+    let (sidecar, folder) = found.ok_or_else(|| {
+        Error::new(format!(
+            "{env}: no commit holds the signature of the secrets of {name}; kept ours, unmerged"
+        ))
+        .with_hint(
+            "commit both conf/pillar/ENV/secrets.sls.age and its .sig together on each branch",
+        )
+    })?;
+    let verified =
+        trust::verify(env, ciphertext, Some(&sidecar), &folder, anchors).map_err(|why| {
+            Error::new(format!(
+                "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
+            ))
+        })?;
+    let doc = store.decrypt(env, ciphertext).map_err(|e| {
+        Error::new(format!("{env}: cannot merge without reading it: {e}"))
+            .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")
+    })?;
+    Ok(Side {
+        verified,
+        folder,
+        doc,
+    })
+}
+
+/// The path of the merge driver's hand-over file (for tests and cleanup).
+pub fn pending_signature(git: &Git, env: &EnvName) -> Result<PathBuf> {
+    Ok(git
+        .git_dir()?
+        .join("vault-merge")
+        .join(format!("{env}.sig")))
+}
