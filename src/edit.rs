@@ -52,12 +52,34 @@ impl Workspace {
                 .with_hint("set XDG_RUNTIME_DIR to a tmpfs folder, or pass --allow-disk-tmp to accept the risk"));
             }
         };
+        remove_abandoned(&base);
+        let prefix = format!("vault-edit-{}-", std::process::id());
         let dir = tempfile::Builder::new()
-            .prefix("vault-edit-")
+            .prefix(&prefix)
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(&base)
             .map_err(|e| Error::io("cannot create a private folder in", &base, e))?;
-        Ok(Workspace { dir })
+        let ws = Workspace { dir };
+        ws.verify()?;
+        Ok(ws)
+    }
+
+    /// The folder, verified to be a real folder of ours that only we can enter: a
+    /// link or someone else's folder in its place is refused.
+    fn verify(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let p = self.dir.path();
+        let meta = std::fs::symlink_metadata(p).map_err(|e| Error::io("cannot read", p, e))?;
+        if !meta.is_dir()
+            || meta.uid() != rustix::process::geteuid().as_raw()
+            || meta.mode() & 0o077 != 0
+        {
+            return Err(Error::new(format!(
+                "{} is not a private folder of yours; refusing to put plaintext there",
+                p.display()
+            )));
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -67,20 +89,26 @@ impl Workspace {
     /// Overwrites every file in the folder (the editor's backups and swap files too)
     /// with zeros before the folder is removed.
     pub fn wipe(&self) {
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if let Ok(meta) = std::fs::symlink_metadata(&path) {
-                    if meta.is_file() {
-                        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                            let zeros = vec![0u8; meta.len() as usize];
-                            let _ = f.write_all(&zeros);
-                            let _ = f.sync_all();
-                        }
-                    }
-                    let _ = std::fs::remove_file(&path);
+        wipe_dir(self.dir.path());
+    }
+}
+
+/// Overwrites every file in `dir` with zeros, then removes the files.
+fn wipe_dir(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if meta.is_file() {
+                if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                    let zeros = vec![0u8; meta.len() as usize];
+                    let _ = f.write_all(&zeros);
+                    let _ = f.sync_all();
                 }
             }
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
@@ -141,7 +169,9 @@ pub fn run(env: &str, original: &SecretBytes, allow_disk: bool) -> Result<Outcom
         let mut content = SecretBytes::new(original.expose().to_vec());
         loop {
             write_private(&file, content.expose())?;
+            crate::journal::checkpoint("plaintext-written");
             run_editor(&editor, &file, &signal)?;
+            crate::journal::checkpoint("edited");
             let edited = read_back(&file)?;
             let body = strip_error_banner(edited.expose());
             if body == original.expose() {
@@ -165,8 +195,9 @@ pub fn run(env: &str, original: &SecretBytes, allow_disk: bool) -> Result<Outcom
     }
     let sig = signal.load(Ordering::SeqCst);
     if sig != 0 {
-        // The workspace is already wiped (it is dropped when the closure returns).
-        std::process::exit(128 + sig as i32);
+        // The workspace is already wiped (it is dropped when the closure returns); the
+        // caller's lock is released on the way out.
+        return Err(Error::silent_exit(128 + sig as i32));
     }
     result
 }
@@ -196,6 +227,37 @@ fn strip_error_banner(text: &[u8]) -> &[u8] {
     {
         Some(i) => &text[i + BANNER_END.len()..],
         None => text,
+    }
+}
+
+/// Wipes and removes editing folders of ours left by a `vault edit` that was killed
+/// (its pid no longer runs), saying so: plaintext must not outlive its editor.
+fn remove_abandoned(base: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("vault-edit-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let alive = rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+        let ours = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if alive || !ours {
+            continue;
+        }
+        wipe_dir(&e.path());
+        let _ = std::fs::remove_dir(e.path());
+        eprintln!(
+            "vault: removed plaintext left in {} by a vault edit that was killed (pid {pid})",
+            e.path().display()
+        );
     }
 }
 

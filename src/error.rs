@@ -11,6 +11,8 @@ pub struct Error {
     message: String,
     hint: Option<String>,
     usage: bool,
+    /// An exit status other than 1 or 2 (a signal's 128 + N), said by nobody.
+    code: Option<i32>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -21,6 +23,18 @@ impl Error {
             message: message.into(),
             hint: None,
             usage: false,
+            code: None,
+        }
+    }
+
+    /// Ends the run with `code` and no message, after everything held is released
+    /// (locks, plaintext folders): how a signal that stopped the editor ends vault.
+    pub fn silent_exit(code: i32) -> Self {
+        Error {
+            message: String::new(),
+            hint: None,
+            usage: false,
+            code: Some(code),
         }
     }
 
@@ -30,6 +44,7 @@ impl Error {
             message: message.into(),
             hint: None,
             usage: true,
+            code: None,
         }
     }
 
@@ -52,7 +67,9 @@ impl Error {
     }
 
     pub fn exit_code(&self) -> i32 {
-        if self.usage {
+        if let Some(code) = self.code {
+            code
+        } else if self.usage {
             2
         } else {
             1

@@ -13,6 +13,7 @@ pub mod git;
 pub mod identity;
 pub mod init;
 pub mod install_git;
+pub mod journal;
 pub mod keygen;
 pub mod keystore;
 pub mod manifest;

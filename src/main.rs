@@ -262,7 +262,9 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            report(&err);
+            if !err.message().is_empty() {
+                report(&err);
+            }
             err.exit_code()
         }
     };
@@ -1111,6 +1113,7 @@ fn cmd_grant(
     }
     if let Some(text) = &new_file {
         store::write_atomic(&pub_path, text.as_bytes(), store::Mode::CreateNew)?;
+        vault::journal::checkpoint("key-file-written");
     }
     let result = store.write(
         &env,
@@ -1142,6 +1145,19 @@ fn cmd_revoke(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> 
     if !vault::project::is_member_name(name) {
         return Err(Error::usage(format!("invalid member name '{name}'")));
     }
+    let pub_path = store
+        .project
+        .recipients_dir(&env)
+        .join(format!("{name}.pub"));
+    // A revoke killed after re-encrypting left only the key file: finish it.
+    if pub_path.exists() && store.granted(&env)?.is_some_and(|g| !g.contains(name)) {
+        std::fs::remove_file(&pub_path).map_err(|e| Error::io("cannot remove", &pub_path, e))?;
+        ui.note(&format!(
+            "{env}: {name} was already revoked (an earlier revoke was interrupted); removed {}",
+            store.project.display_path(&pub_path)
+        ));
+        return Ok(0);
+    }
     let report = store.write(
         &env,
         store::RosterChange::Revoke { member: name },
@@ -1152,10 +1168,7 @@ fn cmd_revoke(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> 
             ))),
         },
     )?;
-    let pub_path = store
-        .project
-        .recipients_dir(&env)
-        .join(format!("{name}.pub"));
+    vault::journal::checkpoint("before-key-file-removed");
     match std::fs::remove_file(&pub_path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

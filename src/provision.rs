@@ -417,7 +417,13 @@ impl Host<'_> {
     ) -> std::result::Result<(), String> {
         // tokio's process, so the other hosts go on while this one copies.
         let mut cmd = tokio::process::Command::new("rsync");
-        cmd.args(["-a", "--delete", "--exclude=*.age", "--exclude=*.age.sig"]);
+        cmd.args([
+            "-a",
+            "--delete",
+            "--exclude=*.age",
+            "--exclude=*.age.sig",
+            "--exclude=.vault-*",
+        ]);
         for e in extra_excludes {
             cmd.arg(format!("--exclude={e}"));
         }

@@ -5,8 +5,9 @@ use crate::document::{self, Document};
 use crate::envelope::{self, MAX_CIPHERTEXT_BYTES};
 use crate::error::{Error, Result};
 use crate::identity::Identities;
+use crate::journal;
 use crate::manifest::{self, Exposure, Manifest, RosterEntry, MAX_SIDECAR_BYTES};
-use crate::project::{EnvName, Project};
+use crate::project::{EnvName, Project, SECRETS_FILE};
 use crate::recipients::{self, PublicKey};
 use crate::signing;
 use crate::trust::{self, SeenStore, Verified};
@@ -81,6 +82,13 @@ impl Store {
     /// The environment's ciphertext and sidecar, or None when it has no secrets file yet.
     pub fn read_env(&self, env: &EnvName) -> Result<Option<OnDisk>> {
         self.confined(env)?;
+        // A write is finishing, or was killed after its new files were complete: wait
+        // for it, or finish it, before reading a pair that may not match.
+        let _lock = if journal::pending(&self.project.env_pillar_dir(env)) {
+            Some(self.lock(env)?)
+        } else {
+            None
+        };
         let Some(ciphertext) = read_limited(&self.project.secrets_path(env), MAX_CIPHERTEXT_BYTES)?
         else {
             return Ok(None);
@@ -105,6 +113,17 @@ impl Store {
         })?;
         self.verify_for_read(env, &disk)?;
         self.decrypt(env, &disk.ciphertext)
+    }
+
+    /// The members the verified roster of `env` grants, or None when it has no secrets.
+    pub fn granted(&mut self, env: &EnvName) -> Result<Option<BTreeSet<String>>> {
+        let Some(disk) = self.read_env(env)? else {
+            return Ok(None);
+        };
+        let folder = recipients::members(&self.project, env)?;
+        Ok(self
+            .verify(env, &disk, &folder)?
+            .map(|v| v.manifest.roster.into_iter().map(|r| r.member).collect()))
     }
 
     /// Like [`verify`](Self::verify), but files byte-identical to those this machine last
@@ -247,11 +266,9 @@ impl Store {
                         .collect(),
                 };
                 let signer = self.identities.signer(&granted, env.as_str())?;
-                (
-                    Some(self.decrypt(env, &disk.ciphertext)?),
-                    verified,
-                    Some(signer),
-                )
+                let doc = self.decrypt(env, &disk.ciphertext)?;
+                journal::checkpoint("decrypted");
+                (Some(doc), verified, Some(signer))
             }
             None => {
                 // Starting an environment anew is how a forger would replace it: not
@@ -454,16 +471,15 @@ impl Store {
             },
             &mut signer,
         )?;
-        write_atomic(
-            &self.project.secrets_path(env),
-            &ciphertext,
-            Mode::KeepOr0644,
+        let sidecar_name = format!("{SECRETS_FILE}.sig");
+        journal::replace_all(
+            &self.project.env_pillar_dir(env),
+            &[
+                (SECRETS_FILE, &ciphertext),
+                (&sidecar_name, sidecar.as_bytes()),
+            ],
         )?;
-        write_atomic(
-            &trust::sidecar_path(&self.project, env),
-            sidecar.as_bytes(),
-            Mode::KeepOr0644,
-        )?;
+        journal::checkpoint("written");
         let trusted = manifest
             .roster
             .iter()
@@ -515,13 +531,27 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &dir, e)),
         }
-        Ok(EnvLock { _dir: file })
+        // Holding the lock, nobody else is writing: what a killed writer left is repaired.
+        match journal::take_over(&dir) {
+            Ok(Some(said)) => eprintln!("vault: {env}: {said}"),
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
+        journal::checkpoint("locked");
+        Ok(EnvLock { dir, _file: file })
     }
 }
 
 /// Held while writing an environment; released when dropped (or when the process dies).
 pub struct EnvLock {
-    _dir: File,
+    dir: std::path::PathBuf,
+    _file: File,
+}
+
+impl Drop for EnvLock {
+    fn drop(&mut self) {
+        journal::release(&self.dir);
+    }
 }
 
 /// Encrypts `doc` to the keys of `folder` that `manifest`'s roster grants, and signs

@@ -1,0 +1,280 @@
+//! Replacing an environment's two files (ciphertext and signed sidecar) as one, and
+//! recovering from a writer killed part-way.
+//!
+//! A write puts both new files beside their targets (flushed to disk), then writes a
+//! journal naming them, renames both into place, and removes the journal. Killed before
+//! the journal exists, the old pair stands and the next writer removes the leftovers;
+//! killed after, the new pair is whole on disk and the next vault finishes the renames.
+//! Either way the environment decrypts to the old or the new content, never neither.
+//! Each writer also leaves its pid in an owner file while it holds the lock, so a lock
+//! left by a killed vault is recognised and reported.
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const JOURNAL: &str = ".vault-journal";
+const OWNER: &str = ".vault-writer";
+const HEADER: &str = "vault journal v1";
+
+/// Stops at a named step when `VAULT_TEST_PAUSE` is set (printing the step on stderr,
+/// then SIGSTOP), so crash tests can SIGKILL vault exactly there.
+pub fn checkpoint(step: &str) {
+    if std::env::var_os("VAULT_TEST_PAUSE").is_some() {
+        eprintln!("vault-test-pause: {step}");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+    }
+}
+
+/// Replaces the files in `dir` named by `files` (file name, new bytes) all together,
+/// keeping each existing file's mode (0644 for a new one).
+pub fn replace_all(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
+    let mut temps: Vec<(PathBuf, &str)> = Vec::with_capacity(files.len());
+    let staged = stage(dir, files, &mut temps);
+    if let Err(e) = staged {
+        for (t, _) in &temps {
+            let _ = std::fs::remove_file(t);
+        }
+        return Err(e);
+    }
+    let mut journal = String::from(HEADER);
+    journal.push('\n');
+    for (tmp, target) in &temps {
+        let name = tmp.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        journal.push_str(&format!("{name} {target}\n"));
+    }
+    let journal_path = dir.join(JOURNAL);
+    if let Err(e) = crate::store::write_atomic(
+        &journal_path,
+        journal.as_bytes(),
+        crate::store::Mode::KeepOr0644,
+    ) {
+        for (t, _) in &temps {
+            let _ = std::fs::remove_file(t);
+        }
+        return Err(e);
+    }
+    checkpoint("journal-written");
+    // From here the new files are the environment: a failure leaves the journal for
+    // the next vault to finish.
+    for (tmp, target) in &temps {
+        let to = dir.join(target);
+        std::fs::rename(tmp, &to).map_err(|e| Error::io("cannot write", &to, e))?;
+        checkpoint(&format!("renamed-{target}"));
+    }
+    sync_dir(dir);
+    std::fs::remove_file(&journal_path)
+        .map_err(|e| Error::io("cannot remove", &journal_path, e))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn stage<'a>(
+    dir: &Path,
+    files: &[(&'a str, &[u8])],
+    temps: &mut Vec<(PathBuf, &'a str)>,
+) -> Result<()> {
+    for (target, bytes) in files {
+        let path = dir.join(target);
+        let fail = |e: std::io::Error| Error::io("cannot write", &path, e);
+        let perms = match std::fs::metadata(&path) {
+            Ok(meta) => meta.permissions(),
+            Err(_) => std::fs::Permissions::from_mode(0o644),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".vault-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(fail)?;
+        tmp.write_all(bytes).map_err(fail)?;
+        checkpoint(&format!("temp-written-{target}"));
+        tmp.as_file().sync_all().map_err(fail)?;
+        tmp.as_file().set_permissions(perms).map_err(fail)?;
+        let (_, kept) = tmp.keep().map_err(|e| fail(e.error))?;
+        temps.push((kept, target));
+    }
+    sync_dir(dir);
+    checkpoint("temps-synced");
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Whether a write of `dir` was interrupted after its new files were complete.
+pub fn pending(dir: &Path) -> bool {
+    dir.join(JOURNAL).exists()
+}
+
+/// Marks `dir` as being written by this process; call with the lock held. Returns what
+/// a killed predecessor left, in words, if anything (after repairing it).
+pub fn take_over(dir: &Path) -> Result<Option<String>> {
+    let owner = dir.join(OWNER);
+    let previous = std::fs::read_to_string(&owner).ok();
+    let repaired = recover(dir)?;
+    std::fs::write(&owner, format!("{}\n", std::process::id()))
+        .map_err(|e| Error::io("cannot write", &owner, e))?;
+    let who = previous
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("a vault (pid {p}) was stopped while writing, and its lock is free now"));
+    Ok(match (who, repaired) {
+        (Some(w), Some(r)) => Some(format!("{w}; {r}")),
+        (Some(w), None) => Some(format!("{w}; nothing was left half-written")),
+        (None, Some(r)) => Some(r),
+        (None, None) => None,
+    })
+}
+
+/// Ends this process's ownership of `dir` (the lock is released right after).
+pub fn release(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(OWNER));
+}
+
+/// Finishes a journaled write, or removes the temporary files of one that never reached
+/// its journal. Says what it did.
+fn recover(dir: &Path) -> Result<Option<String>> {
+    let journal_path = dir.join(JOURNAL);
+    let mut done = None;
+    match std::fs::read_to_string(&journal_path) {
+        Ok(text) => {
+            let pairs = parse(&text).ok_or_else(|| {
+                Error::new(format!("{} is damaged", journal_path.display()))
+                    .with_hint("compare the folder with `git status`; remove the journal once the two files agree (`vault check`)")
+            })?;
+            for (tmp, target) in &pairs {
+                let from = dir.join(tmp);
+                if from.exists() {
+                    let to = dir.join(target);
+                    std::fs::rename(&from, &to).map_err(|e| Error::io("cannot write", &to, e))?;
+                }
+            }
+            sync_dir(dir);
+            std::fs::remove_file(&journal_path)
+                .map_err(|e| Error::io("cannot remove", &journal_path, e))?;
+            sync_dir(dir);
+            done = Some("finished its write (both new files were complete)".to_string());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("cannot read", &journal_path, e)),
+    }
+    let mut removed = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if is_temp_name(&name) && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 && done.is_none() {
+        done = Some(format!(
+            "removed {removed} unfinished file(s); the previous version stands"
+        ));
+    }
+    Ok(done)
+}
+
+fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix(".vault-")
+        .and_then(|r| r.strip_suffix(".tmp"))
+        .is_some_and(|mid| !mid.is_empty() && mid.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The journal's (temporary file, target) pairs; only vault's own names are accepted,
+/// so a planted journal cannot move other files.
+fn parse(text: &str) -> Option<Vec<(String, String)>> {
+    let mut lines = text.split_terminator('\n');
+    if lines.next()? != HEADER {
+        return None;
+    }
+    let targets = [
+        crate::project::SECRETS_FILE.to_string(),
+        format!("{}.sig", crate::project::SECRETS_FILE),
+    ];
+    let mut pairs = Vec::new();
+    for line in lines {
+        let (tmp, target) = line.split_once(' ')?;
+        if !is_temp_name(tmp) || !targets.iter().any(|t| t == target) {
+            return None;
+        }
+        pairs.push((tmp.to_string(), target.to_string()));
+    }
+    Some(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_both_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("secrets.sls.age"), b"old").unwrap();
+        replace_all(
+            d.path(),
+            &[("secrets.sls.age", b"new"), ("secrets.sls.age.sig", b"sig")],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join("secrets.sls.age")).unwrap(),
+            b"new"
+        );
+        assert_eq!(
+            std::fs::read(d.path().join("secrets.sls.age.sig")).unwrap(),
+            b"sig"
+        );
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_journal_is_finished_and_leftovers_removed() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("secrets.sls.age"), b"old").unwrap();
+        std::fs::write(d.path().join(".vault-abc123.tmp"), b"new").unwrap();
+        std::fs::write(
+            d.path().join(JOURNAL),
+            "vault journal v1\n.vault-abc123.tmp secrets.sls.age\n",
+        )
+        .unwrap();
+        let said = take_over(d.path()).unwrap().unwrap();
+        assert!(said.contains("finished its write"), "{said}");
+        assert_eq!(
+            std::fs::read(d.path().join("secrets.sls.age")).unwrap(),
+            b"new"
+        );
+        release(d.path());
+        std::fs::write(d.path().join(".vault-zz9.tmp"), b"half").unwrap();
+        std::fs::write(d.path().join(OWNER), "4242\n").unwrap();
+        let said = take_over(d.path()).unwrap().unwrap();
+        assert!(
+            said.contains("pid 4242") && said.contains("previous version stands"),
+            "{said}"
+        );
+        assert_eq!(
+            std::fs::read(d.path().join("secrets.sls.age")).unwrap(),
+            b"new"
+        );
+    }
+
+    #[test]
+    fn a_planted_journal_moves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("x"), b"x").unwrap();
+        std::fs::write(
+            d.path().join(JOURNAL),
+            "vault journal v1\nx ../../etc/passwd\n",
+        )
+        .unwrap();
+        assert!(take_over(d.path()).is_err());
+        assert!(d.path().join("x").exists());
+    }
+}
