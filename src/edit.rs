@@ -326,6 +326,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_link_planted_in_the_private_folder_is_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"untouched").unwrap();
+        let ws = Workspace::create_in(&[PathBuf::from("/dev/shm")], true).unwrap();
+        let planted = ws.path().join("secrets.sls");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        assert!(write_private(&planted, b"secrets:\n  A: plain\n").is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
+    }
+
+    #[test]
     fn refuses_a_disk_backed_folder_unless_allowed() {
         let disk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         if is_memory_fs(&disk) {

@@ -295,6 +295,9 @@ impl SeenStore {
             return false;
         }
         let file = project.recipients_dir(env).join(format!("{member}.pub"));
+        if project.confined(&file).is_err() {
+            return false;
+        }
         let Ok(text) = std::fs::read_to_string(&file) else {
             return false;
         };
