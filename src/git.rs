@@ -97,6 +97,73 @@ impl Git {
         Ok(out.status.success().then_some(out.stdout))
     }
 
+    /// The bytes of each of `paths` at `rev` (None where it has no such file), read by
+    /// one `git cat-file --batch` rather than a process per file.
+    pub fn show_all(&self, rev: &str, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = String::from_utf8_lossy(&self.output(&["rev-parse", "--show-prefix"])?)
+            .trim()
+            .to_string();
+        let mut child = self
+            .command()
+            .args(["cat-file", "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::new(format!("cannot run git: {e}")))?;
+        let mut requests = String::new();
+        for p in paths {
+            requests.push_str(&format!("{rev}:{prefix}{p}\n"));
+        }
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::new("git cat-file: no input"))?;
+        // Written from a thread, so a full output pipe cannot stall the requests.
+        let writer = std::thread::spawn(move || stdin.write_all(requests.as_bytes()));
+        let mut out = BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| Error::new("git cat-file: no output"))?,
+        );
+        let fail = |e: std::io::Error| Error::new(format!("git cat-file: {e}"));
+        let mut result = Vec::with_capacity(paths.len());
+        for _ in paths {
+            let mut header = String::new();
+            out.read_line(&mut header).map_err(fail)?;
+            let fields: Vec<&str> = header.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, "blob", size] => {
+                    let size: usize = size
+                        .parse()
+                        .map_err(|_| Error::new("git cat-file: bad size"))?;
+                    let mut bytes = vec![0u8; size + 1];
+                    out.read_exact(&mut bytes).map_err(fail)?;
+                    bytes.pop();
+                    result.push(Some(bytes));
+                }
+                [_, _, size] => {
+                    // Not a file (a folder): skip its content.
+                    let size: u64 = size
+                        .parse()
+                        .map_err(|_| Error::new("git cat-file: bad size"))?;
+                    std::io::copy(&mut (&mut out).take(size + 1), &mut std::io::sink())
+                        .map_err(fail)?;
+                    result.push(None);
+                }
+                _ => result.push(None),
+            }
+        }
+        let _ = writer.join();
+        let _ = child.wait();
+        Ok(result)
+    }
+
     /// The names of the files directly in folder `dir` at `rev`.
     pub fn list(&self, rev: &str, dir: &str) -> Result<Vec<String>> {
         let out = self.run(&[

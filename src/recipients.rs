@@ -37,6 +37,8 @@ pub struct PublicKey {
     text: String,
     /// The SSH wire-format key, for SSH keys.
     blob: Vec<u8>,
+    /// The fingerprint, computed once: writes compare it across every roster entry.
+    fp: String,
 }
 
 impl PublicKey {
@@ -47,11 +49,11 @@ impl PublicKey {
         if first.starts_with("age1") && !first.starts_with("age1pq") && first.len() > 4 {
             age::x25519::Recipient::from_str(first)
                 .map_err(|e| format!("invalid age recipient: {e}"))?;
-            return Ok(PublicKey {
-                kind: KeyKind::X25519,
-                text: first.to_string(),
-                blob: Vec::new(),
-            });
+            return Ok(PublicKey::new(
+                KeyKind::X25519,
+                first.to_string(),
+                Vec::new(),
+            ));
         }
         if first.starts_with("AGE-SECRET-KEY-") || first.starts_with("-----BEGIN") {
             return Err(
@@ -93,7 +95,21 @@ impl PublicKey {
         let text = format!("{first} {b64}");
         // age's own parse (which checks the curve point) runs when encrypting: reads,
         // which only need fingerprints, skip its cost.
-        Ok(PublicKey { kind, text, blob })
+        Ok(PublicKey::new(kind, text, blob))
+    }
+
+    fn new(kind: KeyKind, text: String, blob: Vec<u8>) -> PublicKey {
+        let digest = match kind {
+            KeyKind::X25519 => Sha256::digest(text.as_bytes()),
+            _ => Sha256::digest(&blob),
+        };
+        let fp = format!("SHA256:{}", STANDARD_NO_PAD.encode(digest));
+        PublicKey {
+            kind,
+            text,
+            blob,
+            fp,
+        }
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -108,11 +124,7 @@ impl PublicKey {
     /// `SHA256:...`: for SSH keys exactly what `ssh-keygen -lf` prints; for age keys
     /// the same digest taken over the `age1...` string.
     pub fn fingerprint(&self) -> String {
-        let digest = match self.kind {
-            KeyKind::X25519 => Sha256::digest(self.text.as_bytes()),
-            _ => Sha256::digest(&self.blob),
-        };
-        format!("SHA256:{}", STANDARD_NO_PAD.encode(digest))
+        self.fp.clone()
     }
 
     /// The tag age writes in an SSH recipient stanza for this key; None for X25519,
@@ -188,12 +200,15 @@ pub fn members(project: &Project, env: &EnvName) -> Result<Vec<Member>> {
 /// The members of `env` as committed at `rev`.
 pub fn members_at(git: &Git, rev: &str, env: &EnvName) -> Result<Vec<Member>> {
     let dir = format!("recipients/{env}");
+    let names: Vec<String> = git
+        .list(rev, &dir)?
+        .into_iter()
+        .filter(|n| !n.starts_with('.') && n.ends_with(".pub"))
+        .collect();
+    let paths: Vec<String> = names.iter().map(|n| format!("{dir}/{n}")).collect();
     let mut files = Vec::new();
-    for name in git.list(rev, &dir)? {
-        if name.starts_with('.') || !name.ends_with(".pub") {
-            continue;
-        }
-        if let Some(bytes) = git.show(rev, &format!("{dir}/{name}"))? {
+    for (name, bytes) in names.into_iter().zip(git.show_all(rev, &paths)?) {
+        if let Some(bytes) = bytes {
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::new(format!("{dir}/{name} at {rev}: not text")))?;
             files.push((name, text));
