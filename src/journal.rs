@@ -101,7 +101,8 @@ fn stage<'a>(
     Ok(())
 }
 
-fn sync_dir(dir: &Path) {
+/// Flushes a folder's entries (a rename or removal) to disk; best effort.
+pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }

@@ -666,9 +666,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<Created> {
             Created::Yes
         }
     };
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    journal::sync_dir(dir);
     Ok(created)
 }
 

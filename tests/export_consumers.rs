@@ -5,8 +5,6 @@ use common::{Project, AWKWARD};
 use std::collections::BTreeMap;
 use std::process::Command;
 
-const READER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/consumers/read.py");
-
 /// A project whose staging holds `values`.
 fn project_with(values: &[(&str, &str)]) -> Project {
     let p = Project::new();
@@ -47,23 +45,7 @@ fn consume(python: &std::path::Path, p: &Project, format: &str) -> BTreeMap<Stri
         0o600,
         "{format} export is private"
     );
-    let out = Command::new(python)
-        .args([READER, format, file.to_str().unwrap()])
-        .env("HOME", "/home/consumer")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{format}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    parsed
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
+    common::read_export(python, format, &file)
 }
 
 #[test]

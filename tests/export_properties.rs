@@ -17,7 +17,6 @@ use vault::document::{self, Document};
 use vault::export::{self, Format};
 use vault::secret::{SecretBytes, SecretValue};
 
-const READER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/consumers/read.py");
 const VALUES: usize = 300;
 
 /// Strings without NUL, leaning on the characters every format has to escape.
@@ -123,23 +122,7 @@ fn consume(python: &std::path::Path, format: &str, text: &[u8]) -> BTreeMap<Stri
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("export");
     std::fs::write(&file, text).unwrap();
-    let out = Command::new(python)
-        .args([READER, format, file.to_str().unwrap()])
-        .env("HOME", "/home/consumer")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{format}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    parsed
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
+    common::read_export(python, format, &file)
 }
 
 fn assert_same(what: &str, seed: &str, want: &[(String, String)], got: &BTreeMap<String, String>) {

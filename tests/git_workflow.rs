@@ -3,21 +3,12 @@
 
 mod common;
 use common::{fingerprint, git, key, Project};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// git in the project as `who` (their key decrypts and signs in the drivers).
 fn git_as(p: &Project, who: &str, args: &[&str]) -> Output {
-    Command::new("git")
-        .args([
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
+    common::git_command(p.root())
         .args(args)
-        .current_dir(p.root())
         .env("VAULT_IDENTITY", key(who))
         .env("HOME", &p.home)
         .env("XDG_STATE_HOME", p.home.join(".local/state"))

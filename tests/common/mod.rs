@@ -264,25 +264,56 @@ pub fn fingerprint_of(path: &Path) -> String {
         .to_string()
 }
 
+/// git in `dir` with a fixed author, so commits need no machine configuration.
+pub fn git_command(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.args([
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.invalid",
+        "-c",
+        "init.defaultBranch=main",
+    ])
+    .current_dir(dir);
+    c
+}
+
 /// Runs git in `dir` with a fixed identity; panics on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = git_command(dir).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The reader of every export format by its real consumer (tests/consumers/read.py).
+pub const READER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/consumers/read.py");
+
+/// `file`, an export in `format`, as its real consumer reads it: NAME to value.
+pub fn read_export(
+    python: &Path,
+    format: &str,
+    file: &Path,
+) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new(python)
+        .args([READER, format, file.to_str().unwrap()])
+        .env("HOME", "/home/consumer")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{format}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    parsed
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
 }
