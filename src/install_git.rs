@@ -27,11 +27,26 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
         .with_hint("run `git init` first"));
     }
     let mut done = Vec::new();
-    let exe_q = shell_words::quote(
-        exe.to_str()
-            .ok_or_else(|| Error::new("the vault binary's path is not UTF-8"))?,
-    )
-    .into_owned();
+    // `vault` when PATH finds this very binary (it survives upgrades in place); else
+    // its full path, so the drivers work from a build folder too.
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| {
+            d.join("vault")
+                .canonicalize()
+                .ok()
+                .zip(exe.canonicalize().ok())
+                .is_some_and(|(a, b)| a == b)
+        })
+    });
+    let exe_q = if on_path {
+        "vault".to_string()
+    } else {
+        shell_words::quote(
+            exe.to_str()
+                .ok_or_else(|| Error::new("the vault binary's path is not UTF-8"))?,
+        )
+        .into_owned()
+    };
 
     // .gitattributes: add what is missing, keep everything else.
     let attrs = project.root().join(".gitattributes");
@@ -69,7 +84,9 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
         "merge.vault.driver",
         &format!("{exe_q} merge-file %O %A %B %P"),
     )?;
-    done.push("set diff.vault and merge.vault in .git/config".to_string());
+    done.push(format!(
+        "set diff.vault and merge.vault in .git/config (running {exe_q}; run install-git again if it moves)"
+    ));
 
     let hooks = git.hooks_dir()?;
     let hook = hooks.join("pre-commit");
