@@ -372,10 +372,10 @@ fn run(cli: Cli) -> Result<i32> {
                     }
                     Ok(0)
                 }
-                Ok(vault::merge::Merged::Signature) => Ok(0),
+                Ok(vault::merge::Merged::Finished) => Ok(0),
                 Err(e) => {
                     // git takes a non-zero exit as a conflict, and keeps ours in place.
-                    if !path.ends_with(".sig") {
+                    if !e.message().is_empty() {
                         report(&e);
                     }
                     Ok(1)

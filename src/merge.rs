@@ -14,7 +14,7 @@ use crate::secret::SecretValue;
 use crate::store::{self, Mode, Store};
 use crate::trust::{self, SeenEnv, Verified};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The files git hands a merge driver (`%O %A %B %P`).
 pub struct MergeFiles<'a> {
@@ -33,8 +33,8 @@ pub enum Merged {
         env: EnvName,
         from_other: Vec<String>,
     },
-    /// The signature file of a merge done just before.
-    Signature,
+    /// The second file of a pair whose merge was done just before, with the first.
+    Finished,
 }
 
 /// Which of the pair git is merging.
@@ -79,6 +79,10 @@ fn locate(top: &Path, path: &str) -> Result<(Project, EnvName, Part)> {
 }
 
 /// Merges one file of the pair, as git's merge driver (run in the repository's top).
+///
+/// Whichever of the pair git merges first does the work for both, and hands the other
+/// file's result (or its refusal) over in `.git/vault-merge/`, under a name made from
+/// the three versions' ciphertext hashes, so nothing left from another merge is taken.
 pub fn merge_file(
     store_for: impl FnOnce(Project) -> Store,
     files: &MergeFiles<'_>,
@@ -87,32 +91,101 @@ pub fn merge_file(
         .map_err(|e| Error::new(format!("cannot read the working directory: {e}")))?;
     let (project, env, part) = locate(&top, files.path)?;
     let git = Git::new(project.root());
-    let pending = pending_signature(&git, &env)?;
-    match part {
-        Part::Signature => {
-            // The secrets file's merge, just before, left the signature for its result.
-            let sidecar = store::read_limited(&pending, MAX_SIDECAR_BYTES)?.ok_or_else(|| {
-                Error::new(format!(
-                    "{}: no merged secrets to sign (their merge was refused or conflicted)",
-                    files.path
-                ))
-            })?;
-            store::write_atomic(files.current, &sidecar, Mode::KeepOr0644)?;
-            let _ = std::fs::remove_file(&pending);
-            Ok(Merged::Signature)
-        }
-        Part::Secrets => {
-            let _ = std::fs::remove_file(&pending);
-            let mut store = store_for(project);
-            let (ciphertext, sidecar, from_other) = merge_secrets(&mut store, &git, &env, files)?;
-            if let Some(dir) = pending.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let hashes = match part {
+        Part::Secrets => [files.ancestor, files.current, files.other].map(|p| {
+            read(p, crate::envelope::MAX_CIPHERTEXT_BYTES).map(|b| trust::ciphertext_hash(&b))
+        }),
+        Part::Signature => [files.ancestor, files.current, files.other].map(|p| {
+            read(p, MAX_SIDECAR_BYTES).and_then(|b| {
+                signed_ciphertext(&b).ok_or_else(|| {
+                    Error::new(format!(
+                        "{}: a version of the signature file is malformed",
+                        files.path
+                    ))
+                })
+            })
+        }),
+    };
+    let [o, a, b] = hashes;
+    let (o, a, b) = (o?, a?, b?);
+    let dir = git.git_dir()?.join("vault-merge");
+    let key = &trust::ciphertext_hash(format!("{env} {o} {a} {b}").as_bytes())[7..23];
+    let hand_over = |ext: &str| dir.join(format!("{env}-{key}.{ext}"));
+    let (mine, theirs) = match part {
+        Part::Secrets => ("age", "sig"),
+        Part::Signature => ("sig", "age"),
+    };
+    // The second of the pair: take what the first left.
+    if let Some(bytes) =
+        store::read_limited(&hand_over(mine), crate::envelope::MAX_CIPHERTEXT_BYTES)?
+    {
+        store::write_atomic(files.current, &bytes, Mode::KeepOr0644)?;
+        let _ = std::fs::remove_file(hand_over(mine));
+        return Ok(Merged::Finished);
+    }
+    if hand_over(&format!("{mine}.refused")).exists() {
+        let _ = std::fs::remove_file(hand_over(&format!("{mine}.refused")));
+        return Err(Error::silent_exit(1));
+    }
+    // The first: merge both files.
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    let mut store = store_for(project);
+    let merged = (|| {
+        let sig_rel = format!("conf/pillar/{env}/{SECRETS_FILE}.sig");
+        let ct_rel = format!("conf/pillar/{env}/{SECRETS_FILE}");
+        let cts = match part {
+            Part::Secrets => [files.ancestor, files.current, files.other]
+                .map(|p| read(p, crate::envelope::MAX_CIPHERTEXT_BYTES)),
+            Part::Signature => {
+                let commits = git.commits_touching(&ct_rel)?;
+                [&o, &a, &b].map(|h| find_by_hash(&git, &commits, &ct_rel, h))
             }
-            store::write_atomic(&pending, sidecar.as_bytes(), Mode::KeepOr0644)?;
-            store::write_atomic(files.current, &ciphertext, Mode::KeepOr0644)?;
+        };
+        let [oc, ac, bc] = cts;
+        merge_secrets(&mut store, &git, &env, [oc?, ac?, bc?], &sig_rel)
+    })();
+    match merged {
+        Ok((ciphertext, sidecar, from_other)) => {
+            let (result, other) = match part {
+                Part::Secrets => (ciphertext, sidecar.into_bytes()),
+                Part::Signature => (sidecar.into_bytes(), ciphertext),
+            };
+            store::write_atomic(&hand_over(theirs), &other, Mode::KeepOr0644)?;
+            store::write_atomic(files.current, &result, Mode::KeepOr0644)?;
             Ok(Merged::Clean { env, from_other })
         }
+        Err(e) => {
+            let _ = std::fs::write(hand_over(&format!("{theirs}.refused")), b"");
+            Err(e)
+        }
     }
+}
+
+fn read(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    store::read_limited(path, limit)?
+        .ok_or_else(|| Error::new(format!("{}: missing", path.display())))
+}
+
+/// The `ciphertext sha256:...` a sidecar's manifest names.
+fn signed_ciphertext(sidecar: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(sidecar).ok()?;
+    let (m, _) = manifest::split(text).ok()?;
+    Manifest::parse(m).ok().map(|m| m.ciphertext)
+}
+
+/// The version of `rel` whose hash is `hash`, among `commits`.
+fn find_by_hash(git: &Git, commits: &[String], rel: &str, hash: &str) -> Result<Vec<u8>> {
+    for commit in commits {
+        if let Some(bytes) = git.show(commit, rel)? {
+            if trust::ciphertext_hash(&bytes) == hash {
+                return Ok(bytes);
+            }
+        }
+    }
+    Err(Error::new(format!(
+        "{rel}: no commit holds the secrets a version of its signature names; kept ours, unmerged"
+    ))
+    .with_hint("commit both conf/pillar/ENV/secrets.sls.age and its .sig together on each branch"))
 }
 
 /// One side of the merge: its verified manifest, recipients and secrets.
@@ -126,19 +199,10 @@ fn merge_secrets(
     store: &mut Store,
     git: &Git,
     env: &EnvName,
-    files: &MergeFiles<'_>,
+    [o_ct, a_ct, b_ct]: [Vec<u8>; 3],
+    sig_rel: &str,
 ) -> Result<(Vec<u8>, String, Vec<String>)> {
-    let read = |p: &Path| -> Result<Vec<u8>> {
-        store::read_limited(p, crate::envelope::MAX_CIPHERTEXT_BYTES)?
-            .ok_or_else(|| Error::new(format!("{}: missing", p.display())))
-    };
-    let (o_ct, a_ct, b_ct) = (
-        read(files.ancestor)?,
-        read(files.current)?,
-        read(files.other)?,
-    );
-    let sig_rel = format!("conf/pillar/{env}/{SECRETS_FILE}.sig");
-    let candidates = git.commits_touching(&sig_rel)?;
+    let candidates = git.commits_touching(sig_rel)?;
     // The ancestor is trusted as far as this machine trusts the environment; each
     // branch must trace its signer back to the ancestor's roster and not go back in
     // serial, so a branch cannot slip in a re-founded or rolled-back environment.
@@ -155,7 +219,7 @@ fn merge_secrets(
         "the common ancestor",
         &o_ct,
         &candidates,
-        &sig_rel,
+        sig_rel,
         seen.as_ref(),
     )?;
     let anchors = SeenEnv {
@@ -169,7 +233,7 @@ fn merge_secrets(
         "ours",
         &a_ct,
         &candidates,
-        &sig_rel,
+        sig_rel,
         Some(&anchors),
     )?;
     let b = side(
@@ -179,7 +243,7 @@ fn merge_secrets(
         "theirs",
         &b_ct,
         &candidates,
-        &sig_rel,
+        sig_rel,
         Some(&anchors),
     )?;
 
@@ -354,12 +418,4 @@ fn side(
         folder,
         doc,
     })
-}
-
-/// The path of the merge driver's hand-over file (for tests and cleanup).
-pub fn pending_signature(git: &Git, env: &EnvName) -> Result<PathBuf> {
-    Ok(git
-        .git_dir()?
-        .join("vault-merge")
-        .join(format!("{env}.sig")))
 }
