@@ -375,8 +375,9 @@ impl Host<'_> {
             .map_err(|e| format!("pushing the secrets failed: {e}"))?;
         let minion = format!(
             "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
-             # No reverse DNS for fqdn grains, and grains cached between runs: a faster salt-call.\n\
-             enable_fqdns_grains: False\ngrains_cache: True\n",
+             # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
+             # modules (the project ships none) before each run: a faster salt-call.\n\
+             enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
             self.settings.project_name,
             self.settings.env,
             if self.root().is_empty() { "/".to_string() } else { self.root() },
