@@ -82,7 +82,7 @@ gunicorn_conf:
     - makedirs: True
     - contents: |
         [program:{{ project }}-gunicorn]
-        command={{ bin_dir }}/{{ project }}-run {{ gunicorn }} --bind {{ bind }} {{ wsgi }}
+        command={{ bin_dir }}/{{ project }}-run {{ gunicorn }} --bind {{ bind }} --pid {{ run_dir }}/gunicorn.pid {{ wsgi }}
         directory={{ app_dir }}
         user={{ app_user }}
         autostart=true
@@ -116,16 +116,18 @@ gunicorn_restart:
 
 gunicorn_running:
   cmd.run:
-    # One supervisorctl when all is well; when it is not running (or not even loaded),
-    # read its file and start it. The check is in the command, reported through
-    # `stateful`, rather than an `unless`: an `unless` makes Salt load every state
-    # module to look for cmd.mod_run_check, about a second of CPU per run.
+    # No supervisorctl (a Python start-up) when gunicorn's pid is alive; otherwise the
+    # program's file is read and it is started unless supervisord already has it going.
+    # The check is in the command, reported through `stateful`, rather than an
+    # `unless`: that makes Salt load every state module, about a second of CPU per run.
     - name: >-
+        if kill -0 "$(cat '{{ run_dir }}/gunicorn.pid' 2>/dev/null)" 2>/dev/null;
+        then echo 'changed=no comment="running"';
+        else {{ ctl }} update {{ project }}-gunicorn >/dev/null;
         if {{ ctl }} status {{ project }}-gunicorn | grep -qE 'RUNNING|STARTING';
         then echo 'changed=no comment="running"';
-        else {{ ctl }} update {{ project }}-gunicorn
-        && ({{ ctl }} status {{ project }}-gunicorn | grep -qE 'RUNNING|STARTING' || {{ ctl }} start {{ project }}-gunicorn)
-        && echo 'changed=yes comment="started"';
+        else {{ ctl }} start {{ project }}-gunicorn && echo 'changed=yes comment="started"';
+        fi;
         fi
     - stateful: True
     - require:
