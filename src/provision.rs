@@ -82,7 +82,7 @@ pub struct HostReport {
     pub target: String,
     pub result: std::result::Result<Applied, String>,
     pub seconds: f64,
-    /// Seconds spent in each step: connect, prepare, rsync, secrets, salt-call, cleanup.
+    /// Seconds spent in each step: connect, secrets (checks, folders, minion config, the pillar), rsync, salt-call, cleanup.
     pub steps: Vec<(&'static str, f64)>,
 }
 
@@ -319,60 +319,12 @@ impl Host<'_> {
             self.remote("etc/salt"),
         );
         let q = |s: &str| shell_words::quote(s).into_owned();
-        self.step("prepare");
-        let check = format!(
-            "command -v {salt} >/dev/null 2>&1 || {{ echo 'salt-call not found' >&2; exit 3; }}; mkdir -p {sr} {pr} {cfg}",
-            salt = q(&self.settings.salt_call),
-            sr = q(&salt_root),
-            pr = q(&pillar_root),
-            cfg = q(&cfg),
-        );
-        let out = self
-            .shell(session, &check)
-            .output()
-            .await
-            .map_err(|e| format!("cannot run a command: {e}"))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return Err(if err.contains("salt-call not found") {
-                format!(
-                    "{} not found on the host (install Salt, or name it with --salt-call)",
-                    self.settings.salt_call
-                )
-            } else if err.contains("password") || err.contains("sudo") {
-                "sudo asks for a password: give the user passwordless sudo, or connect as root (-u root)".into()
-            } else {
-                format!("preparing the host failed: {}", err.trim())
-            });
-        }
-
-        self.step("rsync");
-        self.rsync(
-            session,
-            &self.project.root().join("conf/salt"),
-            &salt_root,
-            &[],
-        )
-        .await?;
-        let mut excludes: Vec<String> = self
-            .settings
-            .other_envs
-            .iter()
-            .map(|e| format!("/{e}/"))
-            .collect();
-        excludes.push("secrets.sls".into());
-        self.rsync(session, &self.project.pillar_dir(), &pillar_root, &excludes)
-            .await?;
-
-        self.step("secrets");
         let env_dir = format!("{pillar_root}/{}", self.settings.env);
-        let push = format!(
-            "umask 077 && mkdir -p {d} && cat > {d}/.secrets.sls.tmp && mv {d}/.secrets.sls.tmp {d}/secrets.sls",
-            d = q(&env_dir)
-        );
-        self.stream(session, &push, self.pillar.expose())
-            .await
-            .map_err(|e| format!("pushing the secrets failed: {e}"))?;
+        // One round trip before rsync: check salt-call, make the folders, write the
+        // minion config (no secret in it, so on the command line), and take the secrets
+        // from standard input into a 0600 file. rsync leaves that file alone (it is
+        // excluded, so --delete spares it).
+        self.step("secrets");
         let minion = format!(
             "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
              # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
@@ -382,33 +334,87 @@ impl Host<'_> {
             self.settings.env,
             if self.root().is_empty() { "/".to_string() } else { self.root() },
         );
-        let write_cfg = format!(
-            "umask 022 && cat > {c}/.minion.tmp && mv {c}/.minion.tmp {c}/minion",
-            c = q(&cfg)
+        let push = format!(
+            "command -v {salt} >/dev/null 2>&1 || {{ echo 'salt-call not found' >&2; exit 3; }}; \
+             umask 022 && mkdir -p {sr} {pr} {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion && \
+             umask 077 && mkdir -p {d} && cat > {d}/.secrets.sls.tmp && mv {d}/.secrets.sls.tmp {d}/secrets.sls",
+            salt = q(&self.settings.salt_call),
+            sr = q(&salt_root),
+            pr = q(&pillar_root),
+            cfg = q(&cfg),
+            minion = q(&minion),
+            d = q(&env_dir),
         );
-        self.stream(session, &write_cfg, minion.as_bytes())
-            .await
-            .map_err(|e| format!("writing the minion config failed: {e}"))?;
+        if let Err(err) = self.stream(session, &push, self.pillar.expose()).await {
+            // Nothing may be left behind, even by a push cut short.
+            self.remove_pillar(session, &env_dir).await;
+            return Err(if err.contains("salt-call not found") {
+                format!(
+                    "{} not found on the host (install Salt, or name it with --salt-call)",
+                    self.settings.salt_call
+                )
+            } else if err.contains("password") || err.contains("sudo") {
+                "sudo asks for a password: give the user passwordless sudo, or connect as root (-u root)".into()
+            } else {
+                format!("pushing the secrets failed: {err}")
+            });
+        }
+
+        let applied = self
+            .rsync_and_apply(session, &salt_root, &pillar_root, &cfg)
+            .await;
+        self.step("cleanup");
+        if !self.settings.keep_pillar {
+            self.remove_pillar(session, &env_dir).await;
+        }
+        applied
+    }
+
+    async fn remove_pillar(&self, session: &Session, env_dir: &str) {
+        let rm = format!(
+            "rm -f {}/secrets.sls {}/.secrets.sls.tmp",
+            shell_words::quote(env_dir),
+            shell_words::quote(env_dir)
+        );
+        let _ = self.shell(session, &rm).status().await;
+    }
+
+    /// rsync of conf/salt and conf/pillar (one transfer), then salt-call.
+    async fn rsync_and_apply(
+        &self,
+        session: &Session,
+        salt_root: &str,
+        pillar_root: &str,
+        cfg: &str,
+    ) -> std::result::Result<Applied, String> {
+        let q = |s: &str| shell_words::quote(s).into_owned();
+        self.step("rsync");
+        let mut excludes: Vec<String> = self
+            .settings
+            .other_envs
+            .iter()
+            .map(|e| format!("/pillar/{e}/"))
+            .collect();
+        excludes.push("secrets.sls".into());
+        let srv = salt_root.trim_end_matches("/salt");
+        debug_assert_eq!(format!("{srv}/pillar"), pillar_root);
+        self.rsync(session, &self.project.root().join("conf"), srv, &excludes)
+            .await?;
 
         self.step("salt-call");
         let mut apply = format!(
             "exec {} --local --config-dir {} --retcode-passthrough --state-output=changes state.apply",
             q(&self.settings.salt_call),
-            q(&cfg)
+            q(cfg)
         );
         if self.settings.dry_run {
             apply.push_str(" test=True");
         }
-        let applied = self.salt(session, &format!("{apply} 2>&1")).await;
-        self.step("cleanup");
-        if !self.settings.keep_pillar {
-            let rm = format!("rm -f {}/secrets.sls", q(&env_dir));
-            let _ = self.shell(session, &rm).status().await;
-        }
-        applied
+        self.salt(session, &format!("{apply} 2>&1")).await
     }
 
-    /// rsync over the session's master connection (no second SSH connection).
+    /// rsync of `from`/salt and `from`/pillar into `to` over the session's master
+    /// connection (no second SSH connection).
     async fn rsync(
         &self,
         session: &Session,
@@ -442,9 +448,11 @@ impl Host<'_> {
         if !self.is_root() {
             cmd.arg("--rsync-path=sudo -n rsync");
         }
-        let mut src = from.as_os_str().to_owned();
-        src.push("/");
-        cmd.arg(src).arg(format!("{}:{to}/", self.target.host));
+        // conf/salt and conf/pillar (no trailing slash) into srv/: srv/salt and
+        // srv/pillar are synchronized, and nothing else in srv/ is touched.
+        cmd.arg(from.join("salt"))
+            .arg(from.join("pillar"))
+            .arg(format!("{}:{to}/", self.target.host));
         let out = cmd
             .output()
             .await
@@ -475,8 +483,10 @@ impl Host<'_> {
             .await
             .map_err(|e| e.to_string())?;
         if let Some(mut stdin) = child.stdin().take() {
-            stdin.write_all(bytes).await.map_err(|e| e.to_string())?;
-            stdin.shutdown().await.map_err(|e| e.to_string())?;
+            // A script that fails early (sudo, no salt-call) closes its input: its own
+            // error, below, says why better than a broken pipe.
+            let _ = stdin.write_all(bytes).await;
+            let _ = stdin.shutdown().await;
         }
         let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
         if !out.status.success() {
