@@ -22,6 +22,12 @@ pub fn findings(project: &Project) -> Result<Vec<String>> {
             ));
             continue;
         }
+        if name.starts_with(".vault-") {
+            out.push(format!(
+                "{path}: a vault work file of an interrupted write is staged: `git restore --staged {path}`; the next vault command on that environment finishes the write and removes it"
+            ));
+            continue;
+        }
         let content = git.show("", path)?.unwrap_or_default();
         if name == SECRETS_FILE {
             match crate::envelope::header(&content) {

@@ -489,6 +489,22 @@ fn the_pre_commit_hook_refuses_plaintext_and_what_check_rejects() {
         ],
     );
 
+    // A work file left by a killed writer.
+    std::fs::write(p.root().join("conf/pillar/staging/.vault-writer"), "4242\n").unwrap();
+    git(
+        p.root(),
+        &["add", "-f", "conf/pillar/staging/.vault-writer"],
+    );
+    let c = git_as(&p, "alice_ed25519", &["commit", "-qm", "oops"]);
+    let out = text(&c);
+    assert!(!c.status.success(), "{out}");
+    assert!(out.contains("conf/pillar/staging/.vault-writer: a vault work file of an interrupted write is staged"), "{out}");
+    git(
+        p.root(),
+        &["rm", "-q", "--cached", "conf/pillar/staging/.vault-writer"],
+    );
+    std::fs::remove_file(p.root().join("conf/pillar/staging/.vault-writer")).unwrap();
+
     // The ciphertext staged without its signature.
     p.set("staging", "A", "new");
     git(p.root(), &["add", "conf/pillar/staging/secrets.sls.age"]);
