@@ -164,4 +164,23 @@ fn gunicorn_under_supervisord_gets_every_secret_exactly() {
         after["env"]["PEM"],
         AWKWARD.iter().find(|(k, _)| *k == "PEM").unwrap().1
     );
+    // Stopped behind Salt's back (its pid file stays): the next apply starts it again.
+    let stop = Command::new(server.tools.join("supervisorctl"))
+        .args([
+            "-c",
+            &server.path("etc/supervisor/supervisord.conf"),
+            "stop",
+            "example-gunicorn",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stdout)
+    );
+    let output = apply(&server, &p);
+    assert!(output.contains("started"), "{output}");
+    let again = server.ask(|v| v["env"]["PIN"] == "4321");
+    assert_ne!(again["pid"], after["pid"]);
 }

@@ -116,12 +116,14 @@ gunicorn_restart:
 
 gunicorn_running:
   cmd.run:
-    # No supervisorctl (a Python start-up) when gunicorn's pid is alive; otherwise the
+    # No supervisorctl (a Python start-up) when gunicorn's pid is alive (and is still
+    # gunicorn, not a reused pid); otherwise the
     # program's file is read and it is started unless supervisord already has it going.
     # The check is in the command, reported through `stateful`, rather than an
     # `unless`: that makes Salt load every state module, about a second of CPU per run.
     - name: >-
-        if kill -0 "$(cat '{{ run_dir }}/gunicorn.pid' 2>/dev/null)" 2>/dev/null;
+        pid=$(cat '{{ run_dir }}/gunicorn.pid' 2>/dev/null);
+        if [ -n "$pid" ] && grep -qa gunicorn "/proc/$pid/cmdline" 2>/dev/null;
         then echo 'changed=no comment="running"';
         else {{ ctl }} update {{ project }}-gunicorn >/dev/null;
         if {{ ctl }} status {{ project }}-gunicorn | grep -qE 'RUNNING|STARTING';
