@@ -11,8 +11,6 @@
 
 use crate::error::{Error, Result};
 use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const JOURNAL: &str = ".vault-journal";
@@ -79,21 +77,11 @@ fn stage<'a>(
 ) -> Result<()> {
     for (target, bytes) in files {
         let path = dir.join(target);
-        let fail = |e: std::io::Error| Error::io("cannot write", &path, e);
-        let perms = match std::fs::metadata(&path) {
-            Ok(meta) => meta.permissions(),
-            Err(_) => std::fs::Permissions::from_mode(0o644),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".vault-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(fail)?;
-        tmp.write_all(bytes).map_err(fail)?;
+        let tmp = crate::store::write_temp(dir, &path, bytes, crate::store::Mode::KeepOr0644)?;
         checkpoint(&format!("temp-written-{target}"));
-        tmp.as_file().sync_all().map_err(fail)?;
-        tmp.as_file().set_permissions(perms).map_err(fail)?;
-        let (_, kept) = tmp.keep().map_err(|e| fail(e.error))?;
+        let (_, kept) = tmp
+            .keep()
+            .map_err(|e| Error::io("cannot write", &path, e.error))?;
         temps.push((kept, target));
     }
     sync_dir(dir);

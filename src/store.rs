@@ -633,27 +633,12 @@ pub enum Created {
 /// renamed into place (or linked, for `CreateNew`), and the folder flushed. On any
 /// failure the old file is left as it was and the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<Created> {
-    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| Error::io("cannot write", path, e);
-    let perms = match (mode, std::fs::metadata(path)) {
-        (Mode::KeepOr0644, Ok(meta)) => meta.permissions(),
-        (Mode::Private | Mode::CreateNewPrivate, _) => std::fs::Permissions::from_mode(0o600),
-        _ => std::fs::Permissions::from_mode(0o644),
-    };
-    // The temporary file is created 0600 and only then given its final mode.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vault-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    failpoint("before-fsync").map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.as_file().set_permissions(perms).map_err(fail)?;
+    let tmp = write_temp(dir, path, bytes, mode)?;
     failpoint("before-rename").map_err(fail)?;
     let created = match mode {
         Mode::CreateNew | Mode::CreateNewPrivate => match tmp.persist_noclobber(path) {
@@ -668,6 +653,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<Created> {
     };
     journal::sync_dir(dir);
     Ok(created)
+}
+
+/// A temporary file beside `path` in `dir` holding `bytes`, flushed to disk and given
+/// the mode `path` will have: created 0600, so nothing is readable before the mode is
+/// set. The caller renames it into place (it is removed if dropped first).
+pub fn write_temp(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    mode: Mode,
+) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| Error::io("cannot write", path, e);
+    let perms = match (mode, std::fs::metadata(path)) {
+        (Mode::KeepOr0644, Ok(meta)) => meta.permissions(),
+        (Mode::Private | Mode::CreateNewPrivate, _) => std::fs::Permissions::from_mode(0o600),
+        _ => std::fs::Permissions::from_mode(0o644),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vault-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    failpoint("before-fsync").map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.as_file().set_permissions(perms).map_err(fail)?;
+    Ok(tmp)
 }
 
 /// Fails on purpose at the step named by `VAULT_TEST_FAILPOINT`, so tests can show a
