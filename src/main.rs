@@ -1211,6 +1211,17 @@ fn cmd_diff(store: &mut Store, env: &str, revs: &[String], values: bool) -> Resu
     }
     let old_side = vault::diff::load(store, &git, &env, &old)?;
     let new_side = vault::diff::load(store, &git, &env, &new)?;
+    if [&old_side, &new_side]
+        .iter()
+        .all(|s| !s.present && s.folder.is_empty())
+    {
+        return Err(Error::new(format!(
+            "no environment '{env}' in {} or {}",
+            old.label(),
+            new.label()
+        ))
+        .with_hint("check the name: `vault status` lists the environments"));
+    }
     let out = vault::diff::compare(&env, &old_side, &new_side, values);
     write_stdout(out.as_bytes())?;
     Ok(0)

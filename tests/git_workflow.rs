@@ -107,6 +107,25 @@ fn vault_diff_names_what_changed_and_shows_values_only_when_asked() {
     assert_eq!(p.vault(&["diff", "staging"]).success().stdout(), "");
     let err = p.vault(&["diff", "staging", "no-such-rev"]).error();
     assert!(err.contains("'no-such-rev' is not a commit"), "{err}");
+    // A misspelt environment is an error, not an empty diff.
+    let err = p.vault(&["diff", "stagign", "HEAD~1", "HEAD"]).error();
+    assert!(
+        err.contains("no environment 'stagign' in HEAD~1 or HEAD"),
+        "{err}"
+    );
+    let err = p.vault(&["diff", "stagign"]).error();
+    assert!(err.contains("stagign"), "{err}");
+}
+
+#[test]
+fn install_git_outside_a_repository_is_one_error_and_writes_nothing() {
+    let p = Project::new();
+    let before = p.snapshot();
+    let err = p.vault(&["install-git"]).error();
+    assert!(err.contains("is not in a git repository"), "{err}");
+    assert_eq!(p.snapshot(), before);
+    let err = p.vault(&["diff", "staging"]).error();
+    assert!(err.contains("not in a git repository"), "{err}");
 }
 
 #[test]
