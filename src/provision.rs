@@ -82,7 +82,8 @@ pub struct HostReport {
     pub target: String,
     pub result: std::result::Result<Applied, String>,
     pub seconds: f64,
-    /// Seconds spent in each step: connect, secrets (checks, folders, minion config, the pillar), rsync, salt-call, cleanup.
+    /// Seconds spent in each step: connect, rsync (with the salt-call check), secrets (minion
+    /// config and the pillar), salt-call (with the pillar's removal).
     pub steps: Vec<(&'static str, f64)>,
 }
 
@@ -320,74 +321,9 @@ impl Host<'_> {
         );
         let q = |s: &str| shell_words::quote(s).into_owned();
         let env_dir = format!("{pillar_root}/{}", self.settings.env);
-        // One round trip before rsync: check salt-call, make the folders, write the
-        // minion config (no secret in it, so on the command line), and take the secrets
-        // from standard input into a 0600 file. rsync leaves that file alone (it is
-        // excluded, so --delete spares it).
-        self.step("secrets");
-        let minion = format!(
-            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
-             # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
-             # modules (the project ships none) before each run: a faster salt-call.\n\
-             enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
-            self.settings.project_name,
-            self.settings.env,
-            if self.root().is_empty() { "/".to_string() } else { self.root() },
-        );
-        let push = format!(
-            "command -v {salt} >/dev/null 2>&1 || {{ echo 'salt-call not found' >&2; exit 3; }}; \
-             umask 022 && mkdir -p {sr} {pr} {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion && \
-             umask 077 && mkdir -p {d} && cat > {d}/.secrets.sls.tmp && mv {d}/.secrets.sls.tmp {d}/secrets.sls",
-            salt = q(&self.settings.salt_call),
-            sr = q(&salt_root),
-            pr = q(&pillar_root),
-            cfg = q(&cfg),
-            minion = q(&minion),
-            d = q(&env_dir),
-        );
-        if let Err(err) = self.stream(session, &push, self.pillar.expose()).await {
-            // Nothing may be left behind, even by a push cut short.
-            self.remove_pillar(session, &env_dir).await;
-            return Err(if err.contains("salt-call not found") {
-                format!(
-                    "{} not found on the host (install Salt, or name it with --salt-call)",
-                    self.settings.salt_call
-                )
-            } else if err.contains("password") || err.contains("sudo") {
-                "sudo asks for a password: give the user passwordless sudo, or connect as root (-u root)".into()
-            } else {
-                format!("pushing the secrets failed: {err}")
-            });
-        }
 
-        let applied = self
-            .rsync_and_apply(session, &salt_root, &pillar_root, &cfg)
-            .await;
-        self.step("cleanup");
-        if !self.settings.keep_pillar {
-            self.remove_pillar(session, &env_dir).await;
-        }
-        applied
-    }
-
-    async fn remove_pillar(&self, session: &Session, env_dir: &str) {
-        let rm = format!(
-            "rm -f {}/secrets.sls {}/.secrets.sls.tmp",
-            shell_words::quote(env_dir),
-            shell_words::quote(env_dir)
-        );
-        let _ = self.shell(session, &rm).status().await;
-    }
-
-    /// rsync of conf/salt and conf/pillar (one transfer), then salt-call.
-    async fn rsync_and_apply(
-        &self,
-        session: &Session,
-        salt_root: &str,
-        pillar_root: &str,
-        cfg: &str,
-    ) -> std::result::Result<Applied, String> {
-        let q = |s: &str| shell_words::quote(s).into_owned();
+        // Round trip 1: rsync of conf/salt and conf/pillar (its remote end first checks
+        // for salt-call, so nothing is shipped to a host that cannot apply it).
         self.step("rsync");
         let mut excludes: Vec<String> = self
             .settings
@@ -401,16 +337,59 @@ impl Host<'_> {
         self.rsync(session, &self.project.root().join("conf"), srv, &excludes)
             .await?;
 
-        self.step("salt-call");
+        // Round trip 2: the minion config (no secret in it, so on the command line), the
+        // secrets from standard input into a 0600 file, a marker line, salt-call, and
+        // (from a trap, so it happens however the script ends) the secrets removed.
+        self.step("secrets");
+        let minion = format!(
+            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
+             # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
+             # modules (the project ships none) before each run: a faster salt-call.\n\
+             enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
+            self.settings.project_name,
+            self.settings.env,
+            if self.root().is_empty() { "/".to_string() } else { self.root() },
+        );
+        let d = q(&env_dir);
+        let cleanup = if self.settings.keep_pillar {
+            String::new()
+        } else {
+            format!(
+                "trap 'rm -f {d}/secrets.sls {d}/.secrets.sls.tmp' EXIT; \
+                 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; "
+            )
+        };
         let mut apply = format!(
-            "exec {} --local --config-dir {} --retcode-passthrough --state-output=changes state.apply",
-            q(&self.settings.salt_call),
-            q(cfg)
+            "umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
+             umask 077 && mkdir -p {d} || exit 4; {cleanup}\
+             cat > {d}/.secrets.sls.tmp && mv {d}/.secrets.sls.tmp {d}/secrets.sls || exit 4; \
+             echo {ready}; umask 022; \
+             {salt} --local --config-dir {cfg} --retcode-passthrough --state-output=changes state.apply",
+            cfg = q(&cfg),
+            minion = q(&minion),
+            salt = q(&self.settings.salt_call),
+            ready = q(READY),
         );
         if self.settings.dry_run {
             apply.push_str(" test=True");
         }
-        self.salt(session, &format!("{apply} 2>&1")).await
+        apply.push_str(" 2>&1");
+        let applied = self.apply(session, &apply).await;
+        if applied.is_err() && !self.settings.keep_pillar {
+            // The trap removes the secrets however the script ends; this covers a
+            // script that never got to set it.
+            self.remove_pillar(session, &env_dir).await;
+        }
+        applied
+    }
+
+    async fn remove_pillar(&self, session: &Session, env_dir: &str) {
+        let rm = format!(
+            "rm -f {}/secrets.sls {}/.secrets.sls.tmp",
+            shell_words::quote(env_dir),
+            shell_words::quote(env_dir)
+        );
+        let _ = self.shell(session, &rm).status().await;
     }
 
     /// rsync of `from`/salt and `from`/pillar into `to` over the session's master
@@ -445,9 +424,20 @@ impl Host<'_> {
             ));
         }
         cmd.arg("-e").arg(ssh);
-        if !self.is_root() {
-            cmd.arg("--rsync-path=sudo -n rsync");
-        }
+        // The remote end, in the same round trip: no salt-call, no shipping; then the
+        // folder `to` (with its parents), and rsync itself with the arguments rsync adds.
+        let prelude = format!(
+            "command -v {salt} >/dev/null 2>&1 || {{ echo {missing} >&2; exit 3; }}; \
+             umask 022 && mkdir -p \"$0\" && exec rsync \"$@\"",
+            salt = shell_words::quote(&self.settings.salt_call),
+            missing = shell_words::quote(SALT_MISSING),
+        );
+        let sudo = if self.is_root() { "" } else { "sudo -n " };
+        cmd.arg(format!(
+            "--rsync-path={sudo}sh -c {} {}",
+            shell_words::quote(&prelude),
+            shell_words::quote(to)
+        ));
         // conf/salt and conf/pillar (no trailing slash) into srv/: srv/salt and
         // srv/pillar are synchronized, and nothing else in srv/ is touched.
         cmd.arg(from.join("salt"))
@@ -458,81 +448,105 @@ impl Host<'_> {
             .await
             .map_err(|e| format!("cannot run rsync: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "rsync of {} failed: {}",
-                from.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(self
+                .remote_error(&err)
+                .unwrap_or_else(|| format!("rsync of {} failed: {}", from.display(), err.trim())));
         }
         Ok(())
     }
 
-    /// Runs `script` with `bytes` on its standard input (never on a command line).
-    async fn stream(
-        &self,
-        session: &Session,
-        script: &str,
-        bytes: &[u8],
-    ) -> std::result::Result<(), String> {
+    /// The one line for what the remote shell reported, when it is one vault knows.
+    fn remote_error(&self, stderr: &str) -> Option<String> {
+        if stderr.contains(SALT_MISSING) {
+            Some(format!(
+                "{} not found on the host (install Salt, or name it with --salt-call)",
+                self.settings.salt_call
+            ))
+        } else if stderr.contains("sudo:") && stderr.contains("password") {
+            Some("sudo asks for a password: give the user passwordless sudo, or connect as root (-u root)".into())
+        } else {
+            None
+        }
+    }
+
+    /// Runs the apply script with the pillar on its standard input (never on a command
+    /// line), streaming Salt's output redacted, and reads what it did.
+    async fn apply(&self, session: &Session, script: &str) -> std::result::Result<Applied, String> {
         let mut child = self
             .shell(session, script)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("cannot start the apply script: {e}"))?;
         if let Some(mut stdin) = child.stdin().take() {
-            // A script that fails early (sudo, no salt-call) closes its input: its own
-            // error, below, says why better than a broken pipe.
-            let _ = stdin.write_all(bytes).await;
+            // The script reads all of its input before it writes anything, so this
+            // cannot block on its output. One that fails early (sudo) closes its input:
+            // its own error, below, says why better than a broken pipe.
+            let _ = stdin.write_all(self.pillar.expose()).await;
             let _ = stdin.shutdown().await;
         }
-        let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(())
-    }
-
-    /// Runs salt-call, streaming its output redacted, and reads what it did.
-    async fn salt(&self, session: &Session, script: &str) -> std::result::Result<Applied, String> {
-        let mut child = self
-            .shell(session, script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .await
-            .map_err(|e| format!("cannot run salt-call: {e}"))?;
-        let stdout = child.stdout().take().ok_or("no output from salt-call")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut applied = Applied::default();
-        let mut last_id = String::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let shown = self.redactor.line(&line);
-            let trimmed = shown.trim();
-            if let Some(id) = trimmed.strip_prefix("ID: ") {
-                last_id = id.to_string();
-            } else if trimmed == "Result: False" {
-                applied.failed.push(last_id.clone());
-            } else if let Some(rest) = trimmed.strip_prefix("Succeeded:") {
-                applied.changed = rest
-                    .split("changed=")
-                    .nth(1)
-                    .and_then(|s| s.trim_end_matches(')').parse().ok())
-                    .unwrap_or(0);
+        let stdout = child.stdout().take().ok_or("no output from the host")?;
+        let mut stderr = child.stderr().take().ok_or("no output from the host")?;
+        let read_err = async {
+            let mut buf = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut buf).await;
+            buf
+        };
+        let read_out = async {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut applied = Applied::default();
+            let mut ready = false;
+            let mut last_id = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if !ready {
+                    // Only the script's marker comes before Salt's output.
+                    ready = line == READY;
+                    if ready {
+                        self.step("salt-call");
+                    }
+                    continue;
+                }
+                let shown = self.redactor.line(&line);
+                let trimmed = shown.trim();
+                if let Some(id) = trimmed.strip_prefix("ID: ") {
+                    last_id = id.to_string();
+                } else if trimmed == "Result: False" {
+                    applied.failed.push(last_id.clone());
+                } else if let Some(rest) = trimmed.strip_prefix("Succeeded:") {
+                    applied.changed = rest
+                        .split("changed=")
+                        .nth(1)
+                        .and_then(|s| s.trim_end_matches(')').parse().ok())
+                        .unwrap_or(0);
+                }
+                if !self.settings.quiet {
+                    self.say(&shown);
+                }
             }
-            if !self.settings.quiet {
-                self.say(&shown);
-            }
+            (ready, applied)
+        };
+        let (err, (ready, applied)) = tokio::join!(read_err, read_out);
+        let status = child.wait().await.map_err(|e| format!("the host: {e}"))?;
+        if !ready {
+            let err = String::from_utf8_lossy(&err);
+            return Err(self
+                .remote_error(&err)
+                .unwrap_or_else(|| format!("pushing the secrets failed: {}", err.trim())));
         }
-        let status = child.wait().await.map_err(|e| format!("salt-call: {e}"))?;
         if !status.success() && applied.failed.is_empty() {
             return Err(format!("salt-call exited with {status}"));
         }
         Ok(applied)
     }
 }
+
+/// What the rsync prelude says when salt-call is missing.
+const SALT_MISSING: &str = "vault: salt-call not found";
+/// The line the apply script prints once the secrets are in place, before salt-call.
+const READY: &str = "vault: pillar in place";
 
 fn connect_error(t: &Target, e: &openssh::Error) -> String {
     let text = format!("{e} {:?}", e);

@@ -157,14 +157,65 @@ fn provision_over_loopback_ssh_end_to_end() {
             .contains("provisioning failed on root@127.0.0.1:"),
         "{err}"
     );
+    assert!(!kept.exists(), "a failed apply removes the pillar too");
     let fixed = std::fs::read_to_string(&env_sls)
         .unwrap()
         .replace("/nonexistent/supervisorctl", &ctl);
     std::fs::write(&env_sls, fixed).unwrap();
 
-    // Clear errors: no salt-call, an unreachable host.
+    // vault killed while Salt runs: the host removes the pillar when the script ends,
+    // with no further word from vault.
     let remote_s = server.path("");
     let config = sshd.ssh_config();
+    let slow_dir = tempfile::tempdir().unwrap();
+    let slow = slow_dir.path().join("salt-call");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nsleep 2\nexec '{}' \"$@\"\n",
+            tools.join("salt-call").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let slow_s = slow.display().to_string();
+    let mut child = p
+        .cmd(&[
+            "provision",
+            "staging",
+            "--ssh-config",
+            &config,
+            "--remote-root",
+            &remote_s,
+            "--salt-call",
+            &slow_s,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !kept.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pillar never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while kept.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pillar outlived a killed vault"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    common::server::close_masters(&p.home.join(".local/state"));
+
+    // Clear errors: no salt-call (and then nothing is shipped), an unreachable host.
+    std::fs::write(p.root().join("conf/salt/project/new.txt"), "new\n").unwrap();
     let out = p.vault(&[
         "provision",
         "staging",
@@ -181,6 +232,7 @@ fn provision_over_loopback_ssh_end_to_end() {
         "{}",
         out.stderr()
     );
+    assert!(!remote.join("srv/salt/project/new.txt").exists());
     let out = p.vault(&[
         "provision",
         "staging",

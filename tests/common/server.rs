@@ -277,3 +277,23 @@ impl Sshd {
         super::fingerprint_of(&self.dir.path().join("host_key.pub"))
     }
 }
+
+/// Ends the SSH master connections whose control sockets are in `dir` (those of a vault
+/// that was killed, which could not end them itself).
+pub fn close_masters(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let socket = entry.path().join("master");
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".ssh-connection")
+            && socket.exists()
+        {
+            let _ = Command::new("ssh")
+                .arg("-S")
+                .arg(&socket)
+                .args(["-O", "exit", "unused"])
+                .output();
+        }
+    }
+}
