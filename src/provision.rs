@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::project::{EnvName, Project};
 use crate::secret::SecretBytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -295,7 +295,12 @@ impl Host<'_> {
             } else {
                 KnownHosts::Strict
             })
-            .connect_timeout(Duration::from_secs(15));
+            .connect_timeout(Duration::from_secs(15))
+            // vault ends the master itself; one left by a vault that was killed goes
+            // away after a minute without a session, rather than never.
+            .control_persist(ControlPersist::IdleFor(
+                std::num::NonZeroUsize::new(60).expect("60 is not zero"),
+            ));
         if let Some(cfg) = &self.settings.ssh_config {
             builder.config_file(cfg);
         }
