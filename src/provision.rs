@@ -324,7 +324,6 @@ impl Host<'_> {
             self.remote("srv/pillar"),
             self.remote("etc/salt"),
         );
-        let q = |s: &str| shell_words::quote(s).into_owned();
         let env_dir = format!("{pillar_root}/{}", self.settings.env);
 
         // Round trip 1: rsync of conf/salt and conf/pillar (its remote end first checks
@@ -355,30 +354,15 @@ impl Host<'_> {
             self.settings.env,
             if self.root().is_empty() { "/".to_string() } else { self.root() },
         );
-        let d = q(&env_dir);
-        let cleanup = if self.settings.keep_pillar {
-            String::new()
-        } else {
-            format!(
-                "trap 'rm -f {d}/secrets.sls {d}/.secrets.sls.tmp' EXIT; \
-                 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; "
-            )
-        };
-        let mut apply = format!(
-            "umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
-             umask 077 && mkdir -p {d} || exit 4; {cleanup}\
-             cat > {d}/.secrets.sls.tmp && mv {d}/.secrets.sls.tmp {d}/secrets.sls || exit 4; \
-             echo {ready}; umask 022; \
-             {salt} --local --config-dir {cfg} --retcode-passthrough --state-output=changes state.apply",
-            cfg = q(&cfg),
-            minion = q(&minion),
-            salt = q(&self.settings.salt_call),
-            ready = q(READY),
-        );
-        if self.settings.dry_run {
-            apply.push_str(" test=True");
-        }
-        apply.push_str(" 2>&1");
+        let apply = apply_script(&ApplyScript {
+            config_dir: &cfg,
+            minion: &minion,
+            env_dir: &env_dir,
+            pillar_len: self.pillar.expose().len(),
+            salt_call: &self.settings.salt_call,
+            keep_pillar: self.settings.keep_pillar,
+            dry_run: self.settings.dry_run,
+        });
         let applied = self.apply(session, &apply).await;
         if applied.is_err() && !self.settings.keep_pillar {
             // The trap removes the secrets however the script ends; this covers a
@@ -468,6 +452,8 @@ impl Host<'_> {
                 "{} not found on the host (install Salt, or name it with --salt-call)",
                 self.settings.salt_call
             ))
+        } else if stderr.contains(PILLAR_SHORT) {
+            Some("the secrets did not all reach the host (the connection was cut while sending them); nothing was applied, run provision again".into())
         } else if stderr.contains("sudo:") && stderr.contains("password") {
             Some("sudo asks for a password: give the user passwordless sudo, or connect as root (-u root)".into())
         } else {
@@ -548,10 +534,63 @@ impl Host<'_> {
     }
 }
 
+/// What the apply script needs to know.
+struct ApplyScript<'a> {
+    config_dir: &'a str,
+    minion: &'a str,
+    env_dir: &'a str,
+    /// How many bytes of pillar come on standard input.
+    pillar_len: usize,
+    salt_call: &'a str,
+    keep_pillar: bool,
+    dry_run: bool,
+}
+
+/// The one remote script of a provision: the minion config (no secret in it, so on the
+/// command line), the pillar from standard input into a 0600 file, a marker line, then
+/// salt-call; unless the pillar is kept, a trap removes it however the script ends.
+///
+/// The pillar is moved into place only when exactly `pillar_len` bytes arrived: a vault
+/// killed mid-write closes the stream early, and Salt must never apply a pillar cut
+/// short (cut at a line end, it is still valid YAML with fewer secrets).
+fn apply_script(a: &ApplyScript) -> String {
+    let q = |s: &str| shell_words::quote(s).into_owned();
+    let (cfg, d) = (q(a.config_dir), q(a.env_dir));
+    let cleanup = if a.keep_pillar {
+        String::new()
+    } else {
+        format!(
+            "trap 'rm -f {d}/secrets.sls {d}/.secrets.sls.tmp' EXIT; \
+             trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; "
+        )
+    };
+    let mut script = format!(
+        "umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
+         umask 077 && mkdir -p {d} || exit 4; {cleanup}\
+         cat > {d}/.secrets.sls.tmp || exit 4; \
+         [ \"$(wc -c < {d}/.secrets.sls.tmp)\" -eq {len} ] || {{ rm -f {d}/.secrets.sls.tmp; echo {short} >&2; exit 4; }}; \
+         mv {d}/.secrets.sls.tmp {d}/secrets.sls || exit 4; \
+         echo {ready}; umask 022; \
+         {salt} --local --config-dir {cfg} --retcode-passthrough --state-output=changes state.apply",
+        minion = q(a.minion),
+        len = a.pillar_len,
+        short = q(PILLAR_SHORT),
+        salt = q(a.salt_call),
+        ready = q(READY),
+    );
+    if a.dry_run {
+        script.push_str(" test=True");
+    }
+    script.push_str(" 2>&1");
+    script
+}
+
 /// What the rsync prelude says when salt-call is missing.
 const SALT_MISSING: &str = "vault: salt-call not found";
 /// The line the apply script prints once the secrets are in place, before salt-call.
 const READY: &str = "vault: pillar in place";
+/// What the apply script says when fewer pillar bytes arrived than were sent.
+const PILLAR_SHORT: &str = "vault: the secrets arrived incomplete";
 
 fn connect_error(t: &Target, e: &openssh::Error) -> String {
     let text = format!("{e} {:?}", e);
@@ -634,6 +673,92 @@ mod tests {
         );
         for bad in ["", "@h", "u@", "h:x", "-oProxyCommand=x", "a b"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Runs the apply script under the local `sh` with `input` on its standard input and
+    /// a stand-in salt-call that reports which pillar it found.
+    fn run_apply(dir: &Path, input: &[u8], sent: usize, keep: bool) -> std::process::Output {
+        use std::io::Write;
+        let salt = dir.join("salt-call");
+        std::fs::write(
+            &salt,
+            format!(
+                "#!/bin/sh\ncat '{}/env/secrets.sls' && echo salt-ran\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&salt, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let (cfg, env) = (dir.join("cfg"), dir.join("env"));
+        let script = apply_script(&ApplyScript {
+            config_dir: &cfg.display().to_string(),
+            minion: "id: x\n",
+            env_dir: &env.display().to_string(),
+            pillar_len: sent,
+            salt_call: &salt.display().to_string(),
+            keep_pillar: keep,
+            dry_run: false,
+        });
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn the_apply_script_applies_a_whole_pillar_and_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pillar = b"secrets:\n  A: \"1\"\n  B: \"2\"\n";
+        let out = run_apply(dir.path(), pillar, pillar.len(), false);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with(READY), "{stdout}");
+        assert!(stdout.contains("B: \"2\"\nsalt-ran"), "{stdout}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cfg/minion")).unwrap(),
+            "id: x\n"
+        );
+        assert!(!dir.path().join("env/secrets.sls").exists());
+
+        let out = run_apply(dir.path(), pillar, pillar.len(), true);
+        assert!(out.status.success(), "{out:?}");
+        let kept = dir.path().join("env/secrets.sls");
+        assert_eq!(std::fs::read(&kept).unwrap(), pillar);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&kept).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_pillar_cut_short_is_never_applied() {
+        // What a vault killed mid-write sends: the stream ends after a whole line, so
+        // what arrived is valid YAML holding fewer secrets.
+        let dir = tempfile::tempdir().unwrap();
+        let pillar = b"secrets:\n  A: \"1\"\n  B: \"2\"\n";
+        let cut = &pillar[..b"secrets:\n  A: \"1\"\n".len()];
+        for keep in [false, true] {
+            let out = run_apply(dir.path(), cut, pillar.len(), keep);
+            assert_eq!(out.status.code(), Some(4), "{out:?}");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !stdout.contains(READY) && !stdout.contains("salt-ran"),
+                "{stdout}"
+            );
+            assert!(String::from_utf8_lossy(&out.stderr).contains(PILLAR_SHORT));
+            let left: Vec<_> = std::fs::read_dir(dir.path().join("env"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert!(left.is_empty(), "left on the host: {left:?}");
         }
     }
 
