@@ -250,8 +250,26 @@ impl Sshd {
             ),
         )
         .unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
+        // Root logs in to a fresh server root's home (base-files' dot files), not this
+        // machine's: sshd runs in a mount namespace of its own with that home bound over
+        // /root, so the tests do not depend on what a developer's ~/.bashrc does. `exec`
+        // keeps the child's pid sshd's own.
+        let home = d.join("roothome");
+        std::fs::create_dir(&home).unwrap();
+        for f in ["bashrc", "profile"] {
+            let base = PathBuf::from(format!("/usr/share/base-files/dot.{f}"));
+            let src = if base.exists() {
+                base
+            } else {
+                PathBuf::from(format!("/etc/skel/.{f}"))
+            };
+            std::fs::copy(src, home.join(format!(".{f}"))).unwrap();
+        }
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$1" /root && exec /usr/sbin/sshd -D -e -f "$2""#)
+            .arg("sh")
+            .arg(&home)
             .arg(d.join("sshd_config"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
