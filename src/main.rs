@@ -191,11 +191,11 @@ enum Command {
         /// Accept and remember the host key of a server met for the first time (prints its fingerprint).
         #[arg(long)]
         accept_new_host_key: bool,
-        /// Run Salt with test=True: show what would change, change nothing.
+        /// Run Salt with test=True from a scratch copy of the roots: show what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
         /// Leave the plaintext pillar secrets on the server afterwards.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dry_run")]
         keep_pillar: bool,
         /// How many servers at once.
         #[arg(long, default_value_t = 4, value_name = "N")]

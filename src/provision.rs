@@ -319,12 +319,22 @@ impl Host<'_> {
     }
 
     async fn steps(&self, session: &Session) -> std::result::Result<Applied, String> {
-        let (salt_root, pillar_root, cfg) = (
-            self.remote("srv/salt"),
-            self.remote("srv/pillar"),
-            self.remote("etc/salt"),
-        );
+        // A dry run ships into a scratch root of its own beside the real one, so that the
+        // server's Salt roots and minion config stay as they were; Salt still compares
+        // against the live system (the same root_dir), and the scratch root goes however
+        // the run ends.
+        let scratch = self
+            .settings
+            .dry_run
+            .then(|| self.remote(&format!("srv/.vault-dry-run-{}", run_id())));
+        let srv = scratch.clone().unwrap_or_else(|| self.remote("srv"));
+        let (salt_root, pillar_root) = (format!("{srv}/salt"), format!("{srv}/pillar"));
+        let cfg = match &scratch {
+            Some(s) => format!("{s}/etc"),
+            None => self.remote("etc/salt"),
+        };
         let env_dir = format!("{pillar_root}/{}", self.settings.env);
+        let removal = leftovers_removal(&env_dir, scratch.as_deref(), self.settings.keep_pillar);
 
         // Round trip 1: rsync of conf/salt and conf/pillar (its remote end first checks
         // for salt-call, so nothing is shipped to a host that cannot apply it).
@@ -336,49 +346,44 @@ impl Host<'_> {
             .map(|e| format!("/pillar/{e}/"))
             .collect();
         excludes.push("secrets.sls".into());
-        let srv = salt_root.trim_end_matches("/salt");
-        debug_assert_eq!(format!("{srv}/pillar"), pillar_root);
-        self.rsync(session, &self.project.root().join("conf"), srv, &excludes)
-            .await?;
+        let shipped = self
+            .rsync(session, &self.project.root().join("conf"), &srv, &excludes)
+            .await;
 
         // Round trip 2: the minion config (no secret in it, so on the command line), the
         // secrets from standard input into a 0600 file, a marker line, salt-call, and
         // (from a trap, so it happens however the script ends) the secrets removed.
-        self.step("secrets");
-        let minion = format!(
-            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
-             # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
-             # modules (the project ships none) before each run: a faster salt-call.\n\
-             enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
-            self.settings.project_name,
-            self.settings.env,
-            if self.root().is_empty() { "/".to_string() } else { self.root() },
-        );
-        let apply = apply_script(&ApplyScript {
-            config_dir: &cfg,
-            minion: &minion,
-            env_dir: &env_dir,
-            pillar_len: self.pillar.expose().len(),
-            salt_call: &self.settings.salt_call,
-            keep_pillar: self.settings.keep_pillar,
-            dry_run: self.settings.dry_run,
-        });
-        let applied = self.apply(session, &apply).await;
-        if applied.is_err() && !self.settings.keep_pillar {
-            // The trap removes the secrets however the script ends; this covers a
-            // script that never got to set it.
-            self.remove_pillar(session, &env_dir).await;
+        let applied = match shipped {
+            Ok(()) => {
+                self.step("secrets");
+                let minion = format!(
+                    "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
+                     # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
+                     # modules (the project ships none) before each run: a faster salt-call.\n\
+                     enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
+                    self.settings.project_name,
+                    self.settings.env,
+                    if self.root().is_empty() { "/".to_string() } else { self.root() },
+                );
+                let apply = apply_script(&ApplyScript {
+                    config_dir: &cfg,
+                    minion: &minion,
+                    env_dir: &env_dir,
+                    pillar_len: self.pillar.expose().len(),
+                    salt_call: &self.settings.salt_call,
+                    removal: removal.as_deref(),
+                    dry_run: self.settings.dry_run,
+                });
+                self.apply(session, &apply).await
+            }
+            Err(e) => Err(e),
+        };
+        if let (Err(_), Some(rm)) = (&applied, &removal) {
+            // The script's trap removes these however it ends; this covers a script that
+            // never got to set it (or a dry run's scratch root after a failed rsync).
+            let _ = self.shell(session, rm).status().await;
         }
         applied
-    }
-
-    async fn remove_pillar(&self, session: &Session, env_dir: &str) {
-        let rm = format!(
-            "rm -f {}/secrets.sls {}/.secrets.sls.tmp",
-            shell_words::quote(env_dir),
-            shell_words::quote(env_dir)
-        );
-        let _ = self.shell(session, &rm).status().await;
     }
 
     /// rsync of `from`/salt and `from`/pillar into `to` over the session's master
@@ -534,6 +539,29 @@ impl Host<'_> {
     }
 }
 
+/// The shell command that removes what a provision leaves on the server: a dry run's
+/// whole scratch root, otherwise the plaintext pillar unless it is kept.
+fn leftovers_removal(env_dir: &str, scratch: Option<&str>, keep_pillar: bool) -> Option<String> {
+    let q = |s: &str| shell_words::quote(s).into_owned();
+    match scratch {
+        Some(root) => Some(format!("rm -rf {}", q(root))),
+        None if keep_pillar => None,
+        None => {
+            let d = q(env_dir);
+            Some(format!("rm -f {d}/secrets.sls {d}/.secrets.sls.tmp"))
+        }
+    }
+}
+
+/// A name for this run's scratch files, unlike any other run's on the same server.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:x}", std::process::id())
+}
+
 /// What the apply script needs to know.
 struct ApplyScript<'a> {
     config_dir: &'a str,
@@ -542,7 +570,8 @@ struct ApplyScript<'a> {
     /// How many bytes of pillar come on standard input.
     pillar_len: usize,
     salt_call: &'a str,
-    keep_pillar: bool,
+    /// What the trap runs when the script ends: `None` keeps the pillar.
+    removal: Option<&'a str>,
     dry_run: bool,
 }
 
@@ -556,13 +585,12 @@ struct ApplyScript<'a> {
 fn apply_script(a: &ApplyScript) -> String {
     let q = |s: &str| shell_words::quote(s).into_owned();
     let (cfg, d) = (q(a.config_dir), q(a.env_dir));
-    let cleanup = if a.keep_pillar {
-        String::new()
-    } else {
-        format!(
-            "trap 'rm -f {d}/secrets.sls {d}/.secrets.sls.tmp' EXIT; \
-             trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; "
-        )
+    let cleanup = match a.removal {
+        None => String::new(),
+        Some(rm) => format!(
+            "trap {} EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; ",
+            q(rm)
+        ),
     };
     let mut script = format!(
         "umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
@@ -691,14 +719,15 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(&salt, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-        let (cfg, env) = (dir.join("cfg"), dir.join("env"));
+        let (cfg, env) = (dir.join("cfg"), dir.join("env").display().to_string());
+        let removal = leftovers_removal(&env, None, keep);
         let script = apply_script(&ApplyScript {
             config_dir: &cfg.display().to_string(),
             minion: "id: x\n",
-            env_dir: &env.display().to_string(),
+            env_dir: &env,
             pillar_len: sent,
             salt_call: &salt.display().to_string(),
-            keep_pillar: keep,
+            removal: removal.as_deref(),
             dry_run: false,
         });
         let mut child = std::process::Command::new("sh")

@@ -26,6 +26,25 @@ fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> commo
     p.vault(&args)
 }
 
+/// Every file under `dir`, with its content, in order: what a run must leave as it was.
+fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let body = std::fs::read(&path).unwrap();
+                out.push((path, body));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn distinctive() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
     AWKWARD.iter().filter(|(_, v)| v.len() > 6)
 }
@@ -124,10 +143,35 @@ fn provision_over_loopback_ssh_end_to_end() {
     let after = server.ask(|v| v["env"]["LEADING_ZERO"] == "00999");
     assert_ne!(after["pid"], pid);
 
-    // --dry-run changes nothing; --keep-pillar leaves the 0600 plaintext pillar.
+    // --dry-run says what would change and changes nothing: not the app, not the
+    // server's Salt roots (a state file only the dry run has never lands there), not the
+    // minion config; its scratch copy of the roots is gone afterwards.
     p.set("staging", "LEADING_ZERO", "dry");
-    provision(&p, &sshd, &server, &["--dry-run"]).success();
+    let only_dry = p.root().join("conf/salt/project/dry-run-only.txt");
+    std::fs::write(&only_dry, "only in the dry run\n").unwrap();
+    let (roots, minion) = (tree(&remote.join("srv")), remote.join("etc/salt/minion"));
+    let minion_before = std::fs::read(&minion).unwrap();
+    let out = provision(&p, &sshd, &server, &["--dry-run"]).success();
+    let log = out.stderr();
+    assert!(
+        log.contains("ID: secrets_env") && log.contains("Result: None"),
+        "Salt's test run should show the secrets file would change: {log}"
+    );
+    for (k, v) in distinctive() {
+        assert!(!log.contains(v), "{k} appears in the dry run's output");
+    }
     assert_eq!(server.ask(|_| true)["env"]["LEADING_ZERO"], "00999");
+    assert_eq!(
+        tree(&remote.join("srv")),
+        roots,
+        "a dry run changed the Salt roots"
+    );
+    assert_eq!(std::fs::read(&minion).unwrap(), minion_before);
+    std::fs::remove_file(&only_dry).unwrap();
+    let out = provision(&p, &sshd, &server, &["--dry-run", "--keep-pillar"]);
+    assert_eq!(out.code(), 2, "a dry run keeps nothing: {}", out.stderr());
+
+    // --keep-pillar leaves the 0600 plaintext pillar.
     provision(&p, &sshd, &server, &["--keep-pillar"]).success();
     let kept = remote.join("srv/pillar/staging/secrets.sls");
     assert_eq!(
