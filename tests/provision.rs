@@ -9,21 +9,29 @@ use std::path::Path;
 
 /// `vault provision staging` against `sshd`, into `server`, with `extra` flags.
 fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
-    let remote = server.path("");
     let salt_call = server.tools.join("salt-call").display().to_string();
-    let config = sshd.ssh_config();
-    let mut args = vec![
-        "provision",
-        "staging",
-        "--ssh-config",
-        &config,
-        "--remote-root",
-        &remote,
-        "--salt-call",
-        &salt_call,
-    ];
-    args.extend_from_slice(extra);
-    p.vault(&args)
+    let mut args = provision_args(sshd, server, &salt_call);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    p.vault(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The arguments of `vault provision staging` against `sshd`, into `server`, with `salt_call`.
+fn provision_args(sshd: &Sshd, server: &Server, salt_call: &str) -> Vec<String> {
+    let (config, remote) = (sshd.ssh_config(), server.path(""));
+    ["provision", "staging", "--ssh-config", &config]
+        .into_iter()
+        .chain(["--remote-root", &remote, "--salt-call", salt_call])
+        .map(String::from)
+        .collect()
+}
+
+/// Waits up to 30 s for `done`, failing with `what` if it never is.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Every file under `dir`, with its content, in order: what a run must leave as it was.
@@ -209,7 +217,6 @@ fn provision_over_loopback_ssh_end_to_end() {
 
     // vault killed while Salt runs: the host removes the pillar when the script ends,
     // with no further word from vault.
-    let remote_s = server.path("");
     let config = sshd.ssh_config();
     let slow_dir = tempfile::tempdir().unwrap();
     let slow = slow_dir.path().join("salt-call");
@@ -223,53 +230,23 @@ fn provision_over_loopback_ssh_end_to_end() {
     .unwrap();
     std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
     let slow_s = slow.display().to_string();
+    let args = provision_args(&sshd, &server, &slow_s);
     let mut child = p
-        .cmd(&[
-            "provision",
-            "staging",
-            "--ssh-config",
-            &config,
-            "--remote-root",
-            &remote_s,
-            "--salt-call",
-            &slow_s,
-        ])
+        .cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !kept.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pillar never arrived"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the pillar never arrived", || kept.exists());
     child.kill().unwrap();
     child.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while kept.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pillar outlived a killed vault"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("the pillar outlived a killed vault", || !kept.exists());
     common::server::close_masters(&p.home.join(".local/state"));
 
     // Clear errors: no salt-call (and then nothing is shipped), an unreachable host.
     std::fs::write(p.root().join("conf/salt/project/new.txt"), "new\n").unwrap();
-    let out = p.vault(&[
-        "provision",
-        "staging",
-        "--ssh-config",
-        &config,
-        "--remote-root",
-        &remote_s,
-        "--salt-call",
-        "/nonexistent/salt-call",
-    ]);
+    let args = provision_args(&sshd, &server, "/nonexistent/salt-call");
+    let out = p.vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         out.stderr()
             .contains("/nonexistent/salt-call not found on the host"),
