@@ -198,7 +198,8 @@ enum Command {
         #[arg(long, conflicts_with = "dry_run")]
         keep_pillar: bool,
         /// How many servers at once.
-        #[arg(long, default_value_t = 4, value_name = "N")]
+        #[arg(long, default_value_t = 4, value_name = "N",
+              value_parser = parse_jobs)]
         jobs: usize,
         /// The server's root for Salt: roots in DIR/srv/{salt,pillar}, config in DIR/etc/salt
         /// (`{host}` and `{port}` are replaced per host).
@@ -258,7 +259,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_failure(e));
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -269,6 +270,76 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// `--jobs`: at least one server at a time.
+fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("give a whole number of servers, 1 or more".into()),
+    }
+}
+
+/// clap's usage errors in vault's own form (one `vault: error:` line, a hint, exit 2),
+/// never repeating an unexpected argument: it may be a secret someone tried to pass on the
+/// command line (`vault set ENV NAME VALUE`). Help and version go out as clap has them.
+fn usage_failure(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    // "error: MESSAGE\n\n  tip: ...\n\nUsage: vault CMD ...\n\nFor more information, ..."
+    let text = e.to_string();
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let mut message = first
+        .lines()
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut tips: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "))
+        .collect();
+    if e.kind() == ErrorKind::UnknownArgument {
+        // clap's own tips repeat the argument too.
+        tips.clear();
+        message = match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) if arg.starts_with('-') => {
+                let flag = arg.split('=').next().unwrap_or_default();
+                format!("unexpected argument '{flag}'")
+            }
+            _ => "unexpected argument (not shown, in case it is a secret: vault never takes a value from the command line)".into(),
+        };
+    }
+    let hint = match text.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+        _ if !tips.is_empty() => tips.join("; "),
+        Some(usage) => {
+            let command: Vec<&str> = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect();
+            format!("usage: {usage} (more with `{} --help`)", command.join(" "))
+        }
+        None => {
+            // No usage line (a bad option value): name the subcommand that was typed.
+            let names: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let typed = std::env::args().skip(1).find(|a| names.contains(a));
+            format!(
+                "more with `vault {}--help`",
+                typed.map(|c| c + " ").unwrap_or_default()
+            )
+        }
+    };
+    report(&Error::usage(message).with_hint(hint));
+    std::process::exit(2)
 }
 
 fn report(err: &Error) {

@@ -329,6 +329,21 @@ fn provision_usage_errors_touch_nothing() {
             "invalid host 'root@host:notaport'",
         ),
         (&["provision", "qa"], "unknown environment 'qa'"),
+        (
+            &["provision", "staging", "-H", "x", "--jobs", "0"],
+            "invalid value '0' for '--jobs <N>'",
+        ),
+        (
+            &[
+                "provision",
+                "staging",
+                "-H",
+                "x",
+                "--dry-run",
+                "--keep-pillar",
+            ],
+            "'--dry-run' cannot be used with '--keep-pillar'",
+        ),
     ] {
         let out = p.vault(args);
         assert!(
@@ -344,4 +359,40 @@ fn provision_usage_errors_touch_nothing() {
         );
         assert_eq!(p.snapshot(), before, "{args:?}");
     }
+}
+
+#[test]
+fn usage_errors_are_one_line_and_never_repeat_an_argument() {
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let before = p.snapshot();
+    for (args, want) in [
+        (
+            &["set", "staging", "TOKEN", "hunter2-secret"][..],
+            "unexpected argument (not shown",
+        ),
+        (
+            &["set", "staging", "TOKEN", "--password=hunter2-secret"],
+            "unexpected argument '--password'",
+        ),
+        (&["get", "staging"], "required arguments were not provided"),
+        (&["frob"], "unrecognized subcommand 'frob'"),
+    ] {
+        let out = p.vault(args);
+        assert_eq!(out.code(), 2, "{args:?}: {}", out.stderr());
+        let err = out.stderr();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {err}");
+        assert!(
+            lines[0].starts_with("vault: error: ") && lines[0].contains(want),
+            "{args:?}: {err}"
+        );
+        assert!(lines[1].starts_with("hint: "), "{args:?}: {err}");
+        assert!(!err.contains("hunter2"), "{args:?} repeated a value: {err}");
+        assert_eq!(p.snapshot(), before, "{args:?}");
+    }
+    // Help is still help.
+    let out = p.vault(&["set", "--help"]);
+    assert_eq!(out.code(), 0);
+    assert!(out.stdout().contains("Usage: vault set"));
 }
