@@ -342,6 +342,47 @@ fn two_hosts_are_provisioned_in_parallel() {
         let answer = server.ask(|v| v["env"]["SHARED"] == "same-on-both-hosts");
         assert_eq!(answer["env"]["SHARED"], "same-on-both-hosts");
     }
+
+    // At a terminal: a live line per host naming its step, each ending in its result,
+    // then the table; Salt's output goes through, and no value shows on the screen.
+    if common::have("script") {
+        p.set("staging", "SHARED", "changed-on-both-hosts");
+        let args = [
+            "provision",
+            "staging",
+            "-H",
+            &hosts[0],
+            "-H",
+            &hosts[1],
+            "--ssh-config",
+            &config,
+            "--remote-root",
+            &root,
+            "--salt-call",
+            &salt_call,
+        ];
+        let (status, screen) = common::on_terminal(&p.cmd(&args));
+        assert!(status.success(), "{screen}");
+        for h in &hosts {
+            for shown in [format!("{h} salt-call"), format!("{h} done (")] {
+                assert!(
+                    screen.contains(&shown),
+                    "no '{shown}' on the screen: {screen}"
+                );
+            }
+            assert!(
+                screen
+                    .lines()
+                    .any(|l| l.starts_with(h.as_str()) && l.contains(" ok ")),
+                "{screen}"
+            );
+        }
+        assert!(screen.contains("Succeeded:"), "Salt's output: {screen}");
+        assert!(!screen.contains("changed-on-both-hosts"), "{screen}");
+        for server in &servers {
+            server.ask(|v| v["env"]["SHARED"] == "changed-on-both-hosts");
+        }
+    }
     // One host failing does not stop the other, and the exit status says so.
     let out = p.vault(&[
         "provision",

@@ -224,6 +224,52 @@ pub fn python() -> Option<PathBuf> {
     }
 }
 
+/// Runs `cmd` on a pseudo-terminal (util-linux `script`), as at a person's terminal, with
+/// its environment and folder; returns its status and what the terminal showed, with the
+/// terminal's escape sequences taken out.
+pub fn on_terminal(cmd: &Command) -> (std::process::ExitStatus, String) {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let mut c = Command::new("script");
+    c.args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        c.current_dir(dir);
+    }
+    let out = c.output().unwrap();
+    let mut shown = String::new();
+    let mut chars = String::from_utf8_lossy(&out.stdout)
+        .into_owned()
+        .into_bytes()
+        .into_iter();
+    // ESC [ parameters final-byte: cursor moves, line clears, colours.
+    let mut bytes = Vec::new();
+    while let Some(b) = chars.next() {
+        if b == 0x1b {
+            if chars.next() == Some(b'[') {
+                for c in chars.by_ref() {
+                    if (0x40..=0x7e).contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            bytes.push(b);
+        }
+    }
+    shown.push_str(&String::from_utf8_lossy(&bytes));
+    (out.status, shown)
+}
+
 /// Whether `program` is on PATH; in CI its absence fails the test.
 pub fn have(program: &str) -> bool {
     let found = Command::new("sh")
