@@ -310,25 +310,24 @@ fn two_hosts_are_provisioned_in_parallel() {
     let root = format!("{}/{{port}}", parent.path().display());
     let salt_call = tools.join("salt-call").display().to_string();
     let config = sshds[0].ssh_config();
-    let out = p
-        .vault(&[
-            "provision",
-            "staging",
-            "-H",
-            &hosts[0],
-            "-H",
-            &hosts[1],
-            "--jobs",
-            "2",
-            "--accept-new-host-key",
-            "--ssh-config",
-            &config,
-            "--remote-root",
-            &root,
-            "--salt-call",
-            &salt_call,
-        ])
-        .success();
+    // `vault provision staging` to `targets`, each host's root named by its port.
+    let command = |targets: &[&str], extra: &[&str]| {
+        let mut args = vec!["provision", "staging"];
+        for t in targets {
+            args.extend(["-H", t]);
+        }
+        args.extend(["--ssh-config", &config, "--remote-root", &root]);
+        args.extend(["--salt-call", &salt_call]);
+        args.extend_from_slice(extra);
+        p.cmd(&args)
+    };
+    let both = [hosts[0].as_str(), hosts[1].as_str()];
+    let out = common::Run(
+        command(&both, &["--jobs", "2", "--accept-new-host-key"])
+            .output()
+            .unwrap(),
+    )
+    .success();
     // The final table: one row per host, each ok.
     let err = out.stderr();
     for h in &hosts {
@@ -347,21 +346,7 @@ fn two_hosts_are_provisioned_in_parallel() {
     // then the table; Salt's output goes through, and no value shows on the screen.
     if common::have("script") {
         p.set("staging", "SHARED", "changed-on-both-hosts");
-        let args = [
-            "provision",
-            "staging",
-            "-H",
-            &hosts[0],
-            "-H",
-            &hosts[1],
-            "--ssh-config",
-            &config,
-            "--remote-root",
-            &root,
-            "--salt-call",
-            &salt_call,
-        ];
-        let (status, screen) = common::on_terminal(&p.cmd(&args));
+        let (status, screen) = common::on_terminal(&command(&both, &[]));
         assert!(status.success(), "{screen}");
         for h in &hosts {
             for shown in [format!("{h} salt-call"), format!("{h} done (")] {
@@ -384,20 +369,11 @@ fn two_hosts_are_provisioned_in_parallel() {
         }
     }
     // One host failing does not stop the other, and the exit status says so.
-    let out = p.vault(&[
-        "provision",
-        "staging",
-        "-H",
-        &hosts[0],
-        "-H",
-        "root@127.0.0.1:1",
-        "--ssh-config",
-        &config,
-        "--remote-root",
-        &root,
-        "--salt-call",
-        &salt_call,
-    ]);
+    let out = common::Run(
+        command(&[&hosts[0], "root@127.0.0.1:1"], &[])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(out.code(), 1);
     let err = out.stderr();
     assert!(
