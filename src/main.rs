@@ -567,15 +567,7 @@ fn run(cli: Cli) -> Result<i32> {
                 return Err(Error::usage(format!("{env}: no hosts: none in conf/pillar/{env}/env.sls, and no -H"))
                     .with_hint(format!("list them under `hosts:` in conf/pillar/{env}/env.sls, or pass -H [user@]host[:port]")));
             }
-            let mut targets = given
-                .iter()
-                .map(|h| provision::Target::parse(h))
-                .collect::<Result<Vec<_>>>()?;
-            for t in &mut targets {
-                if t.user.is_none() {
-                    t.user = user.clone();
-                }
-            }
+            let targets = provision::targets(&given, user.as_deref())?;
             let doc = store.open(&env)?;
             let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
             let values: Vec<&str> = doc.entries().iter().map(|e| e.value().expose()).collect();
@@ -600,49 +592,15 @@ fn run(cli: Cli) -> Result<i32> {
             };
             let reports =
                 provision::provision(&store.project, &settings, &targets, &pillar, &values);
-            let mut table = String::from(
-                "\nhost                          result                         changed  time\n",
-            );
-            let mut ok = true;
-            for r in &reports {
-                let (result, changed) = match &r.result {
-                    Ok(a) if a.failed.is_empty() => ("ok".to_string(), a.changed.to_string()),
-                    Ok(a) => {
-                        ok = false;
-                        (
-                            format!("failed: {}", a.failed.join(", ")),
-                            a.changed.to_string(),
-                        )
-                    }
-                    Err(e) => {
-                        ok = false;
-                        (format!("error: {e}"), "-".to_string())
-                    }
-                };
-                table.push_str(&format!(
-                    "{:<30}{:<31}{:>7}  {:.1}s\n",
-                    r.target, result, changed, r.seconds
-                ));
-            }
-            if cli.verbose {
-                for r in &reports {
-                    let steps: Vec<String> = r
-                        .steps
-                        .iter()
-                        .map(|(n, s)| format!("{n} {s:.2}s"))
-                        .collect();
-                    table.push_str(&format!("{}: {}\n", r.target, steps.join(", ")));
-                }
-            }
             if !cli.quiet {
-                eprint!("{table}");
+                eprint!("{}", provision::table(&reports, cli.verbose));
             }
-            if !ok {
-                let failed: Vec<&str> = reports
-                    .iter()
-                    .filter(|r| !matches!(&r.result, Ok(a) if a.failed.is_empty()))
-                    .map(|r| r.target.as_str())
-                    .collect();
+            let failed: Vec<&str> = reports
+                .iter()
+                .filter(|r| !r.succeeded())
+                .map(|r| r.target.as_str())
+                .collect();
+            if !failed.is_empty() {
                 return Err(Error::new(format!(
                     "{env}: provisioning failed on {}",
                     failed.join(", ")

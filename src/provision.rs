@@ -57,6 +57,31 @@ impl Target {
     }
 }
 
+/// The servers of a run: `given` parsed, each without a user taking `default_user`. A
+/// server named twice (`web1` and `web1:22` alike) is refused: two runs at once on one
+/// server would race over its roots, its pillar and Salt's lock.
+pub fn targets(given: &[String], default_user: Option<&str>) -> Result<Vec<Target>> {
+    let mut out: Vec<Target> = Vec::with_capacity(given.len());
+    for h in given {
+        let mut t = Target::parse(h)?;
+        if t.user.is_none() {
+            t.user = default_user.map(String::from);
+        }
+        let same_server =
+            |o: &Target| o.host == t.host && o.port.unwrap_or(22) == t.port.unwrap_or(22);
+        if let Some(o) = out.iter().find(|o| same_server(o)) {
+            return Err(Error::usage(format!(
+                "{} and {} are the same server",
+                o.label(),
+                t.label()
+            ))
+            .with_hint("name each server once"));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
 /// What the command line and the project settle for a run.
 pub struct Settings {
     pub env: EnvName,
@@ -85,6 +110,44 @@ pub struct HostReport {
     /// Seconds spent in each step: connect, rsync (with the salt-call check), secrets (minion
     /// config and the pillar), salt-call (with the pillar's removal).
     pub steps: Vec<(&'static str, f64)>,
+}
+
+impl HostReport {
+    /// Reached, and every state applied.
+    pub fn succeeded(&self) -> bool {
+        matches!(&self.result, Ok(a) if a.failed.is_empty())
+    }
+}
+
+/// The closing table: host, result, changed states, time; with `steps`, each host's time
+/// by step.
+pub fn table(reports: &[HostReport], steps: bool) -> String {
+    let mut table = format!("\n{:<30}{:<31}{:>7}  time\n", "host", "result", "changed");
+    for r in reports {
+        let (result, changed) = match &r.result {
+            Ok(a) if a.failed.is_empty() => ("ok".to_string(), a.changed.to_string()),
+            Ok(a) => (
+                format!("failed: {}", a.failed.join(", ")),
+                a.changed.to_string(),
+            ),
+            Err(e) => (format!("error: {e}"), "-".to_string()),
+        };
+        table.push_str(&format!(
+            "{:<30}{:<31}{:>7}  {:.1}s\n",
+            r.target, result, changed, r.seconds
+        ));
+    }
+    if steps {
+        for r in reports {
+            let steps: Vec<String> = r
+                .steps
+                .iter()
+                .map(|(n, s)| format!("{n} {s:.2}s"))
+                .collect();
+            table.push_str(&format!("{}: {}\n", r.target, steps.join(", ")));
+        }
+    }
+    table
 }
 
 /// What Salt did on a host.
@@ -682,7 +745,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets() {
+    fn parses_targets() {
         assert_eq!(
             Target::parse("web1").unwrap(),
             Target {
@@ -789,6 +852,64 @@ mod tests {
                 .collect();
             assert!(left.is_empty(), "left on the host: {left:?}");
         }
+    }
+
+    #[test]
+    fn targets_take_the_default_user_and_name_each_server_once() {
+        let given = |hs: &[&str]| hs.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        let t = targets(&given(&["web1", "root@web2:2222"]), Some("deploy")).unwrap();
+        assert_eq!(t[0].user.as_deref(), Some("deploy"));
+        assert_eq!(t[1].user.as_deref(), Some("root"));
+        for twice in [
+            &["web1", "web1"][..],
+            &["web1", "root@web1:22"],
+            &["a:2", "b@a:2"],
+        ] {
+            let err = targets(&given(twice), None).unwrap_err().to_string();
+            assert!(err.contains("are the same server"), "{twice:?}: {err}");
+        }
+        assert_eq!(
+            targets(&given(&["web1", "web1:2222"]), None).unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn the_table_says_each_hosts_result() {
+        let report = |target: &str, result| HostReport {
+            target: target.into(),
+            result,
+            seconds: 1.25,
+            steps: vec![("connect", 0.5), ("salt-call", 0.75)],
+        };
+        let reports = [
+            report(
+                "web1",
+                Ok(Applied {
+                    changed: 3,
+                    failed: vec![],
+                }),
+            ),
+            report(
+                "web2",
+                Ok(Applied {
+                    changed: 1,
+                    failed: vec!["gunicorn_restart".into()],
+                }),
+            ),
+            report("web3", Err("cannot reach web3".into())),
+        ];
+        assert!(reports[0].succeeded() && !reports[1].succeeded() && !reports[2].succeeded());
+        let shown = table(&reports, false);
+        let rows: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
+        assert!(rows[0].starts_with("host") && rows[0].ends_with("changed  time"));
+        assert!(
+            rows[1].starts_with("web1") && rows[1].contains(" ok ") && rows[1].ends_with("3  1.2s")
+        );
+        assert!(rows[2].contains("failed: gunicorn_restart"), "{shown}");
+        assert!(rows[3].contains("error: cannot reach web3") && rows[3].contains(" - "));
+        assert_eq!(rows.len(), 4);
+        assert!(table(&reports, true).contains("web1: connect 0.50s, salt-call 0.75s"));
     }
 
     #[test]

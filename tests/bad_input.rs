@@ -330,6 +330,10 @@ fn provision_usage_errors_touch_nothing() {
         ),
         (&["provision", "qa"], "unknown environment 'qa'"),
         (
+            &["provision", "staging", "-H", "web1", "-H", "root@web1:22"],
+            "web1 and root@web1:22 are the same server",
+        ),
+        (
             &["provision", "staging", "-H", "x", "--jobs", "0"],
             "invalid value '0' for '--jobs <N>'",
         ),
