@@ -34,25 +34,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Every file under `dir`, with its content, in order: what a run must leave as it was.
-fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                let body = std::fs::read(&path).unwrap();
-                out.push((path, body));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn distinctive() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
     AWKWARD.iter().filter(|(_, v)| v.len() > 6)
 }
@@ -157,7 +138,10 @@ fn provision_over_loopback_ssh_end_to_end() {
     p.set("staging", "LEADING_ZERO", "dry");
     let only_dry = p.root().join("conf/salt/project/dry-run-only.txt");
     std::fs::write(&only_dry, "only in the dry run\n").unwrap();
-    let (roots, minion) = (tree(&remote.join("srv")), remote.join("etc/salt/minion"));
+    let (roots, minion) = (
+        common::files_under(&remote.join("srv"), &[]),
+        remote.join("etc/salt/minion"),
+    );
     let minion_before = std::fs::read(&minion).unwrap();
     let out = provision(&p, &sshd, &server, &["--dry-run"]).success();
     let log = out.stderr();
@@ -170,7 +154,7 @@ fn provision_over_loopback_ssh_end_to_end() {
     }
     assert_eq!(server.ask(|_| true)["env"]["LEADING_ZERO"], "00999");
     assert_eq!(
-        tree(&remote.join("srv")),
+        common::files_under(&remote.join("srv"), &[]),
         roots,
         "a dry run changed the Salt roots"
     );

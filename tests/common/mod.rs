@@ -117,25 +117,42 @@ impl Project {
 
     /// Every file under the project with its bytes, to show a command changed nothing.
     pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut out = Vec::new();
-        walk(self.root(), &mut out);
-        out.sort();
-        out
+        files_under(self.root(), &["home"])
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.file_name().is_some_and(|n| n == "home") {
-            continue;
-        }
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push((p.clone(), std::fs::read(&p).unwrap()));
+/// Every regular file under `dir` with its bytes, in order, passing over entries named
+/// in `skip` (and sockets and the like, which have no bytes to compare). A file a running
+/// server removes while this walks is passed over; any other failure to read fails.
+pub fn files_under(dir: &Path, skip: &[&str]) -> Vec<(PathBuf, Vec<u8>)> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) => continue,
+            Err(e) => panic!("{}: {e}", d.display()),
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| skip.iter().any(|s| n == *s)) {
+                continue;
+            }
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                todo.push(p);
+            } else if kind.is_file() {
+                match std::fs::read(&p) {
+                    Ok(bytes) => out.push((p, bytes)),
+                    Err(e) if gone(&e) => {}
+                    Err(e) => panic!("{}: {e}", p.display()),
+                }
+            }
         }
     }
+    out.sort();
+    out
 }
 
 pub fn key(name: &str) -> String {

@@ -176,20 +176,11 @@ pub fn http_get(socket: &Path) -> Option<serde_json::Value> {
 
 /// Every file under `dir` that holds `needle`.
 pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-            {
-                found.push(p);
-            }
-        }
-    }
-    found
+    super::files_under(dir, &[])
+        .into_iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+        .map(|(path, _)| path)
+        .collect()
 }
 
 /// A real sshd on 127.0.0.1 with its own host key, letting in `authorized` as root, and
