@@ -18,26 +18,13 @@ fn daves_project() -> Project {
     p
 }
 
-/// Runs `vault ARGS` on a pseudo-terminal (util-linux `script`), typing `typed` once.
+/// Runs `vault -i DAVE'S KEY ARGS` on a pseudo-terminal, typing `typed` once.
 fn on_terminal(p: &Project, args: &str, typed: &str) -> (bool, String) {
-    let vault = env!("CARGO_BIN_EXE_vault");
-    let cmd = format!("{vault} -i {} {args}", key("dave_ed25519_pass"));
-    let mut c = Command::new("sh");
-    c.args([
-        "-c",
-        "(sleep 1; printf '%s\\n' \"$TYPED\") | script -qec \"$CMD\" /dev/null",
-    ])
-    .current_dir(p.root())
-    .env("HOME", &p.home)
-    .env("CMD", cmd)
-    .env("TYPED", typed)
-    .env_remove("VAULT_IDENTITY")
-    .env_remove("DBUS_SESSION_BUS_ADDRESS");
-    let out = c.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let key = key("dave_ed25519_pass");
+    let mut argv = vec!["-i", key.as_str()];
+    argv.extend(args.split_whitespace());
+    let (status, shown) = common::on_terminal(&p.bare(&argv), Some(typed));
+    (status.success(), shown)
 }
 
 #[test]

@@ -330,7 +330,7 @@ fn two_hosts_are_provisioned_in_parallel() {
     // then the table; Salt's output goes through, and no value shows on the screen.
     if common::have("script") {
         p.set("staging", "SHARED", "changed-on-both-hosts");
-        let (status, screen) = common::on_terminal(&command(&both, &[]));
+        let (status, screen) = common::on_terminal(&command(&both, &[]), None);
         assert!(status.success(), "{screen}");
         for h in &hosts {
             for shown in [format!("{h} salt-call"), format!("{h} done (")] {

@@ -242,17 +242,22 @@ pub fn python() -> Option<PathBuf> {
 }
 
 /// Runs `cmd` on a pseudo-terminal (util-linux `script`), as at a person's terminal, with
-/// its environment and folder; returns its status and what the terminal showed, with the
-/// terminal's escape sequences taken out.
-pub fn on_terminal(cmd: &Command) -> (std::process::ExitStatus, String) {
+/// its environment and folder, typing `typed` (and Enter) once after a second; returns
+/// its status and what the terminal showed, with the terminal's escape sequences taken out.
+pub fn on_terminal(cmd: &Command, typed: Option<&str>) -> (std::process::ExitStatus, String) {
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
     let line: Vec<String> = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(quote)
         .collect();
-    let mut c = Command::new("script");
-    c.args(["-qec", &line.join(" "), "/dev/null"])
-        .stdin(Stdio::null());
+    let shell = match typed {
+        Some(_) => "(sleep 1; printf '%s\\n' \"$TYPED\") | script -qec \"$CMD\" /dev/null",
+        None => "script -qec \"$CMD\" /dev/null < /dev/null",
+    };
+    let mut c = Command::new("sh");
+    c.args(["-c", shell])
+        .env("CMD", line.join(" "))
+        .env("TYPED", typed.unwrap_or_default());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => c.env(k, v),
@@ -263,28 +268,17 @@ pub fn on_terminal(cmd: &Command) -> (std::process::ExitStatus, String) {
         c.current_dir(dir);
     }
     let out = c.output().unwrap();
-    let mut shown = String::new();
-    let mut chars = String::from_utf8_lossy(&out.stdout)
-        .into_owned()
-        .into_bytes()
-        .into_iter();
     // ESC [ parameters final-byte: cursor moves, line clears, colours.
-    let mut bytes = Vec::new();
-    while let Some(b) = chars.next() {
-        if b == 0x1b {
-            if chars.next() == Some(b'[') {
-                for c in chars.by_ref() {
-                    if (0x40..=0x7e).contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            bytes.push(b);
+    let mut shown = Vec::with_capacity(out.stdout.len());
+    let mut bytes = out.stdout.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b != 0x1b {
+            shown.push(b);
+        } else if bytes.next() == Some(b'[') {
+            bytes.by_ref().find(|c| (0x40..=0x7e).contains(c));
         }
     }
-    shown.push_str(&String::from_utf8_lossy(&bytes));
-    (out.status, shown)
+    (out.status, String::from_utf8_lossy(&shown).into_owned())
 }
 
 /// Whether `program` is on PATH; in CI its absence fails the test.
