@@ -202,11 +202,18 @@ impl Run {
     /// Exit 1 with one `vault: error:` line (and at most a hint line); returns the error line.
     #[track_caller]
     pub fn error(self) -> String {
+        self.refused(1)
+    }
+
+    /// Exit `code` (1 failure, 2 usage) with one `vault: error:` line (and at most a hint
+    /// line); returns the error line.
+    #[track_caller]
+    pub fn refused(&self, code: i32) -> String {
         let err = self.stderr();
         assert_eq!(
             self.code(),
-            1,
-            "expected exit 1\nstdout: {}\nstderr: {err}",
+            code,
+            "expected exit {code}\nstdout: {}\nstderr: {err}",
             self.stdout()
         );
         // The override's loud warning is expected where a test asks for it.
