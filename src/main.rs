@@ -316,27 +316,25 @@ fn usage_failure(e: clap::Error) -> ! {
             _ => "unexpected argument (not shown, in case it is a secret: vault never takes a value from the command line)".into(),
         };
     }
-    let hint = match text.lines().find_map(|l| l.strip_prefix("Usage: ")) {
-        _ if !tips.is_empty() => tips.join("; "),
-        Some(usage) => {
-            let command: Vec<&str> = usage
-                .split_whitespace()
-                .take_while(|w| !w.starts_with(['[', '<', '-']))
-                .collect();
-            format!("usage: {usage} (more with `{} --help`)", command.join(" "))
-        }
-        None => {
-            // No usage line (a bad option value): name the subcommand that was typed.
-            let names: Vec<String> = Cli::command()
-                .get_subcommands()
-                .map(|c| c.get_name().to_string())
-                .collect();
-            let typed = std::env::args().skip(1).find(|a| names.contains(a));
-            format!(
-                "more with `vault {}--help`",
-                typed.map(|c| c + " ").unwrap_or_default()
-            )
-        }
+    let usage = text.lines().find_map(|l| l.strip_prefix("Usage: "));
+    let hint = if !tips.is_empty() {
+        tips.join("; ")
+    } else if let Some(usage) = usage {
+        let command: Vec<&str> = usage
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<', '-']))
+            .collect();
+        format!("usage: {usage} (more with `{} --help`)", command.join(" "))
+    } else {
+        // No usage line (a bad option value): name the subcommand that was typed.
+        let cli = Cli::command();
+        let typed = std::env::args()
+            .skip(1)
+            .find(|a| cli.get_subcommands().any(|c| c.get_name() == a));
+        format!(
+            "more with `vault {}--help`",
+            typed.map(|c| c + " ").unwrap_or_default()
+        )
     };
     report(&Error::usage(message).with_hint(hint));
     std::process::exit(2)
