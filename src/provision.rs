@@ -409,44 +409,47 @@ impl Host<'_> {
             .map(|e| format!("/pillar/{e}/"))
             .collect();
         excludes.push("secrets.sls".into());
-        let shipped = self
-            .rsync(session, &self.project.root().join("conf"), &srv, &excludes)
-            .await;
+        let applied = async {
+            self.rsync(session, &self.project.root().join("conf"), &srv, &excludes)
+                .await?;
 
-        // Round trip 2: the minion config (no secret in it, so on the command line), the
-        // secrets from standard input into a 0600 file, a marker line, salt-call, and
-        // (from a trap, so it happens however the script ends) the secrets removed.
-        let applied = match shipped {
-            Ok(()) => {
-                self.step("secrets");
-                let minion = format!(
-                    "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
-                     # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
-                     # modules (the project ships none) before each run: a faster salt-call.\n\
-                     enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
-                    self.settings.project_name,
-                    self.settings.env,
-                    if self.root().is_empty() { "/".to_string() } else { self.root() },
-                );
-                let apply = apply_script(&ApplyScript {
-                    config_dir: &cfg,
-                    minion: &minion,
-                    env_dir: &env_dir,
-                    pillar_len: self.pillar.expose().len(),
-                    salt_call: &self.settings.salt_call,
-                    removal: removal.as_deref(),
-                    dry_run: self.settings.dry_run,
-                });
-                self.apply(session, &apply).await
-            }
-            Err(e) => Err(e),
-        };
+            // Round trip 2: the minion config (no secret in it, so on the command line),
+            // the secrets from standard input into a 0600 file, a marker line, salt-call,
+            // and (from a trap, so it happens however the script ends) the secrets removed.
+            self.step("secrets");
+            let script = apply_script(&ApplyScript {
+                config_dir: &cfg,
+                minion: &self.minion_config(&salt_root, &pillar_root),
+                env_dir: &env_dir,
+                pillar_len: self.pillar.expose().len(),
+                salt_call: &self.settings.salt_call,
+                removal: removal.as_deref(),
+                dry_run: self.settings.dry_run,
+            });
+            self.apply(session, &script).await
+        }
+        .await;
         if let (Err(_), Some(rm)) = (&applied, &removal) {
             // The script's trap removes these however it ends; this covers a script that
             // never got to set it (or a dry run's scratch root after a failed rsync).
             let _ = self.shell(session, rm).status().await;
         }
         applied
+    }
+
+    /// The minion config: this project's id for the environment, a masterless file
+    /// client, the host's root and the given Salt roots.
+    fn minion_config(&self, salt_root: &str, pillar_root: &str) -> String {
+        let root = self.root();
+        format!(
+            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {salt_root}\npillar_roots:\n  base:\n    - {pillar_root}\n\
+             # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
+             # modules (the project ships none) before each run: a faster salt-call.\n\
+             enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
+            self.settings.project_name,
+            self.settings.env,
+            if root.is_empty() { "/" } else { &root },
+        )
     }
 
     /// rsync of `from`/salt and `from`/pillar into `to` over the session's master
