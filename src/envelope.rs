@@ -2,7 +2,7 @@
 //! the header to learn whom a file is encrypted to.
 
 use crate::error::{Error, Result};
-use crate::recipients::PublicKey;
+use crate::keys::recipients::PublicKey;
 use crate::secret::SecretBytes;
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use std::io::{Read, Write};

@@ -1,29 +1,24 @@
 //! vault: per-environment secrets for Salt-provisioned projects, kept in git
 //! encrypted with age to each environment's members.
+//!
+//! Layers, each using only those below it:
+//! - [`ops`] and [`provision`]: the commands, as functions that return data;
+//! - [`store`]: one environment's pair of files, read, verified and written;
+//! - [`trust`]: the signed roster, its grant chain, and the machine's memory;
+//! - [`keys`], [`envelope`], [`manifest`], [`document`], [`export`]: keys and formats;
+//! - [`project`], [`git`], [`fs`], [`error`], [`secret`]: the ground they stand on.
 
-pub mod check;
-pub mod diff;
 pub mod document;
-pub mod edit;
 pub mod envelope;
 pub mod error;
-pub mod exec;
 pub mod export;
+pub mod fs;
 pub mod git;
-pub mod identity;
-pub mod init;
-pub mod install_git;
-pub mod journal;
-pub mod keygen;
-pub mod keystore;
+pub mod keys;
 pub mod manifest;
-pub mod merge;
-pub mod precommit;
+pub mod ops;
 pub mod project;
 pub mod provision;
-pub mod recipients;
 pub mod secret;
-pub mod signing;
-pub mod status;
 pub mod store;
 pub mod trust;

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let manifest_text = manifest::split(text).map(|(m, _)| m).unwrap_or(text);
     if let Ok(m) = Manifest::parse(manifest_text) {
         for r in &m.roster {
-            let _ = vault::signing::from_line(&r.grant);
+            let _ = vault::keys::signing::from_line(&r.grant);
         }
         let again = Manifest::parse(&m.render()).expect("a rendered manifest parses");
         assert_eq!(again, m);

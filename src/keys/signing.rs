@@ -2,7 +2,7 @@
 //! in a file, the OS keyring or ssh-agent; and their verification.
 
 use crate::error::{Error, Result};
-use crate::recipients::PublicKey;
+use crate::keys::recipients::PublicKey;
 use ssh_key::{HashAlg, SshSig};
 
 /// Namespace of the sidecar's signature (`ssh-keygen -Y verify -n vault`).
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn sign_verify_and_one_line_form() {
-        let text = include_str!("../tests/fixtures/keys/alice_ed25519");
+        let text = include_str!("../../tests/fixtures/keys/alice_ed25519");
         let mut s = Signer::Key(Box::new(ssh_key::PrivateKey::from_openssh(text).unwrap()));
         let sig = s.sign(NAMESPACE, b"hello").unwrap();
         let fp = verify(NAMESPACE, b"hello", &sig).unwrap();
@@ -175,7 +175,7 @@ mod tests {
         let line = to_line(&sig).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(from_line(&line).unwrap(), sig);
-        let rsa = include_str!("../tests/fixtures/keys/carol_rsa");
+        let rsa = include_str!("../../tests/fixtures/keys/carol_rsa");
         let mut r = Signer::Key(Box::new(ssh_key::PrivateKey::from_openssh(rsa).unwrap()));
         let sig = r.sign(NAMESPACE, b"x").unwrap();
         assert_eq!(

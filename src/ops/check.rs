@@ -3,11 +3,11 @@
 //! header, plaintext secrets files, duplicate keys, and how long secrets stay exposed.
 
 use crate::error::Result;
+use crate::fs::read_limited;
+use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest};
+use crate::ops::status::{roster_diff, sync_state, Sync};
 use crate::project::{EnvName, Project};
-use crate::recipients::{self, Member};
-use crate::status::{roster_diff, sync_state, Sync};
-use crate::store::read_limited;
 use crate::trust::{self, SeenEnv};
 use std::path::Path;
 use std::process::Command;

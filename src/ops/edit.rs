@@ -169,9 +169,9 @@ pub fn run(env: &str, original: &SecretBytes, allow_disk: bool) -> Result<Outcom
         let mut content = SecretBytes::new(original.expose().to_vec());
         loop {
             write_private(&file, content.expose())?;
-            crate::journal::checkpoint("plaintext-written");
+            crate::fs::checkpoint("plaintext-written");
             run_editor(&editor, &file, &signal)?;
-            crate::journal::checkpoint("edited");
+            crate::fs::checkpoint("edited");
             let edited = read_back(&file)?;
             let body = strip_error_banner(edited.expose());
             if body == original.expose() {
@@ -276,7 +276,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn read_back(path: &Path) -> Result<SecretBytes> {
-    match crate::store::read_limited(path, MAX_DOCUMENT_BYTES) {
+    match crate::fs::read_limited(path, MAX_DOCUMENT_BYTES) {
         Ok(Some(b)) => Ok(SecretBytes::new(b)),
         Ok(None) => Err(Error::new(
             "the editor removed the file; nothing was changed",

@@ -6,12 +6,13 @@
 
 use crate::document::Document;
 use crate::error::{Error, Result};
+use crate::fs::{self, Mode};
 use crate::git::Git;
+use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Exposure, Manifest, MAX_SIDECAR_BYTES};
 use crate::project::{EnvName, Project, SECRETS_FILE};
-use crate::recipients::{self, Member};
 use crate::secret::SecretValue;
-use crate::store::{self, Mode, Store};
+use crate::store::{self, Store};
 use crate::trust::{self, SeenEnv, Verified};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -116,10 +117,9 @@ pub fn merge_file(
         Part::Signature => ("sig", "age"),
     };
     // The second of the pair: take what the first left.
-    if let Some(bytes) =
-        store::read_limited(&hand_over(mine), crate::envelope::MAX_CIPHERTEXT_BYTES)?
+    if let Some(bytes) = fs::read_limited(&hand_over(mine), crate::envelope::MAX_CIPHERTEXT_BYTES)?
     {
-        store::write_atomic(files.current, &bytes, Mode::KeepOr0644)?;
+        fs::write_atomic(files.current, &bytes, Mode::KeepOr0644)?;
         let _ = std::fs::remove_file(hand_over(mine));
         return Ok(Merged::Finished);
     }
@@ -150,8 +150,8 @@ pub fn merge_file(
                 Part::Secrets => (ciphertext, sidecar.into_bytes()),
                 Part::Signature => (sidecar.into_bytes(), ciphertext),
             };
-            store::write_atomic(&hand_over(theirs), &other, Mode::KeepOr0644)?;
-            store::write_atomic(files.current, &result, Mode::KeepOr0644)?;
+            fs::write_atomic(&hand_over(theirs), &other, Mode::KeepOr0644)?;
+            fs::write_atomic(files.current, &result, Mode::KeepOr0644)?;
             Ok(Merged::Clean { env, from_other })
         }
         Err(e) => {
@@ -162,8 +162,7 @@ pub fn merge_file(
 }
 
 fn read(path: &Path, limit: usize) -> Result<Vec<u8>> {
-    store::read_limited(path, limit)?
-        .ok_or_else(|| Error::new(format!("{}: missing", path.display())))
+    fs::read_limited(path, limit)?.ok_or_else(|| Error::new(format!("{}: missing", path.display())))
 }
 
 /// The `ciphertext sha256:...` a sidecar's manifest names.

@@ -3,10 +3,10 @@
 //! signer's membership and grant chain, and the serial against what this machine has seen.
 
 use crate::error::{Error, Result};
+use crate::keys::recipients::Member;
+use crate::keys::signing;
 use crate::manifest::{self, Manifest};
 use crate::project::{EnvName, Project};
-use crate::recipients::Member;
-use crate::signing;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -260,7 +260,7 @@ impl SeenStore {
         let dir = path.parent().expect("state path has a parent");
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         let bytes = serde_json::to_vec_pretty(&self.data).map_err(|e| Error::new(e.to_string()))?;
-        crate::store::write_atomic(path, &bytes, crate::store::Mode::Private).map(drop)
+        crate::fs::write_atomic(path, &bytes, crate::fs::Mode::Private).map(drop)
     }
 
     /// The last pair of files fully verified for `env`: sidecar hash, ciphertext hash,
@@ -301,7 +301,7 @@ impl SeenStore {
         let Ok(text) = std::fs::read_to_string(&file) else {
             return false;
         };
-        crate::recipients::parse_file(&text, member)
+        crate::keys::recipients::parse_file(&text, member)
             .is_ok_and(|keys| keys.iter().any(|k| k.fingerprint() == signer))
     }
 }

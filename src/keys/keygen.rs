@@ -1,8 +1,8 @@
 //! `vault keygen`: a new ed25519 key, kept in the OS keyring or a 0600 file.
 
 use crate::error::{Error, Result};
-use crate::keystore;
-use crate::recipients::PublicKey;
+use crate::keys::keystore;
+use crate::keys::recipients::PublicKey;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;

@@ -1,8 +1,8 @@
 //! `vault init`: the project layout written where missing, never over an existing file.
 
 use crate::error::{Error, Result};
+use crate::fs::{write_atomic, Created, Mode};
 use crate::project::{EnvName, Project};
-use crate::store::{write_atomic, Created, Mode};
 use std::path::{Path, PathBuf};
 
 /// What `init` did to each path.
@@ -15,18 +15,18 @@ pub struct Report {
 /// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
 /// with, gunicorn under supervisord, and a manage wrapper.
 pub const SALT_STATES: &[(&str, &str)] = &[
-    ("top.sls", include_str!("../conf/salt/top.sls")),
+    ("top.sls", include_str!("../../conf/salt/top.sls")),
     (
         "project/init.sls",
-        include_str!("../conf/salt/project/init.sls"),
+        include_str!("../../conf/salt/project/init.sls"),
     ),
     (
         "project/map.jinja",
-        include_str!("../conf/salt/project/map.jinja"),
+        include_str!("../../conf/salt/project/map.jinja"),
     ),
     (
         "project/secrets.env.jinja",
-        include_str!("../conf/salt/project/secrets.env.jinja"),
+        include_str!("../../conf/salt/project/secrets.env.jinja"),
     ),
 ];
 

@@ -10,22 +10,13 @@
 //! left by a killed vault is recognised and reported.
 
 use crate::error::{Error, Result};
-use std::fs::File;
+use crate::fs::{checkpoint, sync_dir};
+
 use std::path::{Path, PathBuf};
 
 const JOURNAL: &str = ".vault-journal";
 const OWNER: &str = ".vault-writer";
 const HEADER: &str = "vault journal v1";
-
-/// Stops at a named step when `VAULT_TEST_PAUSE` is set (printing the step on stderr,
-/// then SIGSTOP), so crash tests can SIGKILL vault exactly there.
-pub fn checkpoint(step: &str) {
-    if std::env::var_os("VAULT_TEST_PAUSE").is_some() {
-        eprintln!("vault-test-pause: {step}");
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
-    }
-}
 
 /// Replaces the files in `dir` named by `files` (file name, new bytes) all together,
 /// keeping each existing file's mode (0644 for a new one).
@@ -45,10 +36,10 @@ pub fn replace_all(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
         journal.push_str(&format!("{name} {target}\n"));
     }
     let journal_path = dir.join(JOURNAL);
-    if let Err(e) = crate::store::write_atomic(
+    if let Err(e) = crate::fs::write_atomic(
         &journal_path,
         journal.as_bytes(),
-        crate::store::Mode::KeepOr0644,
+        crate::fs::Mode::KeepOr0644,
     ) {
         for (t, _) in &temps {
             let _ = std::fs::remove_file(t);
@@ -77,7 +68,7 @@ fn stage<'a>(
 ) -> Result<()> {
     for (target, bytes) in files {
         let path = dir.join(target);
-        let tmp = crate::store::write_temp(dir, &path, bytes, crate::store::Mode::KeepOr0644)?;
+        let tmp = crate::fs::write_temp(dir, &path, bytes, crate::fs::Mode::KeepOr0644)?;
         checkpoint(&format!("temp-written-{target}"));
         let (_, kept) = tmp
             .keep()
@@ -87,13 +78,6 @@ fn stage<'a>(
     sync_dir(dir);
     checkpoint("temps-synced");
     Ok(())
-}
-
-/// Flushes a folder's entries (a rename or removal) to disk; best effort.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// Whether a write of `dir` was interrupted after its new files were complete.

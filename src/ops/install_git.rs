@@ -3,9 +3,9 @@
 //! and merge drivers and the pre-commit hook (each person runs it once per clone).
 
 use crate::error::{Error, Result};
+use crate::fs::{self, Mode};
 use crate::git::Git;
 use crate::project::Project;
-use crate::store::{self, Mode};
 use std::path::Path;
 
 /// The attributes lines vault needs; patterns match at any depth below the project.
@@ -71,7 +71,7 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
             text.push_str(l);
             text.push('\n');
         }
-        store::write_atomic(&attrs, text.as_bytes(), Mode::KeepOr0644)?;
+        fs::write_atomic(&attrs, text.as_bytes(), Mode::KeepOr0644)?;
         done.push("wrote .gitattributes (commit it, so every clone uses the drivers)".to_string());
     }
 
@@ -100,7 +100,7 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
         }
         _ => {
             std::fs::create_dir_all(&hooks).map_err(|e| Error::io("cannot create", &hooks, e))?;
-            store::write_atomic(&hook, script.as_bytes(), Mode::KeepOr0644)?;
+            fs::write_atomic(&hook, script.as_bytes(), Mode::KeepOr0644)?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
                 .map_err(|e| Error::io("cannot make executable", &hook, e))?;

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use vault::document::{self, Document};
 use vault::error::{Error, Result};
 use vault::export::Format;
-use vault::identity::Identities;
+use vault::keys::identity::Identities;
+use vault::keys::{keygen, keystore, recipients};
+use vault::ops::{edit, exec, init, status};
 use vault::project::{EnvName, Project};
 use vault::secret::{SecretBytes, SecretValue};
 use vault::store::{self, Store, Written};
-use vault::{edit, exec, export, init, keygen, keystore, provision, recipients, status};
+use vault::{export, fs, provision};
 
 /// Per-environment secrets for Salt-provisioned projects, kept in git encrypted with age.
 ///
@@ -407,9 +409,9 @@ fn run(cli: Cli) -> Result<i32> {
                 true,
                 false,
             );
-            let bytes = store::read_limited(file, vault::envelope::MAX_CIPHERTEXT_BYTES)?
+            let bytes = fs::read_limited(file, vault::envelope::MAX_CIPHERTEXT_BYTES)?
                 .ok_or_else(|| Error::new(format!("{}: no such file", file.display())))?;
-            write_stdout(vault::diff::textconv(&mut store, &bytes).as_bytes())?;
+            write_stdout(vault::ops::diff::textconv(&mut store, &bytes).as_bytes())?;
             return Ok(0);
         }
         Command::MergeFile {
@@ -418,7 +420,7 @@ fn run(cli: Cli) -> Result<i32> {
             other,
             path,
         } => {
-            let files = vault::merge::MergeFiles {
+            let files = vault::ops::merge::MergeFiles {
                 ancestor,
                 current,
                 other,
@@ -426,12 +428,12 @@ fn run(cli: Cli) -> Result<i32> {
             };
             let identity = cli.identity.clone();
             let quiet = cli.quiet;
-            let result = vault::merge::merge_file(
+            let result = vault::ops::merge::merge_file(
                 |project| Store::new(project, Identities::standard(identity), quiet, false),
                 &files,
             );
             return match result {
-                Ok(vault::merge::Merged::Clean { env, from_other }) => {
+                Ok(vault::ops::merge::Merged::Clean { env, from_other }) => {
                     if from_other.is_empty() {
                         ui.note(&format!(
                             "{env}: merged; nothing new from the other branch, re-signed"
@@ -441,7 +443,7 @@ fn run(cli: Cli) -> Result<i32> {
                     }
                     Ok(0)
                 }
-                Ok(vault::merge::Merged::Finished) => Ok(0),
+                Ok(vault::ops::merge::Merged::Finished) => Ok(0),
                 Err(e) => {
                     // git takes a non-zero exit as a conflict, and keeps ours in place.
                     if !e.message().is_empty() {
@@ -468,13 +470,13 @@ fn run(cli: Cli) -> Result<i32> {
         Command::InstallGit => {
             let exe = std::env::current_exe()
                 .map_err(|e| Error::new(format!("cannot find vault's own binary: {e}")))?;
-            for line in vault::install_git::install(&store.project, &exe)? {
+            for line in vault::ops::install_git::install(&store.project, &exe)? {
                 ui.note(&line);
             }
             Ok(0)
         }
         Command::PreCommit => {
-            let findings = vault::precommit::findings(&store.project)?;
+            let findings = vault::ops::precommit::findings(&store.project)?;
             if findings.is_empty() {
                 return Ok(0);
             }
@@ -529,9 +531,7 @@ fn run(cli: Cli) -> Result<i32> {
             let doc = store.open(&env)?;
             let out = export::render(format, env.as_str(), doc.entries())?;
             match output {
-                Some(path) => {
-                    store::write_atomic(&path, out.expose(), store::Mode::Private).map(drop)?
-                }
+                Some(path) => fs::write_atomic(&path, out.expose(), fs::Mode::Private).map(drop)?,
                 None => write_stdout(out.expose())?,
             }
             Ok(0)
@@ -776,7 +776,7 @@ fn note_roster(ui: &Ui, env: &EnvName, report: &store::WriteReport) {
 fn read_value(name: &str, from_file: Option<PathBuf>, raw: bool) -> Result<SecretValue> {
     let bytes = match from_file {
         Some(path) => SecretBytes::new(
-            store::read_limited(&path, document::MAX_DOCUMENT_BYTES)?
+            fs::read_limited(&path, document::MAX_DOCUMENT_BYTES)?
                 .ok_or_else(|| Error::new(format!("{} does not exist", path.display())))?,
         ),
         None if std::io::stdin().is_terminal() => {
@@ -1139,8 +1139,8 @@ fn cmd_grant(
         }
     }
     if let Some(text) = &new_file {
-        store::write_atomic(&pub_path, text.as_bytes(), store::Mode::CreateNew)?;
-        vault::journal::checkpoint("key-file-written");
+        fs::write_atomic(&pub_path, text.as_bytes(), fs::Mode::CreateNew)?;
+        vault::fs::checkpoint("key-file-written");
     }
     let result = store.write(
         &env,
@@ -1195,7 +1195,7 @@ fn cmd_revoke(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> 
             ))),
         },
     )?;
-    vault::journal::checkpoint("before-key-file-removed");
+    vault::fs::checkpoint("before-key-file-removed");
     match std::fs::remove_file(&pub_path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -1236,8 +1236,8 @@ fn cmd_diff(store: &mut Store, env: &str, revs: &[String], values: bool) -> Resu
             git.commit(r)?;
         }
     }
-    let old_side = vault::diff::load(store, &git, &env, &old)?;
-    let new_side = vault::diff::load(store, &git, &env, &new)?;
+    let old_side = vault::ops::diff::load(store, &git, &env, &old)?;
+    let new_side = vault::ops::diff::load(store, &git, &env, &new)?;
     if [&old_side, &new_side]
         .iter()
         .all(|s| !s.present && s.folder.is_empty())
@@ -1249,13 +1249,13 @@ fn cmd_diff(store: &mut Store, env: &str, revs: &[String], values: bool) -> Resu
         ))
         .with_hint("check the name: `vault status` lists the environments"));
     }
-    let out = vault::diff::compare(&env, &old_side, &new_side, values);
+    let out = vault::ops::diff::compare(&env, &old_side, &new_side, values);
     write_stdout(out.as_bytes())?;
     Ok(0)
 }
 
 fn cmd_check(store: &Store, max_exposure_days: i64) -> Result<i32> {
-    let report = vault::check::check(&store.project, max_exposure_days)?;
+    let report = vault::ops::check::check(&store.project, max_exposure_days)?;
     let mut out = String::new();
     for f in &report.findings {
         out.push_str(f);

@@ -2,10 +2,10 @@
 //! file that looks like unencrypted secrets, an environment's secrets without their
 //! matching signature, or anything `vault check` rejects.
 
-use crate::check;
 use crate::error::Result;
 use crate::git::Git;
 use crate::manifest;
+use crate::ops::check;
 use crate::project::{Project, SECRETS_FILE};
 use crate::trust;
 

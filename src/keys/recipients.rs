@@ -315,7 +315,7 @@ mod tests {
     }
 
     // A published test key; never used for anything real.
-    const ED: &str = include_str!("../tests/fixtures/keys/alice_ed25519.pub");
+    const ED: &str = include_str!("../../tests/fixtures/keys/alice_ed25519.pub");
 
     #[test]
     fn ed25519_with_comment_and_fingerprint() {

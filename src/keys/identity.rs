@@ -4,10 +4,10 @@
 
 use crate::envelope::{self, OpenError};
 use crate::error::{Error, Result};
-use crate::keystore;
-use crate::recipients::PublicKey;
+use crate::keys::keystore;
+use crate::keys::recipients::PublicKey;
+use crate::keys::signing::{self, Signer};
 use crate::secret::SecretBytes;
-use crate::signing::{self, Signer};
 use age::secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -6,9 +6,9 @@ use crate::envelope;
 use crate::error::{Error, Result};
 use crate::export::push_json_string;
 use crate::git::{Git, Version};
+use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest, RosterEntry};
 use crate::project::EnvName;
-use crate::recipients::{self, Member};
 use crate::secret::{SecretBuf, SecretValue};
 use crate::store::Store;
 use crate::trust;
@@ -339,7 +339,8 @@ fn sidecar_view(bytes: &[u8]) -> String {
     let signer = ssh_key::SshSig::from_pem(armored.trim_end())
         .ok()
         .and_then(|sig| {
-            crate::signing::verify(crate::signing::NAMESPACE, signed.as_bytes(), &sig).ok()
+            crate::keys::signing::verify(crate::keys::signing::NAMESPACE, signed.as_bytes(), &sig)
+                .ok()
         });
     let mut out = format!("vault manifest: {} serial {}\n", m.environment, m.serial);
     match signer {
@@ -425,9 +426,9 @@ fn tag_key() -> Result<[u8; 32]> {
         .and_then(|mut r| r.read_exact(&mut key))
         .map_err(|e| Error::new(format!("cannot read random bytes: {e}")))?;
     // Two diffs racing both write a key; the one that lands first wins for both.
-    match crate::store::write_atomic(&path, &key, crate::store::Mode::CreateNewPrivate)? {
-        crate::store::Created::Yes => Ok(key),
-        crate::store::Created::No => {
+    match crate::fs::write_atomic(&path, &key, crate::fs::Mode::CreateNewPrivate)? {
+        crate::fs::Created::Yes => Ok(key),
+        crate::fs::Created::No => {
             let mut f =
                 std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
             f.read_exact(&mut key)

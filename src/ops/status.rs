@@ -2,9 +2,9 @@
 
 use crate::envelope;
 use crate::error::Result;
+use crate::keys::recipients::{self, Member, PublicKey};
 use crate::manifest::Exposure;
 use crate::project::EnvName;
-use crate::recipients::{self, Member, PublicKey};
 use crate::store::Store;
 use crate::trust::Verified;
 

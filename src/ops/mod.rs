@@ -1,0 +1,12 @@
+//! The commands, as library operations: each returns what it found or did, and the
+//! binary decides what to print.
+
+pub mod check;
+pub mod diff;
+pub mod edit;
+pub mod exec;
+pub mod init;
+pub mod install_git;
+pub mod merge;
+pub mod precommit;
+pub mod status;
