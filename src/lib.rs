@@ -6,7 +6,7 @@
 //! - [`store`]: one environment's pair of files, read, verified and written;
 //! - [`trust`]: the signed roster, its grant chain, and the machine's memory;
 //! - [`keys`], [`envelope`], [`manifest`], [`document`], [`export`]: keys and formats;
-//! - [`project`], [`git`], [`fs`], [`error`], [`secret`]: the ground they stand on.
+//! - [`project`], [`git`], [`fs`], [`error`], [`secret`], [`notice`]: the ground they stand on.
 
 pub mod document;
 pub mod envelope;
@@ -16,6 +16,7 @@ pub mod fs;
 pub mod git;
 pub mod keys;
 pub mod manifest;
+pub mod notice;
 pub mod ops;
 pub mod project;
 pub mod provision;
