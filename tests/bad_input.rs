@@ -1,8 +1,7 @@
 //! Bad input: each case is one `vault: error:` line, exit 1 (2 for usage), and nothing
 //! changed on disk.
 
-mod common;
-use common::{key, Project};
+use crate::common::{self, key, Project};
 use std::path::Path;
 
 /// Writes `plaintext` as staging's document (encrypted with the real age binary, as

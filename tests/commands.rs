@@ -1,7 +1,6 @@
 //! The everyday commands, end to end through the binary.
 
-mod common;
-use common::{key, Project, AWKWARD};
+use crate::common::{self, key, Project, AWKWARD};
 use std::process::Command;
 
 #[test]

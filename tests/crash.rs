@@ -4,8 +4,7 @@
 //! neither; no plaintext is left outside the tmpfs editing folder (and the next edit
 //! removes that); the lock a killed writer held is reported and the next write works.
 
-mod common;
-use common::{fingerprint, key, Project};
+use crate::common::{fingerprint, key, Project};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,8 +1,7 @@
 //! `vault edit` with scripted editors: where the plaintext lives, validation and the
 //! error banner, unchanged content, and cleanup on every way out, signals included.
 
-mod common;
-use common::Project;
+use crate::common::{self, Project};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

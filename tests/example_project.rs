@@ -1,8 +1,7 @@
 //! The example project committed in this repository (conf/, recipients/) is what
 //! `vault` writes and reads: each member opens their environments, and nothing needs a rekey.
 
-mod common;
-use common::key;
+use crate::common::{self, key};
 use std::process::Command;
 
 fn vault(identity: &str, args: &[&str]) -> common::Run {

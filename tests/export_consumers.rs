@@ -1,7 +1,6 @@
 //! Every export format, read back by its real consumer, gives every value exactly.
 
-mod common;
-use common::{Project, AWKWARD};
+use crate::common::{self, Project, AWKWARD};
 use std::collections::BTreeMap;
 use std::process::Command;
 

@@ -7,7 +7,7 @@
 //! format for all of them), so hundreds of values cost seconds. A failure prints the
 //! seed: `VAULT_PROPTEST_SEED=<seed> cargo test --test export_properties` replays it.
 
-mod common;
+use crate::common;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};

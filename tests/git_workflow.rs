@@ -1,8 +1,7 @@
 //! The git workflow: key-level `vault diff`, `git diff` through the textconv driver,
 //! the merge driver, and the pre-commit hook, all with real git.
 
-mod common;
-use common::{fingerprint, git, key, Project};
+use crate::common::{self, fingerprint, git, key, Project};
 use std::process::Output;
 
 /// git in the project as `who` (their key decrypts and signs in the drivers).

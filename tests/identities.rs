@@ -2,8 +2,7 @@
 //! terminal) and the OS keyring, a real Secret Service (gnome-keyring in its own D-Bus
 //! session).
 
-mod common;
-use common::{key, Project};
+use crate::common::{self, key, Project};
 use std::process::{Command, Stdio};
 
 const PASSPHRASE: &str = "test-passphrase";

@@ -1,7 +1,6 @@
 //! No lock-in: Debian's `age` reads what vault writes, and vault reads what `age` writes.
 
-mod common;
-use common::{key, Project};
+use crate::common::{self, key, Project};
 use std::process::Command;
 
 fn age_decrypt(identity: &str, file: &std::path::Path) -> Vec<u8> {

@@ -1,9 +1,8 @@
 //! `vault provision` end to end on loopback: a real sshd, rsync over its master
 //! connection, the pillar streamed from memory, real salt-call, supervisord and gunicorn.
 
-mod common;
-use common::server::{files_holding, tools, Server, Sshd};
-use common::{key, Project, AWKWARD};
+use crate::common::server::{files_holding, tools, Server, Sshd};
+use crate::common::{self, key, Project, AWKWARD};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

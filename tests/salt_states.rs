@@ -4,9 +4,8 @@
 //! Salt's output and cache hold no value, and the program restarts only when its
 //! secrets change.
 
-mod common;
-use common::server::{files_holding, tools, Server, APP_USER};
-use common::{Project, AWKWARD};
+use crate::common::server::{files_holding, tools, Server, APP_USER};
+use crate::common::{Project, AWKWARD};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;

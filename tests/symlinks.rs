@@ -2,8 +2,7 @@
 //! before anything is read or written; a link inside the project is fine; a link
 //! planted where vault writes plaintext is never followed.
 
-mod common;
-use common::Project;
+use crate::common::{self, Project};
 use std::os::unix::fs::symlink;
 
 /// A folder outside the project, holding what an attacker wants vault to use.

@@ -2,8 +2,7 @@
 //! anything is decrypted, revoke with exposure tracking, `vault check`, and the attacks
 //! that must be refused.
 
-mod common;
-use common::{fingerprint, git, key, Project};
+use crate::common::{self, fingerprint, git, key, Project};
 use std::path::Path;
 use std::process::Command;
 

@@ -1,8 +1,7 @@
 //! Writes are atomic and serialized: a failure at any step leaves the previous file,
 //! and concurrent writers never lose an update.
 
-mod common;
-use common::Project;
+use crate::common::{self, Project};
 
 #[test]
 fn a_failed_write_leaves_the_previous_file() {

@@ -1,0 +1,23 @@
+//! The integration tests: one binary, a module per area, the shared helpers compiled once
+//! (`cargo test --test main AREA::` runs one area). Every test runs the `vault` binary
+//! (or, in export_properties, the library) in a scratch folder of its own, and all share
+//! this process: a test passes what it needs to its child commands and never changes
+//! this process's environment, working folder or signal handling.
+
+mod common;
+
+mod bad_input;
+mod commands;
+mod crash;
+mod edit;
+mod example_project;
+mod export_consumers;
+mod export_properties;
+mod git_workflow;
+mod identities;
+mod interop;
+mod provision;
+mod salt_states;
+mod symlinks;
+mod trust;
+mod writes;
