@@ -1,6 +1,5 @@
 //! Shared helpers for the integration tests: a scratch project with the published test
 //! keys, a `vault` command isolated from the machine's own keys, and the awkward values.
-#![allow(dead_code)]
 
 pub mod server;
 

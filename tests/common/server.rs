@@ -1,6 +1,5 @@
 //! A private server for the Salt tests: a root folder the app user can walk into, a real
 //! supervisord with its own socket, and the pillar settings that point the states there.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
