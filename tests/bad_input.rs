@@ -2,7 +2,6 @@
 //! changed on disk.
 
 use crate::common::{self, key, Project};
-use std::path::Path;
 
 /// Writes `plaintext` as staging's document (encrypted with the real age binary, as
 /// someone might have), then checks `vault get` refuses it with `want` in one line.
@@ -300,7 +299,6 @@ fn no_project() {
     let err = common::Run(out).error();
     assert!(err.contains("no vault project in"), "{err}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
-    let _ = Path::new("");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //!
 //! proptest generates the values; they are checked in batches (one consumer run per
 //! format for all of them), so hundreds of values cost seconds. A failure prints the
-//! seed: `VAULT_PROPTEST_SEED=<seed> cargo test --test export_properties` replays it.
+//! seed: `VAULT_PROPTEST_SEED=<seed> cargo test --test main export_properties::` replays it.
 
 use crate::common;
 use proptest::prelude::*;
