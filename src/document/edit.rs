@@ -1,7 +1,7 @@
 //! Editing in place: one entry set or removed, every other byte kept, and the result
 //! parsed back to prove it says what was meant (else the document is written anew).
 
-use super::write::{push_double_quoted, render_entry};
+use super::write::{canonical, render_entry};
 use super::{check_name, check_value, Document};
 use crate::error::Result;
 use crate::secret::{SecretBuf, SecretBytes, SecretValue};
@@ -81,20 +81,7 @@ impl Document {
                 }
             }
         }
-        let mut out = SecretBuf::new(String::with_capacity(
-            64 + expected
-                .iter()
-                .map(|(n, v)| n.len() + v.len() * 2 + 8)
-                .sum::<usize>(),
-        ));
-        out.push_str("secrets:\n");
-        for (n, v) in expected {
-            out.push_str("  ");
-            out.push_str(n);
-            out.push_str(": ");
-            push_double_quoted(&mut out, v, false);
-            out.push('\n');
-        }
+        let mut out = canonical(expected);
         let doc = Document::parse(
             env,
             SecretBytes::new(std::mem::take(&mut *out).into_bytes()),

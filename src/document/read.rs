@@ -5,7 +5,12 @@ use super::{check_name, Entry, Layout, MAX_DOCUMENT_BYTES};
 use crate::error::{Error, Result};
 use crate::secret::SecretValue;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use std::borrow::Cow;
 use std::collections::HashMap;
+
+const SHAPE: &str = "the document must be a mapping with the one key `secrets`";
+const HINT: &str =
+    "write `secrets:` on the first line, then one indented `NAME: 'value'` per secret";
 
 /// Checks the raw bytes (size, UTF-8, NUL), then reads the entries and their layout.
 pub(super) fn read(env: &str, bytes: &[u8]) -> Result<(Vec<Entry>, Layout)> {
@@ -77,52 +82,15 @@ impl<'a> Reader<'a> {
     }
 
     fn read(mut self) -> Result<(Vec<Entry>, Layout)> {
-        let shape = "the document must be a mapping with the one key `secrets`";
-        let hint =
-            "write `secrets:` on the first line, then one indented `NAME: 'value'` per secret";
-        let (ev, _) = self.next()?;
-        debug_assert!(matches!(ev, Event::StreamStart));
-        match self.next()? {
-            (Event::DocumentStart(_), _) => {}
-            (Event::StreamEnd, _) => {
-                return Err(
-                    Error::new(format!("{}: the document is empty; {shape}", self.env))
-                        .with_hint(hint),
-                );
-            }
-            (_, span) => return Err(self.fail(span.start.line(), shape)),
-        }
-        match self.next()? {
-            (Event::MappingStart(anchor, tag), span) => {
-                if anchor != 0 || tag.is_some() {
-                    return Err(self.fail(span.start.line(), "anchors and tags are not allowed"));
-                }
-            }
-            (_, span) => return Err(self.fail(span.start.line(), shape).with_hint(hint)),
-        }
+        self.open_document()?;
         let mut result = None;
         loop {
             match self.next()? {
                 (Event::MappingEnd, _) => break,
                 (Event::Scalar(key, _, anchor, tag), span) => {
                     let line = span.start.line();
-                    if key != "secrets" {
-                        return Err(self
-                            .fail(
-                                line,
-                                &format!(
-                                    "unexpected top-level key '{}'; {shape}",
-                                    key.escape_debug()
-                                ),
-                            )
-                            .with_hint(hint));
-                    }
-                    if anchor != 0 || tag.is_some() {
-                        return Err(self.fail(line, "anchors and tags are not allowed"));
-                    }
-                    if result.is_some() {
-                        return Err(self.fail(line, "duplicate key 'secrets'"));
-                    }
+                    let decorated = anchor != 0 || tag.is_some();
+                    self.check_top_key(&key, decorated, line, result.is_some())?;
                     let layout = Layout {
                         secrets_line: line,
                         secrets_col: span.start.col(),
@@ -130,9 +98,61 @@ impl<'a> Reader<'a> {
                     };
                     result = Some(self.read_secrets(layout)?);
                 }
-                (_, span) => return Err(self.fail(span.start.line(), shape).with_hint(hint)),
+                (_, span) => return Err(self.fail(span.start.line(), SHAPE).with_hint(HINT)),
             }
         }
+        self.close_document()?;
+        result.ok_or_else(|| {
+            Error::new(format!("{}: no `secrets` key; {SHAPE}", self.env)).with_hint(HINT)
+        })
+    }
+
+    /// Up to the top-level mapping's start: one document, holding a plain mapping.
+    fn open_document(&mut self) -> Result<()> {
+        let (ev, _) = self.next()?;
+        debug_assert!(matches!(ev, Event::StreamStart));
+        match self.next()? {
+            (Event::DocumentStart(_), _) => {}
+            (Event::StreamEnd, _) => {
+                return Err(
+                    Error::new(format!("{}: the document is empty; {SHAPE}", self.env))
+                        .with_hint(HINT),
+                );
+            }
+            (_, span) => return Err(self.fail(span.start.line(), SHAPE)),
+        }
+        match self.next()? {
+            (Event::MappingStart(anchor, tag), span) => {
+                if anchor != 0 || tag.is_some() {
+                    return Err(self.fail(span.start.line(), "anchors and tags are not allowed"));
+                }
+                Ok(())
+            }
+            (_, span) => Err(self.fail(span.start.line(), SHAPE).with_hint(HINT)),
+        }
+    }
+
+    /// A top-level key: only `secrets`, once, without anchor or tag.
+    fn check_top_key(&self, key: &str, decorated: bool, line: usize, seen: bool) -> Result<()> {
+        if key != "secrets" {
+            return Err(self
+                .fail(
+                    line,
+                    &format!("unexpected top-level key '{}'; {SHAPE}", key.escape_debug()),
+                )
+                .with_hint(HINT));
+        }
+        if decorated {
+            return Err(self.fail(line, "anchors and tags are not allowed"));
+        }
+        if seen {
+            return Err(self.fail(line, "duplicate key 'secrets'"));
+        }
+        Ok(())
+    }
+
+    /// After the top-level mapping: the end of the one document, and of the stream.
+    fn close_document(&mut self) -> Result<()> {
         match self.next()? {
             (Event::DocumentEnd, _) => {}
             (_, span) => {
@@ -140,36 +160,14 @@ impl<'a> Reader<'a> {
             }
         }
         match self.next()? {
-            (Event::StreamEnd, _) => {}
-            (_, span) => {
-                return Err(self.fail(span.start.line(), "only one YAML document is allowed"))
-            }
+            (Event::StreamEnd, _) => Ok(()),
+            (_, span) => Err(self.fail(span.start.line(), "only one YAML document is allowed")),
         }
-        result.ok_or_else(|| {
-            Error::new(format!("{}: no `secrets` key; {shape}", self.env)).with_hint(hint)
-        })
     }
 
     fn read_secrets(&mut self, mut layout: Layout) -> Result<(Vec<Entry>, Layout)> {
-        let (ev, span) = self.next()?;
-        match ev {
-            Event::MappingStart(anchor, tag) => {
-                if anchor != 0 || tag.is_some() {
-                    return Err(self.fail(span.start.line(), "anchors and tags are not allowed"));
-                }
-                // A flow mapping (`{...}`) starts on the `secrets:` line.
-                layout.block = !self.text_at(span).starts_with('{');
-            }
-            // `secrets:` with nothing under it: no secrets yet.
-            Event::Scalar(ref v, ScalarStyle::Plain, 0, None) if is_null(v) => {
-                return Ok((Vec::new(), layout))
-            }
-            _ => {
-                return Err(self.fail(
-                    span.start.line(),
-                    "`secrets` must be a mapping of NAME: value",
-                ));
-            }
+        if !self.open_secrets(&mut layout)? {
+            return Ok((Vec::new(), layout));
         }
         let mut entries: Vec<Entry> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -182,68 +180,14 @@ impl<'a> Reader<'a> {
             let name = match ev {
                 Event::MappingEnd => break,
                 Event::Scalar(name, _, anchor, tag) => {
-                    check_name(self.env, &name, Some(line))?;
-                    if anchor != 0 || tag.is_some() {
-                        return Err(
-                            self.fail(line, &format!("{name}: anchors and tags are not allowed"))
-                        );
-                    }
-                    if let Some(first) = seen.get(name.as_ref()) {
-                        return Err(self.fail(
-                            line,
-                            &format!("duplicate secret {name} (first at line {first})"),
-                        ));
-                    }
+                    let decorated = anchor != 0 || tag.is_some();
+                    self.check_secret_name(&name, decorated, line, &seen)?;
                     seen.insert(name.to_string(), line);
                     name.into_owned()
                 }
                 _ => return Err(self.fail(line, "every secret name must be a plain NAME")),
             };
-            let (ev, vspan) = self.next()?;
-            let vline = vspan.start.line();
-            let value = match ev {
-                Event::Scalar(value, style, anchor, tag) => {
-                    if anchor != 0 {
-                        return Err(self.fail(vline, &format!("{name}: anchors are not allowed")));
-                    }
-                    if tag.is_some() {
-                        return Err(self.fail(
-                            vline,
-                            &format!("{name}: tags are not allowed; every value is a string"),
-                        ));
-                    }
-                    if style == ScalarStyle::Plain && is_null(&value) {
-                        return Err(self
-                            .fail(vline, &format!("{name}: the value is null"))
-                            .with_hint("write the value, or quote it ('' for empty, '~' or 'null' for those characters)"));
-                    }
-                    if value.contains('\0') {
-                        return Err(
-                            self.fail(vline, &format!("{name}: the value holds a NUL character"))
-                        );
-                    }
-                    match value {
-                        std::borrow::Cow::Owned(s) => SecretValue::new(s),
-                        std::borrow::Cow::Borrowed(s) => SecretValue::new(s.to_owned()),
-                    }
-                }
-                Event::Alias(_) => {
-                    return Err(self.fail(vline, &format!("{name}: aliases are not allowed")))
-                }
-                Event::SequenceStart(..) => {
-                    return Err(self.fail(
-                        vline,
-                        &format!("{name}: the value is a list; every value must be a string"),
-                    ))
-                }
-                Event::MappingStart(..) => {
-                    return Err(self.fail(
-                        vline,
-                        &format!("{name}: the value is a mapping; every value must be a string"),
-                    ))
-                }
-                _ => return Err(self.fail(vline, &format!("{name}: unexpected value"))),
-            };
+            let value = self.read_value(&name)?;
             entries.push(Entry {
                 name,
                 value,
@@ -253,6 +197,105 @@ impl<'a> Reader<'a> {
             });
         }
         Ok((entries, layout))
+    }
+
+    /// The start of the `secrets` mapping, noting its style in `layout`; false when
+    /// `secrets:` has nothing under it (no secrets yet).
+    fn open_secrets(&mut self, layout: &mut Layout) -> Result<bool> {
+        let (ev, span) = self.next()?;
+        match ev {
+            Event::MappingStart(anchor, tag) => {
+                if anchor != 0 || tag.is_some() {
+                    return Err(self.fail(span.start.line(), "anchors and tags are not allowed"));
+                }
+                // A flow mapping (`{...}`) starts on the `secrets:` line.
+                layout.block = !self.text_at(span).starts_with('{');
+                Ok(true)
+            }
+            Event::Scalar(ref v, ScalarStyle::Plain, 0, None) if is_null(v) => Ok(false),
+            _ => Err(self.fail(
+                span.start.line(),
+                "`secrets` must be a mapping of NAME: value",
+            )),
+        }
+    }
+
+    /// A secret's name: valid, plain, and not seen before (`seen` maps names to lines).
+    fn check_secret_name(
+        &self,
+        name: &str,
+        decorated: bool,
+        line: usize,
+        seen: &HashMap<String, usize>,
+    ) -> Result<()> {
+        check_name(self.env, name, Some(line))?;
+        if decorated {
+            return Err(self.fail(line, &format!("{name}: anchors and tags are not allowed")));
+        }
+        if let Some(first) = seen.get(name) {
+            return Err(self.fail(
+                line,
+                &format!("duplicate secret {name} (first at line {first})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The value of secret `name`: a string scalar, never a collection or an alias.
+    fn read_value(&mut self, name: &str) -> Result<SecretValue> {
+        let (ev, vspan) = self.next()?;
+        let vline = vspan.start.line();
+        match ev {
+            Event::Scalar(value, style, anchor, tag) => {
+                self.scalar_value(name, value, style, anchor != 0, tag.is_some(), vline)
+            }
+            Event::Alias(_) => Err(self.fail(vline, &format!("{name}: aliases are not allowed"))),
+            Event::SequenceStart(..) => Err(self.fail(
+                vline,
+                &format!("{name}: the value is a list; every value must be a string"),
+            )),
+            Event::MappingStart(..) => Err(self.fail(
+                vline,
+                &format!("{name}: the value is a mapping; every value must be a string"),
+            )),
+            _ => Err(self.fail(vline, &format!("{name}: unexpected value"))),
+        }
+    }
+
+    /// A scalar value as the string written: no anchor, tag, null or NUL. The parser's
+    /// string is moved into the secret when it owns one, copied once when it borrows.
+    fn scalar_value(
+        &self,
+        name: &str,
+        value: Cow<'a, str>,
+        style: ScalarStyle,
+        anchored: bool,
+        tagged: bool,
+        line: usize,
+    ) -> Result<SecretValue> {
+        if anchored {
+            return Err(self.fail(line, &format!("{name}: anchors are not allowed")));
+        }
+        if tagged {
+            return Err(self.fail(
+                line,
+                &format!("{name}: tags are not allowed; every value is a string"),
+            ));
+        }
+        if style == ScalarStyle::Plain && is_null(&value) {
+            return Err(self
+                .fail(line, &format!("{name}: the value is null"))
+                .with_hint(
+                "write the value, or quote it ('' for empty, '~' or 'null' for those characters)",
+            ));
+        }
+        if value.contains('\0') {
+            return Err(self.fail(line, &format!("{name}: the value holds a NUL character")));
+        }
+        Ok(match value {
+            Cow::Owned(s) => SecretValue::new(s),
+            Cow::Borrowed(s) => SecretValue::new(s.to_owned()),
+        })
     }
 
     /// The last line belonging to `entry`, given the line where the next token starts:

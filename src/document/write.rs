@@ -1,7 +1,27 @@
-//! Writing YAML: one entry as a literal block or double-quoted scalar, and the escapes
+//! Writing YAML: the canonical document, one entry as a literal block or double-quoted scalar, and the escapes
 //! that make both YAML 1.1 (PyYAML, as Salt reads it) and 1.2 read back the same string.
 
 use crate::secret::SecretBuf;
+
+/// The document holding `entries` in canonical form: `secrets:` over one double-quoted
+/// value per line, for when an edit in place could not keep the layout.
+pub(super) fn canonical(entries: &[(&str, &str)]) -> SecretBuf {
+    let mut out = SecretBuf::new(String::with_capacity(
+        64 + entries
+            .iter()
+            .map(|(n, v)| n.len() + v.len() * 2 + 8)
+            .sum::<usize>(),
+    ));
+    out.push_str("secrets:\n");
+    for (n, v) in entries {
+        out.push_str("  ");
+        out.push_str(n);
+        out.push_str(": ");
+        push_double_quoted(&mut out, v, false);
+        out.push('\n');
+    }
+    out
+}
 
 /// `NAME: value` at indentation `col`, the value as a literal block when that reads
 /// back exactly, else double-quoted.
