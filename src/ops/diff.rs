@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 /// One version of an environment, as far as this machine can read it.
-pub struct Side {
+pub struct Snapshot {
     pub label: String,
     /// The secrets file exists in this version.
     pub present: bool,
@@ -37,7 +37,7 @@ pub struct Side {
 
 /// Reads `env` as it is in `version`: verifies its signature against that version's
 /// recipients folder, and decrypts it when it verified and an identity can.
-pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> Result<Side> {
+pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> Result<Snapshot> {
     let secrets_rel = format!("conf/pillar/{env}/{}", crate::project::SECRETS_FILE);
     let (ciphertext, sidecar, folder) = match version {
         Version::Worktree => {
@@ -54,7 +54,7 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
             recipients::members_at(git, rev, env)?,
         ),
     };
-    let mut side = Side {
+    let mut side = Snapshot {
         label: version.label(),
         present: ciphertext.is_some(),
         manifest: sidecar
@@ -109,7 +109,7 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
 
 /// The differences from `old` to `new`, one line each; empty when there are none.
 /// Values appear only with `values` (JSON-quoted, so every byte shows).
-pub fn compare(env: &EnvName, old: &Side, new: &Side, values: bool) -> SecretBuf {
+pub fn compare(env: &EnvName, old: &Snapshot, new: &Snapshot, values: bool) -> SecretBuf {
     let mut body: Vec<String> = Vec::new();
     let (so, sn) = (signer_line(old), signer_line(new));
     if so != sn {
@@ -145,7 +145,7 @@ pub fn compare(env: &EnvName, old: &Side, new: &Side, values: bool) -> SecretBuf
 }
 
 /// Who signed a version, with its serial, or why nobody verifiably did.
-fn signer_line(s: &Side) -> String {
+fn signer_line(s: &Snapshot) -> String {
     if !s.present {
         return "(no secrets file)".into();
     }
@@ -164,7 +164,7 @@ fn signer_line(s: &Side) -> String {
 /// A signed roster, by `(member, fingerprint)`.
 type Roster = BTreeMap<(String, String), RosterEntry>;
 
-fn roster(s: &Side) -> Roster {
+fn roster(s: &Snapshot) -> Roster {
     s.manifest
         .iter()
         .flat_map(|m| &m.roster)
@@ -173,7 +173,7 @@ fn roster(s: &Side) -> Roster {
 }
 
 /// Recipients: the signed rosters, and keys in the folder still waiting for a grant.
-fn recipient_changes(env: &EnvName, old: &Side, new: &Side, body: &mut Vec<String>) {
+fn recipient_changes(env: &EnvName, old: &Snapshot, new: &Snapshot, body: &mut Vec<String>) {
     let (ro, rn) = (roster(old), roster(new));
     let member_of = |fp: &str| {
         rn.keys()
@@ -213,7 +213,7 @@ fn recipient_changes(env: &EnvName, old: &Side, new: &Side, body: &mut Vec<Strin
 }
 
 /// The `(member, fingerprint)` of keys in a version's folder that its roster lacks.
-fn pending(s: &Side, roster: &Roster) -> Vec<(String, String)> {
+fn pending(s: &Snapshot, roster: &Roster) -> Vec<(String, String)> {
     s.folder
         .iter()
         .flat_map(|m| {
@@ -259,7 +259,7 @@ fn secret_changes(
 }
 
 /// Each secret's change date: from the manifest, for the names a side holds.
-fn change_dates(s: &Side) -> BTreeMap<String, String> {
+fn change_dates(s: &Snapshot) -> BTreeMap<String, String> {
     match (&s.secrets, &s.manifest) {
         (Some(map), m) => map
             .keys()
@@ -274,7 +274,7 @@ fn change_dates(s: &Side) -> BTreeMap<String, String> {
 }
 
 /// Secrets added, changed and removed, compared by name and change date.
-fn dated_secret_changes(old: &Side, new: &Side) -> Vec<SecretBuf> {
+fn dated_secret_changes(old: &Snapshot, new: &Snapshot) -> Vec<SecretBuf> {
     let mut lines = Vec::new();
     let (dn, dold) = (change_dates(new), change_dates(old));
     for (name, d) in &dn {
@@ -295,7 +295,7 @@ fn dated_secret_changes(old: &Side, new: &Side) -> Vec<SecretBuf> {
 }
 
 /// Without the values, a change within one day does not show: the line that says so.
-fn unread_note(old: &Side, new: &Side) -> Option<String> {
+fn unread_note(old: &Snapshot, new: &Snapshot) -> Option<String> {
     let unread: Vec<&str> = [old, new]
         .iter()
         .filter(|s| s.present && s.secrets.is_none())
