@@ -245,8 +245,22 @@ fn merge_secrets(
         sig_rel,
         Some(&anchors),
     )?;
+    let (doc, from_other) = merge_values(env, &o, &a, &b)?;
+    let base = recipients_side(env, &o, &a, &b)?;
+    let manifest = merged_manifest(env, &doc, base, &a, &b);
+    let allowed: BTreeSet<String> = manifest
+        .roster
+        .iter()
+        .map(|r| r.fingerprint.clone())
+        .collect();
+    let mut signer = store.identities.signer(&allowed, env.as_str())?;
+    let (ciphertext, sidecar, _) = store::seal(env, &doc, &base.folder, manifest, &mut signer)?;
+    Ok((ciphertext, sidecar, from_other))
+}
 
-    // Secrets: a three-way merge by name.
+/// Secrets: a three-way merge by name, on ours' text (so its comments and layout stay).
+/// Returns the merged document and the names taken from theirs.
+fn merge_values(env: &EnvName, o: &Side, a: &Side, b: &Side) -> Result<(Document, Vec<String>)> {
     let values = |s: &Side| -> BTreeMap<String, SecretValue> {
         s.doc
             .entries()
@@ -254,7 +268,7 @@ fn merge_secrets(
             .map(|e| (e.name().to_string(), e.value().clone()))
             .collect()
     };
-    let (ov, av, bv) = (values(&o), values(&a), values(&b));
+    let (ov, av, bv) = (values(o), values(a), values(b));
     let names: BTreeSet<&String> = ov.keys().chain(av.keys()).chain(bv.keys()).collect();
     let mut conflicts = Vec::new();
     let mut doc = Document::parse(
@@ -275,13 +289,7 @@ fn merge_secrets(
             continue;
         }
         // Only theirs changed it.
-        doc = match z {
-            Some(v) => doc.with_set(env.as_str(), name, v)?.0,
-            None => match doc.with_unset(env.as_str(), name)? {
-                Some((d, _)) => d,
-                None => doc,
-            },
-        };
+        doc = take_theirs(env, doc, name, z)?;
         from_other.push(name.clone());
     }
     if !conflicts.is_empty() {
@@ -293,8 +301,28 @@ fn merge_secrets(
             "see both with `vault diff {env} HEAD MERGE_HEAD --values`, settle them with `vault edit {env}`, then `git add conf/pillar/{env}` and commit"
         )));
     }
+    Ok((doc, from_other))
+}
 
-    // Recipients: merged only when one side alone changed them.
+/// `doc` with `name` as theirs has it: set to their value, or removed.
+fn take_theirs(
+    env: &EnvName,
+    doc: Document,
+    name: &str,
+    theirs: Option<&SecretValue>,
+) -> Result<Document> {
+    Ok(match theirs {
+        Some(v) => doc.with_set(env.as_str(), name, v)?.0,
+        None => match doc.with_unset(env.as_str(), name)? {
+            Some((d, _)) => d,
+            None => doc,
+        },
+    })
+}
+
+/// Recipients: merged only when one side alone changed them; the side whose roster
+/// and folder the result takes.
+fn recipients_side<'s>(env: &EnvName, o: &Side, a: &'s Side, b: &'s Side) -> Result<&'s Side> {
     let roster_of = |s: &Side| -> BTreeSet<String> {
         s.verified
             .manifest
@@ -303,23 +331,28 @@ fn merge_secrets(
             .map(|r| format!("{} {}", r.member, r.fingerprint))
             .collect()
     };
-    let (or, ar, br) = (roster_of(&o), roster_of(&a), roster_of(&b));
-    let base = if ar == br || br == or {
-        &a
+    let (or, ar, br) = (roster_of(o), roster_of(a), roster_of(b));
+    if ar == br || br == or {
+        Ok(a)
     } else if ar == or {
-        &b
+        Ok(b)
     } else {
-        return Err(Error::new(format!(
+        Err(Error::new(format!(
             "{env}: both branches changed who can read it; kept ours, unmerged"
         ))
         .with_hint(format!(
             "merge one change of recipients at a time, or redo one side's grant or revoke after the merge; `vault diff {env} HEAD MERGE_HEAD` shows both"
-        )));
-    };
+        )))
+    }
+}
 
+/// The manifest of the merged `doc`: `base`'s roster, each secret's date from the side
+/// whose value it kept (today for a value neither had), the exposures that still
+/// hold, and a serial past both sides'.
+fn merged_manifest(env: &EnvName, doc: &Document, base: &Side, a: &Side, b: &Side) -> Manifest {
     let today = manifest::today();
     let changed_on = |name: &str, value: &str| -> String {
-        for s in [&a, &b] {
+        for s in [a, b] {
             if s.doc.get(name).map(SecretValue::expose) == Some(value) {
                 if let Some(d) = s.verified.manifest.secret_date(name) {
                     return d.to_string();
@@ -340,7 +373,7 @@ fn merge_secrets(
         .collect();
     // An exposure stands while the value is the one that was exposed.
     let mut exposed: Vec<Exposure> = Vec::new();
-    for s in [&a, &b] {
+    for s in [a, b] {
         for x in &s.verified.manifest.exposed {
             let still = doc.get(&x.name).map(SecretValue::expose)
                 == s.doc.get(&x.name).map(SecretValue::expose);
@@ -349,25 +382,14 @@ fn merge_secrets(
             }
         }
     }
-    let roster = base.verified.manifest.roster.clone();
-    let allowed: BTreeSet<String> = roster.iter().map(|r| r.fingerprint.clone()).collect();
-    let mut signer = store.identities.signer(&allowed, env.as_str())?;
-    let serial = a.verified.manifest.serial.max(b.verified.manifest.serial) + 1;
-    let (ciphertext, sidecar, _) = store::seal(
-        env,
-        &doc,
-        &base.folder,
-        Manifest {
-            environment: env.to_string(),
-            serial,
-            ciphertext: String::new(),
-            roster,
-            secrets,
-            exposed,
-        },
-        &mut signer,
-    )?;
-    Ok((ciphertext, sidecar, from_other))
+    Manifest {
+        environment: env.to_string(),
+        serial: a.verified.manifest.serial.max(b.verified.manifest.serial) + 1,
+        ciphertext: String::new(),
+        roster: base.verified.manifest.roster.clone(),
+        secrets,
+        exposed,
+    }
 }
 
 /// Finds the signature of `ciphertext` among the commits that touched the sidecar,
