@@ -187,8 +187,9 @@ fn find_by_hash(git: &Git, commits: &[String], rel: &str, hash: &str) -> Result<
     .with_hint("commit both conf/pillar/ENV/secrets.sls.age and its .sig together on each branch"))
 }
 
-/// One side of the merge: its verified manifest, recipients and secrets.
-struct Side {
+/// One of the merge's three inputs (ancestor, ours, theirs): its verified manifest,
+/// the recipients folder of the commit that signed it, and its decrypted secrets.
+struct MergeInput {
     verified: Verified,
     folder: Vec<Member>,
     doc: Document,
@@ -260,8 +261,13 @@ fn merge_secrets(
 
 /// Secrets: a three-way merge by name, on ours' text (so its comments and layout stay).
 /// Returns the merged document and the names taken from theirs.
-fn merge_values(env: &EnvName, o: &Side, a: &Side, b: &Side) -> Result<(Document, Vec<String>)> {
-    let values = |s: &Side| -> BTreeMap<String, SecretValue> {
+fn merge_values(
+    env: &EnvName,
+    o: &MergeInput,
+    a: &MergeInput,
+    b: &MergeInput,
+) -> Result<(Document, Vec<String>)> {
+    let values = |s: &MergeInput| -> BTreeMap<String, SecretValue> {
         s.doc
             .entries()
             .iter()
@@ -322,8 +328,13 @@ fn take_theirs(
 
 /// Recipients: merged only when one side alone changed them; the side whose roster
 /// and folder the result takes.
-fn recipients_side<'s>(env: &EnvName, o: &Side, a: &'s Side, b: &'s Side) -> Result<&'s Side> {
-    let roster_of = |s: &Side| -> BTreeSet<String> {
+fn recipients_side<'s>(
+    env: &EnvName,
+    o: &MergeInput,
+    a: &'s MergeInput,
+    b: &'s MergeInput,
+) -> Result<&'s MergeInput> {
+    let roster_of = |s: &MergeInput| -> BTreeSet<String> {
         s.verified
             .manifest
             .roster
@@ -349,7 +360,13 @@ fn recipients_side<'s>(env: &EnvName, o: &Side, a: &'s Side, b: &'s Side) -> Res
 /// The manifest of the merged `doc`: `base`'s roster, each secret's date from the side
 /// whose value it kept (today for a value neither had), the exposures that still
 /// hold, and a serial past both sides'.
-fn merged_manifest(env: &EnvName, doc: &Document, base: &Side, a: &Side, b: &Side) -> Manifest {
+fn merged_manifest(
+    env: &EnvName,
+    doc: &Document,
+    base: &MergeInput,
+    a: &MergeInput,
+    b: &MergeInput,
+) -> Manifest {
     let today = manifest::today();
     let changed_on = |name: &str, value: &str| -> String {
         for s in [a, b] {
@@ -404,7 +421,7 @@ fn side(
     candidates: &[String],
     sig_rel: &str,
     anchors: Option<&SeenEnv>,
-) -> Result<Side> {
+) -> Result<MergeInput> {
     let want = format!("\nciphertext {}\n", trust::ciphertext_hash(ciphertext));
     let mut found: Option<(Vec<u8>, Vec<Member>)> = None;
     for commit in candidates {
@@ -434,7 +451,7 @@ fn side(
         Error::new(format!("{env}: cannot merge without reading it: {e}"))
             .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")
     })?;
-    Ok(Side {
+    Ok(MergeInput {
         verified,
         folder,
         doc,
