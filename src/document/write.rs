@@ -1,5 +1,6 @@
-//! Writing YAML: the canonical document, one entry as a literal block or double-quoted scalar, and the escapes
-//! that make both YAML 1.1 (PyYAML, as Salt reads it) and 1.2 read back the same string.
+//! Writing YAML: the canonical document, one entry as a literal block or a
+//! double-quoted scalar, and the escapes that make YAML 1.1 (PyYAML, as Salt reads it)
+//! and 1.2 both read back the same string.
 
 use crate::secret::SecretBuf;
 
