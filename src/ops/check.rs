@@ -8,17 +8,18 @@ use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest};
 use crate::ops::status::{roster_diff, sync_state, Sync};
 use crate::project::{EnvName, Project};
-use crate::trust::{self, SeenEnv};
+use crate::trust::{self, SeenEnv, Verified};
 use std::path::Path;
 use std::process::Command;
 
 /// What `check` found: one line per problem, and a summary.
-pub struct Report {
+pub struct Findings {
     pub findings: Vec<String>,
     pub summary: String,
 }
 
-pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
+/// Checks every environment of `project`, and the project for plaintext secrets files.
+pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
     let mut findings = Vec::new();
     let today = manifest::today();
     let envs = project.environments()?;
@@ -62,34 +63,8 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
             }
         };
         secrets += v.manifest.secrets.len();
-        let diff = roster_diff(&folder, &v.manifest.roster);
-        for (member, fp) in &diff.pending {
-            findings.push(format!(
-                "{env}: pending member {member} ({fp}): in recipients/{env}/ but never granted; a member runs `vault grant {env} {member} --fingerprint ...` after checking it"
-            ));
-        }
-        for (member, fp) in &diff.removed {
-            findings.push(format!(
-                "{env}: removed member {member} ({fp}) can still read the file: run `vault revoke {env} {member}` (or `vault rekey {env}`)"
-            ));
-        }
-        match sync_state(&diff.granted, &ct) {
-            Sync::InSync | Sync::NoFile => {}
-            Sync::RekeyNeeded(why) => findings.push(format!(
-                "{env}: not encrypted to exactly its roster: {}",
-                why.join("; ")
-            )),
-            Sync::Unreadable(why) => findings.push(format!("{env}: unreadable ciphertext: {why}")),
-        }
-        for x in &v.manifest.exposed {
-            let days = manifest::days_between(&x.since, &today).unwrap_or(i64::MAX);
-            if days > max_exposure_days {
-                findings.push(format!(
-                    "{env}: {} exposed for {days} days (since {}, when {} left): give it a new value",
-                    x.name, x.since, x.member
-                ));
-            }
-        }
+        roster_findings(env, &folder, &v, &ct, &mut findings);
+        exposure_findings(env, &v, &today, max_exposure_days, &mut findings);
     }
     plaintext(project, &mut findings);
     let summary = format!(
@@ -97,7 +72,56 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
         envs.len(),
         findings.len()
     );
-    Ok(Report { findings, summary })
+    Ok(Findings { findings, summary })
+}
+
+/// Members the roster and the folder disagree on, and a ciphertext not encrypted to
+/// exactly the roster.
+fn roster_findings(
+    env: &EnvName,
+    folder: &[Member],
+    v: &Verified,
+    ct: &[u8],
+    findings: &mut Vec<String>,
+) {
+    let diff = roster_diff(folder, &v.manifest.roster);
+    for (member, fp) in &diff.pending {
+        findings.push(format!(
+            "{env}: pending member {member} ({fp}): in recipients/{env}/ but never granted; a member runs `vault grant {env} {member} --fingerprint ...` after checking it"
+        ));
+    }
+    for (member, fp) in &diff.removed {
+        findings.push(format!(
+            "{env}: removed member {member} ({fp}) can still read the file: run `vault revoke {env} {member}` (or `vault rekey {env}`)"
+        ));
+    }
+    match sync_state(&diff.granted, ct) {
+        Sync::InSync | Sync::NoFile => {}
+        Sync::RekeyNeeded(why) => findings.push(format!(
+            "{env}: not encrypted to exactly its roster: {}",
+            why.join("; ")
+        )),
+        Sync::Unreadable(why) => findings.push(format!("{env}: unreadable ciphertext: {why}")),
+    }
+}
+
+/// Secrets exposed to a departed member for longer than `max_days`.
+fn exposure_findings(
+    env: &EnvName,
+    v: &Verified,
+    today: &str,
+    max_days: i64,
+    findings: &mut Vec<String>,
+) {
+    for x in &v.manifest.exposed {
+        let days = manifest::days_between(&x.since, today).unwrap_or(i64::MAX);
+        if days > max_days {
+            findings.push(format!(
+                "{env}: {} exposed for {days} days (since {}, when {} left): give it a new value",
+                x.name, x.since, x.member
+            ));
+        }
+    }
 }
 
 /// The same key under two member names.

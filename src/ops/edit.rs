@@ -5,6 +5,7 @@
 
 use crate::document::{Document, MAX_DOCUMENT_BYTES};
 use crate::error::{Error, Result};
+use crate::notice::{Level, Notices};
 use crate::secret::SecretBytes;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -28,18 +29,23 @@ pub struct Workspace {
 
 impl Workspace {
     /// A 0700 folder under `$XDG_RUNTIME_DIR` or `/dev/shm`, refusing a disk-backed one
-    /// unless `allow_disk`.
-    pub fn create(allow_disk: bool) -> Result<Workspace> {
+    /// unless `allow_disk`. Plaintext a killed session left there is removed, told to
+    /// `notices`.
+    pub fn create(allow_disk: bool, notices: &dyn Notices) -> Result<Workspace> {
         let mut candidates: Vec<PathBuf> = Vec::new();
         if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
             candidates.push(PathBuf::from(x));
         }
         candidates.push(PathBuf::from("/dev/shm"));
-        Workspace::create_in(&candidates, allow_disk)
+        Workspace::create_in(&candidates, allow_disk, notices)
     }
 
     /// The same, trying `candidates` in order.
-    pub fn create_in(candidates: &[PathBuf], allow_disk: bool) -> Result<Workspace> {
+    pub fn create_in(
+        candidates: &[PathBuf],
+        allow_disk: bool,
+        notices: &dyn Notices,
+    ) -> Result<Workspace> {
         let base = candidates.iter().find(|p| is_memory_fs(p)).cloned();
         let base = match base {
             Some(b) => b,
@@ -52,7 +58,7 @@ impl Workspace {
                 .with_hint("set XDG_RUNTIME_DIR to a tmpfs folder, or pass --allow-disk-tmp to accept the risk"));
             }
         };
-        remove_abandoned(&base);
+        remove_abandoned(&base, notices);
         let prefix = format!("vault-edit-{}-", std::process::id());
         let dir = tempfile::Builder::new()
             .prefix(&prefix)
@@ -149,57 +155,78 @@ pub fn editor_command() -> Result<Vec<String>> {
 }
 
 /// Runs the editing loop on `original` (the current plaintext). Invalid content
-/// reopens the editor with the error as a comment on top; saving it unchanged gives up.
-pub fn run(env: &str, original: &SecretBytes, allow_disk: bool) -> Result<Outcome> {
+/// reopens the editor with the error as a comment on top, and told to `notices`;
+/// saving it unchanged gives up.
+pub fn run(
+    env: &str,
+    original: &SecretBytes,
+    allow_disk: bool,
+    notices: &dyn Notices,
+) -> Result<Outcome> {
     let signal = Arc::new(AtomicUsize::new(0));
+    let ids = watch_signals(&signal)?;
+    let result = edit_until_valid(env, original, allow_disk, notices, &signal);
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    let sig = signal.load(Ordering::SeqCst);
+    if sig != 0 {
+        // The workspace is already wiped (it is dropped when the session returns); the
+        // caller's lock is released on the way out.
+        return Err(Error::silent_exit(128 + sig as i32));
+    }
+    result
+}
+
+/// SIGINT, SIGTERM and SIGHUP recorded in `signal` rather than killing vault, so the
+/// plaintext is wiped on the way out.
+fn watch_signals(signal: &Arc<AtomicUsize>) -> Result<Vec<signal_hook::SigId>> {
     let mut ids = Vec::new();
     for sig in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
-        let id = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+        let id = signal_hook::flag::register_usize(sig, Arc::clone(signal), sig as usize)
             .map_err(|e| Error::new(format!("cannot set up signal handling: {e}")))?;
         ids.push(id);
     }
-    let result = (|| {
-        let ws = Workspace::create(allow_disk)?;
-        let file = ws.path().join("secrets.sls");
-        let editor = editor_command()?;
-        let mut content = SecretBytes::new(original.expose().to_vec());
-        loop {
-            write_private(&file, content.expose())?;
-            crate::fs::checkpoint("plaintext-written");
-            run_editor(&editor, &file, &signal)?;
-            crate::fs::checkpoint("edited");
-            let edited = read_back(&file)?;
-            let body = strip_error_banner(edited.expose());
-            if body == original.expose() {
-                return Ok(Outcome::Unchanged);
-            }
-            match Document::parse(env, SecretBytes::new(body.to_vec())) {
-                Ok(doc) => return Ok(Outcome::Changed(doc)),
-                Err(err) => {
-                    if body == strip_error_banner(content.expose()) {
-                        // Saved again without a fix: give up, leaving the file as it was.
-                        return Err(Error::new(format!("{err} (nothing was changed)")));
-                    }
-                    eprintln!("vault: error: {err}");
-                    content = with_error_banner(&err, body);
-                }
-            }
+    Ok(ids)
+}
+
+/// The editing session proper: the workspace lives (and is wiped) within it.
+fn edit_until_valid(
+    env: &str,
+    original: &SecretBytes,
+    allow_disk: bool,
+    notices: &dyn Notices,
+    signal: &AtomicUsize,
+) -> Result<Outcome> {
+    let ws = Workspace::create(allow_disk, notices)?;
+    let file = ws.path().join("secrets.sls");
+    let editor = editor_command()?;
+    let mut content = SecretBytes::new(original.expose().to_vec());
+    loop {
+        write_private(&file, content.expose())?;
+        crate::fs::checkpoint("plaintext-written");
+        run_editor(&editor, &file, signal)?;
+        crate::fs::checkpoint("edited");
+        let edited = read_back(&file)?;
+        let body = strip_error_banner(edited.expose());
+        if body == original.expose() {
+            return Ok(Outcome::Unchanged);
         }
-    })();
-    for id in ids {
-        signal_hook::low_level::unregister(id);
+        let err = match Document::parse(env, SecretBytes::new(body.to_vec())) {
+            Ok(doc) => return Ok(Outcome::Changed(doc)),
+            Err(err) => err,
+        };
+        if body == strip_error_banner(content.expose()) {
+            // Saved again without a fix: give up, leaving the file as it was.
+            return Err(Error::new(format!("{err} (nothing was changed)")));
+        }
+        notices.notice(Level::Note, &format!("error: {err}"));
+        content = with_error_banner(&err, body);
     }
-    let sig = signal.load(Ordering::SeqCst);
-    if sig != 0 {
-        // The workspace is already wiped (it is dropped when the closure returns); the
-        // caller's lock is released on the way out.
-        return Err(Error::silent_exit(128 + sig as i32));
-    }
-    result
 }
 
 const BANNER_START: &str = "# vault: ";
@@ -232,7 +259,7 @@ fn strip_error_banner(text: &[u8]) -> &[u8] {
 
 /// Wipes and removes editing folders of ours left by a `vault edit` that was killed
 /// (its pid no longer runs), saying so: plaintext must not outlive its editor.
-fn remove_abandoned(base: &Path) {
+fn remove_abandoned(base: &Path, notices: &dyn Notices) {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
@@ -254,9 +281,12 @@ fn remove_abandoned(base: &Path) {
         }
         wipe_dir(&e.path());
         let _ = std::fs::remove_dir(e.path());
-        eprintln!(
-            "vault: removed plaintext left in {} by a vault edit that was killed (pid {pid})",
-            e.path().display()
+        notices.notice(
+            Level::Note,
+            &format!(
+                "removed plaintext left in {} by a vault edit that was killed (pid {pid})",
+                e.path().display()
+            ),
         );
     }
 }
@@ -324,13 +354,14 @@ fn run_editor(editor: &[String], file: &Path, signal: &AtomicUsize) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notice::Quiet;
 
     #[test]
     fn a_link_planted_in_the_private_folder_is_not_followed() {
         let outside = tempfile::tempdir().unwrap();
         let victim = outside.path().join("victim");
         std::fs::write(&victim, b"untouched").unwrap();
-        let ws = Workspace::create_in(&[PathBuf::from("/dev/shm")], true).unwrap();
+        let ws = Workspace::create_in(&[PathBuf::from("/dev/shm")], true, &Quiet).unwrap();
         let planted = ws.path().join("secrets.sls");
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
         assert!(write_private(&planted, b"secrets:\n  A: plain\n").is_err());
@@ -346,7 +377,7 @@ mod tests {
             );
             return;
         }
-        let err = Workspace::create_in(std::slice::from_ref(&disk), false)
+        let err = Workspace::create_in(std::slice::from_ref(&disk), false, &Quiet)
             .err()
             .unwrap();
         assert!(
@@ -355,7 +386,7 @@ mod tests {
             "{err}"
         );
         assert!(err.hint().unwrap().contains("--allow-disk-tmp"));
-        let ws = Workspace::create_in(&[disk], true).unwrap();
+        let ws = Workspace::create_in(&[disk], true, &Quiet).unwrap();
         let mode = std::fs::metadata(ws.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
     }
@@ -366,8 +397,8 @@ mod tests {
         if !is_memory_fs(&shm) {
             return;
         }
-        let ws =
-            Workspace::create_in(&[PathBuf::from("/nonexistent"), shm.clone()], false).unwrap();
+        let ws = Workspace::create_in(&[PathBuf::from("/nonexistent"), shm.clone()], false, &Quiet)
+            .unwrap();
         assert!(ws.path().starts_with(&shm));
         let path = ws.path().to_path_buf();
         std::fs::write(path.join("x"), b"plain").unwrap();

@@ -5,9 +5,9 @@ use crate::fs::{write_atomic, Created, Mode};
 use crate::project::{EnvName, Project};
 use std::path::{Path, PathBuf};
 
-/// What `init` did to each path.
+/// The layout `init` wrote: the paths it created, and those it found and kept.
 #[derive(Debug, Default)]
-pub struct Report {
+pub struct Scaffold {
     pub created: Vec<PathBuf>,
     pub kept: Vec<PathBuf>,
 }
@@ -55,14 +55,14 @@ pub fn default_project_name(root: &Path) -> String {
 }
 
 /// Writes the layout of DESIGN.md section 1 under `project`.
-pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Report> {
+pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold> {
     EnvName::parse(name).map_err(|_| {
         Error::usage(format!(
             "invalid project name '{name}': use lowercase letters, digits, '_' and '-'"
         ))
     })?;
     let root = project.root();
-    let mut report = Report::default();
+    let mut report = Scaffold::default();
     let pillar = project.pillar_dir();
     let mut top = String::from("base:\n  '*':\n    - project\n    - devs\n");
     for env in envs {
@@ -104,7 +104,7 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Report> {
 }
 
 /// Creates `path` with `content` unless it exists; atomic, never overwriting.
-fn create(report: &mut Report, path: &Path, content: &str) -> Result<()> {
+fn create(report: &mut Scaffold, path: &Path, content: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     match write_atomic(path, content.as_bytes(), Mode::CreateNew)? {
@@ -115,7 +115,7 @@ fn create(report: &mut Report, path: &Path, content: &str) -> Result<()> {
 }
 
 /// Adds a `secrets.sls` line to `.gitignore` so plaintext pillars are never committed.
-fn add_gitignore(report: &mut Report, path: &Path) -> Result<()> {
+fn add_gitignore(report: &mut Scaffold, path: &Path) -> Result<()> {
     let current = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

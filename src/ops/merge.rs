@@ -187,8 +187,9 @@ fn find_by_hash(git: &Git, commits: &[String], rel: &str, hash: &str) -> Result<
     .with_hint("commit both conf/pillar/ENV/secrets.sls.age and its .sig together on each branch"))
 }
 
-/// One side of the merge: its verified manifest, recipients and secrets.
-struct Side {
+/// One of the merge's three inputs (ancestor, ours, theirs): its verified manifest,
+/// the recipients folder of the commit that signed it, and its decrypted secrets.
+struct MergeInput {
     verified: Verified,
     folder: Vec<Member>,
     doc: Document,
@@ -245,16 +246,35 @@ fn merge_secrets(
         sig_rel,
         Some(&anchors),
     )?;
+    let (doc, from_other) = merge_values(env, &o, &a, &b)?;
+    let base = recipients_side(env, &o, &a, &b)?;
+    let manifest = merged_manifest(env, &doc, base, &a, &b);
+    let allowed: BTreeSet<String> = manifest
+        .roster
+        .iter()
+        .map(|r| r.fingerprint.clone())
+        .collect();
+    let mut signer = store.identities.signer(&allowed, env.as_str())?;
+    let (ciphertext, sidecar, _) = store::seal(env, &doc, &base.folder, manifest, &mut signer)?;
+    Ok((ciphertext, sidecar, from_other))
+}
 
-    // Secrets: a three-way merge by name.
-    let values = |s: &Side| -> BTreeMap<String, SecretValue> {
+/// Secrets: a three-way merge by name, on ours' text (so its comments and layout stay).
+/// Returns the merged document and the names taken from theirs.
+fn merge_values(
+    env: &EnvName,
+    o: &MergeInput,
+    a: &MergeInput,
+    b: &MergeInput,
+) -> Result<(Document, Vec<String>)> {
+    let values = |s: &MergeInput| -> BTreeMap<String, SecretValue> {
         s.doc
             .entries()
             .iter()
             .map(|e| (e.name().to_string(), e.value().clone()))
             .collect()
     };
-    let (ov, av, bv) = (values(&o), values(&a), values(&b));
+    let (ov, av, bv) = (values(o), values(a), values(b));
     let names: BTreeSet<&String> = ov.keys().chain(av.keys()).chain(bv.keys()).collect();
     let mut conflicts = Vec::new();
     let mut doc = Document::parse(
@@ -275,13 +295,7 @@ fn merge_secrets(
             continue;
         }
         // Only theirs changed it.
-        doc = match z {
-            Some(v) => doc.with_set(env.as_str(), name, v)?.0,
-            None => match doc.with_unset(env.as_str(), name)? {
-                Some((d, _)) => d,
-                None => doc,
-            },
-        };
+        doc = take_theirs(env, doc, name, z)?;
         from_other.push(name.clone());
     }
     if !conflicts.is_empty() {
@@ -293,9 +307,34 @@ fn merge_secrets(
             "see both with `vault diff {env} HEAD MERGE_HEAD --values`, settle them with `vault edit {env}`, then `git add conf/pillar/{env}` and commit"
         )));
     }
+    Ok((doc, from_other))
+}
 
-    // Recipients: merged only when one side alone changed them.
-    let roster_of = |s: &Side| -> BTreeSet<String> {
+/// `doc` with `name` as theirs has it: set to their value, or removed.
+fn take_theirs(
+    env: &EnvName,
+    doc: Document,
+    name: &str,
+    theirs: Option<&SecretValue>,
+) -> Result<Document> {
+    Ok(match theirs {
+        Some(v) => doc.with_set(env.as_str(), name, v)?.0,
+        None => match doc.with_unset(env.as_str(), name)? {
+            Some((d, _)) => d,
+            None => doc,
+        },
+    })
+}
+
+/// Recipients: merged only when one side alone changed them; the side whose roster
+/// and folder the result takes.
+fn recipients_side<'s>(
+    env: &EnvName,
+    o: &MergeInput,
+    a: &'s MergeInput,
+    b: &'s MergeInput,
+) -> Result<&'s MergeInput> {
+    let roster_of = |s: &MergeInput| -> BTreeSet<String> {
         s.verified
             .manifest
             .roster
@@ -303,23 +342,34 @@ fn merge_secrets(
             .map(|r| format!("{} {}", r.member, r.fingerprint))
             .collect()
     };
-    let (or, ar, br) = (roster_of(&o), roster_of(&a), roster_of(&b));
-    let base = if ar == br || br == or {
-        &a
+    let (or, ar, br) = (roster_of(o), roster_of(a), roster_of(b));
+    if ar == br || br == or {
+        Ok(a)
     } else if ar == or {
-        &b
+        Ok(b)
     } else {
-        return Err(Error::new(format!(
+        Err(Error::new(format!(
             "{env}: both branches changed who can read it; kept ours, unmerged"
         ))
         .with_hint(format!(
             "merge one change of recipients at a time, or redo one side's grant or revoke after the merge; `vault diff {env} HEAD MERGE_HEAD` shows both"
-        )));
-    };
+        )))
+    }
+}
 
+/// The manifest of the merged `doc`: `base`'s roster, each secret's date from the side
+/// whose value it kept (today for a value neither had), the exposures that still
+/// hold, and a serial past both sides'.
+fn merged_manifest(
+    env: &EnvName,
+    doc: &Document,
+    base: &MergeInput,
+    a: &MergeInput,
+    b: &MergeInput,
+) -> Manifest {
     let today = manifest::today();
     let changed_on = |name: &str, value: &str| -> String {
-        for s in [&a, &b] {
+        for s in [a, b] {
             if s.doc.get(name).map(SecretValue::expose) == Some(value) {
                 if let Some(d) = s.verified.manifest.secret_date(name) {
                     return d.to_string();
@@ -340,7 +390,7 @@ fn merge_secrets(
         .collect();
     // An exposure stands while the value is the one that was exposed.
     let mut exposed: Vec<Exposure> = Vec::new();
-    for s in [&a, &b] {
+    for s in [a, b] {
         for x in &s.verified.manifest.exposed {
             let still = doc.get(&x.name).map(SecretValue::expose)
                 == s.doc.get(&x.name).map(SecretValue::expose);
@@ -349,25 +399,14 @@ fn merge_secrets(
             }
         }
     }
-    let roster = base.verified.manifest.roster.clone();
-    let allowed: BTreeSet<String> = roster.iter().map(|r| r.fingerprint.clone()).collect();
-    let mut signer = store.identities.signer(&allowed, env.as_str())?;
-    let serial = a.verified.manifest.serial.max(b.verified.manifest.serial) + 1;
-    let (ciphertext, sidecar, _) = store::seal(
-        env,
-        &doc,
-        &base.folder,
-        Manifest {
-            environment: env.to_string(),
-            serial,
-            ciphertext: String::new(),
-            roster,
-            secrets,
-            exposed,
-        },
-        &mut signer,
-    )?;
-    Ok((ciphertext, sidecar, from_other))
+    Manifest {
+        environment: env.to_string(),
+        serial: a.verified.manifest.serial.max(b.verified.manifest.serial) + 1,
+        ciphertext: String::new(),
+        roster: base.verified.manifest.roster.clone(),
+        secrets,
+        exposed,
+    }
 }
 
 /// Finds the signature of `ciphertext` among the commits that touched the sidecar,
@@ -382,7 +421,7 @@ fn side(
     candidates: &[String],
     sig_rel: &str,
     anchors: Option<&SeenEnv>,
-) -> Result<Side> {
+) -> Result<MergeInput> {
     let want = format!("\nciphertext {}\n", trust::ciphertext_hash(ciphertext));
     let mut found: Option<(Vec<u8>, Vec<Member>)> = None;
     for commit in candidates {
@@ -412,7 +451,7 @@ fn side(
         Error::new(format!("{env}: cannot merge without reading it: {e}"))
             .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")
     })?;
-    Ok(Side {
+    Ok(MergeInput {
         verified,
         folder,
         doc,

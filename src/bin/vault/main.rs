@@ -374,6 +374,16 @@ impl Ui {
     }
 }
 
+impl vault::notice::Notices for Ui {
+    fn notice(&self, level: vault::notice::Level, msg: &str) {
+        match level {
+            vault::notice::Level::Detail => self.detail(msg),
+            vault::notice::Level::Note => self.note(msg),
+            vault::notice::Level::Warning => self.warn(msg),
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<i32> {
     let ui = Ui {
         quiet: cli.quiet,
@@ -738,7 +748,7 @@ fn cmd_edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i
             None => Document::template(env.as_str()),
         };
         drop(current);
-        match edit::run(env.as_str(), &original, allow_disk)? {
+        match edit::run(env.as_str(), &original, allow_disk, ui)? {
             edit::Outcome::Unchanged => Ok(None),
             edit::Outcome::Changed(doc) => {
                 saved = doc.entries().len();
