@@ -1,6 +1,6 @@
 //! The command line: every flag, argument and help text, as clap reads them.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use vault::export::Format;
@@ -171,39 +171,7 @@ pub enum Command {
         max_exposure_days: i64,
     },
     /// Push ENV's Salt states and secrets to its servers over SSH, and apply them with Salt.
-    Provision {
-        /// The environment (a folder of recipients/ and conf/pillar/).
-        env: String,
-        /// A server, [user@]host[:port] (repeatable); default: `hosts` in conf/pillar/ENV/env.sls.
-        #[arg(short = 'H', long = "host", value_name = "HOST")]
-        hosts: Vec<String>,
-        /// The SSH user for hosts that name none: root for a first provision, later a developer with sudo.
-        #[arg(short = 'u', long, value_name = "USER")]
-        user: Option<String>,
-        /// Accept and remember the host key of a server met for the first time (prints its fingerprint).
-        #[arg(long)]
-        accept_new_host_key: bool,
-        /// Run Salt with test=True from a scratch copy of the roots: show what would change, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Leave the plaintext pillar secrets on the server afterwards.
-        #[arg(long, conflicts_with = "dry_run")]
-        keep_pillar: bool,
-        /// How many servers at once.
-        #[arg(long, default_value_t = 4, value_name = "N",
-              value_parser = parse_jobs)]
-        jobs: usize,
-        /// The server's root for Salt: roots in DIR/srv/{salt,pillar}, config in DIR/etc/salt
-        /// (`{host}` and `{port}` are replaced per host).
-        #[arg(long, default_value = "/", value_name = "DIR")]
-        remote_root: String,
-        /// salt-call on the server.
-        #[arg(long, default_value = "salt-call", value_name = "PATH")]
-        salt_call: String,
-        /// Use this ssh_config instead of ~/.ssh/config (as `ssh -F`).
-        #[arg(long, value_name = "FILE")]
-        ssh_config: Option<PathBuf>,
-    },
+    Provision(ProvisionArgs),
     /// Show which secrets, recipients and signer changed between two versions (no values unless --values).
     ///
     /// With no revision: HEAD against the working tree; with one: it against the working
@@ -248,6 +216,43 @@ pub enum Command {
     },
     /// Print the manual page (roff).
     Man,
+}
+
+// `vault provision`'s arguments, kept together: they become one provisioning request.
+// (A plain comment: a doc comment here would be taken for the command's help.)
+#[derive(Args)]
+pub struct ProvisionArgs {
+    /// The environment (a folder of recipients/ and conf/pillar/).
+    pub env: String,
+    /// A server, [user@]host[:port] (repeatable); default: `hosts` in conf/pillar/ENV/env.sls.
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// The SSH user for hosts that name none: root for a first provision, later a developer with sudo.
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Accept and remember the host key of a server met for the first time (prints its fingerprint).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Run Salt with test=True from a scratch copy of the roots: show what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave the plaintext pillar secrets on the server afterwards.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub keep_pillar: bool,
+    /// How many servers at once.
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// The server's root for Salt: roots in DIR/srv/{salt,pillar}, config in DIR/etc/salt
+    /// (`{host}` and `{port}` are replaced per host).
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub remote_root: String,
+    /// salt-call on the server.
+    #[arg(long, default_value = "salt-call", value_name = "PATH")]
+    pub salt_call: String,
+    /// Use this ssh_config instead of ~/.ssh/config (as `ssh -F`).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// `--jobs`: at least one server at a time.
