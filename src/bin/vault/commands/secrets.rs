@@ -2,10 +2,11 @@
 //! A value comes in only from a file, standard input or a hidden prompt, never argv.
 
 use crate::output::{report, write_stdout, Ui};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use vault::document::{self, Document};
+use vault::document::{self, Document, Entry};
 use vault::error::{Error, Result};
 use vault::export::{self, Format};
 use vault::fs;
@@ -155,39 +156,36 @@ pub fn unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
 pub fn show(store: &mut Store, env: &str, values: bool, json: bool) -> Result<i32> {
     let env = store.project.environment(env)?;
     let doc = store.open(&env)?;
-    let out = if json {
-        show_json(&env, &doc, values)
+    if json {
+        write_stdout(show_json(&env, &doc, values)?.expose())?;
     } else {
-        show_text(&doc, values)
-    };
-    write_stdout(out.as_bytes())?;
+        write_stdout(show_text(&doc, values).as_bytes())?;
+    }
     Ok(0)
 }
 
 /// A buffer large enough for the whole listing, so that it never grows: growing would
 /// leave copies of the values behind, unzeroed.
-fn listing_buffer(doc: &Document, values: bool) -> SecretBuf {
-    let size = 64
-        + doc
-            .entries()
-            .iter()
-            .map(|e| {
-                e.name().len() * 2
-                    + 8
-                    + if values {
-                        e.value().expose().len() * 10
-                    } else {
-                        0
-                    }
-            })
-            .sum::<usize>();
-    SecretBuf::new(String::with_capacity(size))
+fn listing_capacity(doc: &Document, values: bool) -> usize {
+    64 + doc
+        .entries()
+        .iter()
+        .map(|e| {
+            e.name().len() * 2
+                + 8
+                + if values {
+                    e.value().expose().len() * 10
+                } else {
+                    0
+                }
+        })
+        .sum::<usize>()
 }
 
 /// One name a line; with values, as `NAME: "VALUE"` (double-quoted YAML: one line per
 /// secret, exact and unambiguous).
 fn show_text(doc: &Document, values: bool) -> SecretBuf {
-    let mut out = listing_buffer(doc, values);
+    let mut out = SecretBuf::new(String::with_capacity(listing_capacity(doc, values)));
     for e in doc.entries() {
         out.push_str(e.name());
         if values {
@@ -200,33 +198,73 @@ fn show_text(doc: &Document, values: bool) -> SecretBuf {
 }
 
 /// `{"environment":..,"names":[..]}`, with `"secrets":{..}` in the document's order when
-/// values are asked for.
-fn show_json(env: &EnvName, doc: &Document, values: bool) -> SecretBuf {
-    let mut out = listing_buffer(doc, values);
-    out.push_str("{\"environment\":");
-    export::push_json_string(&mut out, env.as_str());
-    out.push_str(",\"names\":[");
-    for (i, e) in doc.entries().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+/// values are asked for; serialized straight into a zeroed-on-drop buffer, so no value
+/// is copied anywhere else.
+fn show_json(env: &EnvName, doc: &Document, values: bool) -> Result<SecretBytes> {
+    let mut out = SecretBytes::new(Vec::with_capacity(listing_capacity(doc, values)));
+    let listing = Listing {
+        env: env.as_str(),
+        entries: doc.entries(),
+        values,
+    };
+    let mut ser = serde_json::Serializer::with_formatter(out.expose_mut(), Escapes);
+    listing
+        .serialize(&mut ser)
+        .map_err(|e| Error::new(format!("cannot write the listing: {e}")))?;
+    out.expose_mut().push(b'\n');
+    Ok(out)
+}
+
+/// What `show --json` prints.
+struct Listing<'a> {
+    env: &'a str,
+    entries: &'a [Entry],
+    values: bool,
+}
+
+impl Serialize for Listing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("environment", self.env)?;
+        let names: Vec<&str> = self.entries.iter().map(|e| e.name()).collect();
+        map.serialize_entry("names", &names)?;
+        if self.values {
+            map.serialize_entry("secrets", &Values(self.entries))?;
         }
-        export::push_json_string(&mut out, e.name());
+        map.end()
     }
-    out.push(']');
-    if values {
-        out.push_str(",\"secrets\":{");
-        for (i, e) in doc.entries().iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            export::push_json_string(&mut out, e.name());
-            out.push(':');
-            export::push_json_string(&mut out, e.value().expose());
+}
+
+/// The secrets as one object, in the document's order.
+struct Values<'a>(&'a [Entry]);
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for e in self.0 {
+            map.serialize_entry(e.name(), e.value().expose())?;
         }
-        out.push('}');
+        map.end()
     }
-    out.push_str("}\n");
-    out
+}
+
+/// Compact JSON escaped as `vault export --format json` escapes (`\u0008` and `\u000c`
+/// rather than `\b` and `\f`), so both print a value the same way.
+struct Escapes;
+
+impl serde_json::ser::Formatter for Escapes {
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::{CharEscape, CompactFormatter};
+        match escape {
+            CharEscape::Backspace => w.write_all(b"\\u0008"),
+            CharEscape::FormFeed => w.write_all(b"\\u000c"),
+            other => CompactFormatter.write_char_escape(w, other),
+        }
+    }
 }
 
 pub fn get(store: &mut Store, env: &str, name: &str) -> Result<i32> {
