@@ -10,4 +10,5 @@ pub mod install_git;
 pub mod members;
 pub mod merge;
 pub mod precommit;
+pub mod revisions;
 pub mod status;

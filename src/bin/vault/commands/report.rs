@@ -3,9 +3,7 @@
 use crate::output::write_stdout;
 use serde_json::json;
 use vault::error::{Error, Result};
-use vault::git::{Git, Version};
-use vault::ops::{check, diff, status};
-use vault::project::EnvName;
+use vault::ops::{check, revisions, status};
 use vault::store::Store;
 
 pub fn status(store: &mut Store, json: bool) -> Result<i32> {
@@ -158,43 +156,7 @@ pub fn check(store: &Store, max_exposure_days: i64) -> Result<i32> {
 }
 
 pub fn diff(store: &mut Store, env: &str, revs: &[String], values: bool) -> Result<i32> {
-    let env = match store.project.environment(env) {
-        Ok(e) => e,
-        // An environment removed since an older revision can still be compared.
-        Err(e) if revs.is_empty() => return Err(e),
-        Err(_) => EnvName::parse(env)?,
-    };
-    let git = Git::new(store.project.root());
-    if !git.is_repo() {
-        return Err(Error::new(
-            "vault diff compares git revisions, and this project is not in a git repository",
-        )
-        .with_hint("run `git init` and commit, or use `vault show` to see the current secrets"));
-    }
-    let (old, new) = match revs {
-        [] => (Version::Rev("HEAD".into()), Version::Worktree),
-        [a] => (Version::Rev(a.clone()), Version::Worktree),
-        [a, b, ..] => (Version::Rev(a.clone()), Version::Rev(b.clone())),
-    };
-    for v in [&old, &new] {
-        if let Version::Rev(r) = v {
-            git.commit(r)?;
-        }
-    }
-    let old_side = diff::load(store, &git, &env, &old)?;
-    let new_side = diff::load(store, &git, &env, &new)?;
-    if [&old_side, &new_side]
-        .iter()
-        .all(|s| !s.present && s.folder.is_empty())
-    {
-        return Err(Error::new(format!(
-            "no environment '{env}' in {} or {}",
-            old.label(),
-            new.label()
-        ))
-        .with_hint("check the name: `vault status` lists the environments"));
-    }
-    let out = diff::compare(&env, &old_side, &new_side, values);
+    let out = revisions::diff(store, env, revs, values)?;
     write_stdout(out.as_bytes())?;
     Ok(0)
 }
