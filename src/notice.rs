@@ -2,12 +2,14 @@
 //! handed to the binary to print: below the binary nothing writes to the terminal.
 
 /// How much a message matters: details show only with `-v`, notes unless `-q`,
-/// warnings always.
+/// warnings and errors always (an error here is one the command goes on after, such as
+/// an invalid edit shown before the editor opens again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Detail,
     Note,
     Warning,
+    Error,
 }
 
 /// Where the library's messages go. Never handed a secret value.

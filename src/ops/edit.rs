@@ -224,7 +224,7 @@ fn edit_until_valid(
             // Saved again without a fix: give up, leaving the file as it was.
             return Err(Error::new(format!("{err} (nothing was changed)")));
         }
-        notices.notice(Level::Note, &format!("error: {err}"));
+        notices.notice(Level::Error, &err.to_string());
         content = with_error_banner(&err, body);
     }
 }

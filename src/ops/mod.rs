@@ -7,6 +7,8 @@ pub mod edit;
 pub mod exec;
 pub mod init;
 pub mod install_git;
+pub mod members;
 pub mod merge;
 pub mod precommit;
+pub mod revisions;
 pub mod status;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+pub mod plan;
+
 /// One server: `[user@]host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

@@ -1,0 +1,290 @@
+//! The command line: every flag, argument and help text, as clap reads them.
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use vault::export::Format;
+
+/// Per-environment secrets for Salt-provisioned projects, kept in git encrypted with age.
+///
+/// Secrets live in conf/pillar/ENV/secrets.sls.age, encrypted to the public keys in
+/// recipients/ENV/. Only public keys travel out of band; values are decrypted only
+/// when needed, and never appear in argv, logs or errors.
+#[derive(Parser)]
+#[command(name = "vault", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Run in DIR's project instead of the nearest one above the working directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Decrypt with FILE (an age identity file or an OpenSSH private key) first.
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "VAULT_IDENTITY"
+    )]
+    pub identity: Option<PathBuf>,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more about what is done (never values).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Use secrets whose signature checks fail (recovery only: say why, loudly).
+    #[arg(long, global = true)]
+    pub insecure_skip_verify: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Write the project layout (conf/pillar, recipients) where missing; never overwrites.
+    Init {
+        /// The project name (conf/pillar/project.sls); default: the folder's name.
+        #[arg(long, value_name = "NAME")]
+        project: Option<String>,
+        /// An environment to lay out (repeatable); default: staging and production.
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+    },
+    /// Make a new ed25519 key: private part in the OS keyring (or --file), public line printed.
+    Keygen {
+        /// Write the private key to PATH (mode 0600) and the public one to PATH.pub.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// The key's comment.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+    /// Show which identity would be used, its public key, and what it can read.
+    Whoami,
+    /// Edit ENV's secrets in $VISUAL/$EDITOR (on tmpfs), validate, and re-encrypt if changed.
+    Edit {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// Accept a disk-backed temporary folder when no tmpfs is available.
+        #[arg(long)]
+        allow_disk_tmp: bool,
+    },
+    /// Set one secret from standard input (or --from-file), never from the command line.
+    Set {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The secret's name: letters, digits and '_', not starting with a digit.
+        name: String,
+        /// Read the value from PATH, byte for byte.
+        #[arg(long, value_name = "PATH")]
+        from_file: Option<PathBuf>,
+        /// Keep standard input exactly, final newline included (by default one final newline is dropped).
+        #[arg(long, conflicts_with = "from_file")]
+        raw: bool,
+    },
+    /// Remove one secret.
+    Unset {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The secret's name: letters, digits and '_', not starting with a digit.
+        name: String,
+    },
+    /// Print one secret's value on standard output, with nothing added.
+    Get {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The secret's name: letters, digits and '_', not starting with a digit.
+        name: String,
+    },
+    /// List ENV's secret names (values only with --values).
+    Show {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// Show the values too.
+        #[arg(long)]
+        values: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run COMMAND (no shell) with ENV's secrets added to its environment.
+    Exec {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// Start from an environment holding only PATH and the secrets.
+        #[arg(long)]
+        clean: bool,
+        /// The program and its arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+    /// Write ENV's secrets in a format another program reads.
+    Export {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The format to write.
+        #[arg(long, short = 'f', value_enum)]
+        format: Format,
+        /// Write to PATH (mode 0600, atomically) instead of standard output.
+        #[arg(long, short = 'o', value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
+    /// Re-encrypt environments (default: all) to their recipients folder as it stands.
+    Rekey {
+        /// The environments to re-encrypt (default: every one with secrets).
+        envs: Vec<String>,
+    },
+    /// Show every environment: members, secrets, signer, pending members and exposed secrets.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a member read ENV, after checking their key's fingerprint, and re-encrypt.
+    Grant {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The member's name: their key is recipients/ENV/NAME.pub.
+        name: String,
+        /// The fingerprint the member read to you over another channel (repeat for each key).
+        #[arg(long, required = true, value_name = "SHA256:...")]
+        fingerprint: Vec<String>,
+        /// Take the key from FILE (it becomes recipients/ENV/NAME.pub).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Remove a member from ENV, re-encrypt, and mark every secret they could read as exposed.
+    Revoke {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The member's name.
+        name: String,
+    },
+    /// The CI gate (no private key needed): signatures, recipients, plaintext, exposures.
+    Check {
+        /// Fail when a secret has been exposed for longer than this.
+        #[arg(long, value_name = "DAYS", default_value_t = 7)]
+        max_exposure_days: i64,
+    },
+    /// Push ENV's Salt states and secrets to its servers over SSH, and apply them with Salt.
+    Provision(ProvisionArgs),
+    /// Show which secrets, recipients and signer changed between two versions (no values unless --values).
+    ///
+    /// With no revision: HEAD against the working tree; with one: it against the working
+    /// tree; with two: the first against the second.
+    Diff {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The versions to compare (git revisions).
+        #[arg(num_args = 0..=2, value_name = "REV")]
+        revs: Vec<String>,
+        /// Show the values of what changed (JSON-quoted).
+        #[arg(long)]
+        values: bool,
+    },
+    /// Set up this clone's git: key-level diffs, the merge driver and the pre-commit hook.
+    InstallGit,
+    /// The pre-commit gate: refuse staged plaintext secrets and what `vault check` rejects.
+    PreCommit,
+    /// (git's diff driver) Print one version of an encrypted file as key-level text.
+    #[command(hide = true)]
+    Textconv {
+        /// The file git hands over.
+        file: PathBuf,
+    },
+    /// (git's merge driver) Merge one file of an environment's pair: %O %A %B %P.
+    #[command(hide = true)]
+    MergeFile {
+        /// The common ancestor's version.
+        ancestor: PathBuf,
+        /// Ours; the result is written here.
+        current: PathBuf,
+        /// Theirs.
+        other: PathBuf,
+        /// The path being merged.
+        path: String,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    Man,
+}
+
+// `vault provision`'s arguments, kept together: they become one provisioning request.
+// (A plain comment: a doc comment here would be taken for the command's help.)
+#[derive(Args)]
+pub struct ProvisionArgs {
+    /// The environment (a folder of recipients/ and conf/pillar/).
+    pub env: String,
+    /// A server, [user@]host[:port] (repeatable); default: `hosts` in conf/pillar/ENV/env.sls.
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// The SSH user for hosts that name none: root for a first provision, later a developer with sudo.
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Accept and remember the host key of a server met for the first time (prints its fingerprint).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Run Salt with test=True from a scratch copy of the roots: show what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave the plaintext pillar secrets on the server afterwards.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub keep_pillar: bool,
+    /// How many servers at once.
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// The server's root for Salt: roots in DIR/srv/{salt,pillar}, config in DIR/etc/salt
+    /// (`{host}` and `{port}` are replaced per host).
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub remote_root: String,
+    /// salt-call on the server.
+    #[arg(long, default_value = "salt-call", value_name = "PATH")]
+    pub salt_call: String,
+    /// Use this ssh_config instead of ~/.ssh/config (as `ssh -F`).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+/// `--jobs`: at least one server at a time.
+fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("give a whole number of servers, 1 or more".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        for arg in cmd.get_arguments() {
+            assert!(arg.get_help().is_some(), "global {}", arg.get_id());
+        }
+        for sub in cmd.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{}", sub.get_name());
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} {}",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The secrets themselves: `edit`, `set`, `unset`, `get`, `show`, `exec` and `export`.
+//! A value comes in only from a file, standard input or a hidden prompt, never argv.
+
+use crate::output::{report, write_stdout, Ui};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::ffi::OsString;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use vault::document::{self, Document, Entry};
+use vault::error::{Error, Result};
+use vault::export::{self, Format};
+use vault::fs;
+use vault::ops::{edit, exec};
+use vault::project::EnvName;
+use vault::secret::{SecretBuf, SecretBytes, SecretValue};
+use vault::store::{self, Store, Written};
+
+pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    let mut saved = 0;
+    // The editor runs inside the write, under the lock: another writer waits rather
+    // than being lost.
+    let report = store.modify(&env, |current| {
+        let original = match &current {
+            Some(doc) => SecretBytes::new(doc.text().to_vec()),
+            None => Document::template(env.as_str()),
+        };
+        drop(current);
+        match edit::run(env.as_str(), &original, allow_disk, ui)? {
+            edit::Outcome::Unchanged => Ok(None),
+            edit::Outcome::Changed(doc) => {
+                saved = doc.entries().len();
+                Ok(Some(doc))
+            }
+        }
+    })?;
+    match report.written {
+        Written::Unchanged => ui.note(&format!("{env}: no changes")),
+        Written::Changed => ui.note(&format!(
+            "{env}: saved {saved} secret(s), encrypted to {}",
+            report.members.join(", ")
+        )),
+    }
+    ui.roster(&env, &report);
+    Ok(0)
+}
+
+/// Reads a value for `set`: from a file exactly, or from standard input.
+fn read_value(name: &str, from_file: Option<PathBuf>, raw: bool) -> Result<SecretValue> {
+    let bytes = match from_file {
+        Some(path) => SecretBytes::new(
+            fs::read_limited(&path, document::MAX_DOCUMENT_BYTES)?
+                .ok_or_else(|| Error::new(format!("{} does not exist", path.display())))?,
+        ),
+        None if std::io::stdin().is_terminal() => {
+            let v = rpassword::prompt_password(format!("Value for {name} (input hidden): "))
+                .map_err(|e| Error::new(format!("cannot read the value: {e}")))?;
+            SecretBytes::new(v.into_bytes())
+        }
+        None => {
+            let mut buf = SecretBytes::new(Vec::with_capacity(8192));
+            std::io::stdin()
+                .take(document::MAX_DOCUMENT_BYTES as u64 + 1)
+                .read_to_end(buf.expose_mut())
+                .map_err(|e| Error::new(format!("cannot read standard input: {e}")))?;
+            if !raw && buf.expose().ends_with(b"\n") {
+                let v = buf.expose_mut();
+                v.pop();
+                if v.ends_with(b"\r") {
+                    v.pop();
+                }
+            }
+            buf
+        }
+    };
+    if bytes.expose().len() > document::MAX_DOCUMENT_BYTES {
+        return Err(Error::new(format!(
+            "{name}: the value is over the limit of {} bytes",
+            document::MAX_DOCUMENT_BYTES
+        )));
+    }
+    match std::str::from_utf8(bytes.expose()) {
+        Ok(s) => Ok(SecretValue::new(s.to_owned())),
+        Err(_) => Err(
+            Error::new(format!("{name}: the value is not valid UTF-8 text"))
+                .with_hint("store binary data base64-encoded"),
+        ),
+    }
+}
+
+pub fn set(
+    ui: &Ui,
+    store: &mut Store,
+    env: &str,
+    name: &str,
+    from_file: Option<PathBuf>,
+    raw: bool,
+) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    document::check_name(env.as_str(), name, None)?;
+    let value = read_value(name, from_file, raw)?;
+    document::check_value(env.as_str(), name, value.expose())?;
+    let mut layout_lost = false;
+    let report = store.modify(&env, |doc| {
+        let doc = store::or_empty(&env, doc);
+        if doc.get(name) == Some(&value) {
+            return Ok(None);
+        }
+        let (new, kept) = doc.with_set(env.as_str(), name, &value)?;
+        layout_lost = !kept;
+        Ok(Some(new))
+    })?;
+    if layout_lost {
+        ui.warn(&format!(
+            "{env}: the document's layout could not be kept; it was rewritten in canonical form"
+        ));
+    }
+    ui.roster(&env, &report);
+    match report.written {
+        Written::Changed => ui.note(&format!("{env}: set {name}")),
+        Written::Unchanged => ui.note(&format!(
+            "{env}: {name} already has that value; nothing written"
+        )),
+    }
+    Ok(0)
+}
+
+pub fn unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    document::check_name(env.as_str(), name, None)?;
+    let mut missing = false;
+    let report = store.modify(&env, |doc| {
+        let Some(doc) = doc else {
+            missing = true;
+            return Ok(None);
+        };
+        match doc.with_unset(env.as_str(), name)? {
+            Some((new, _)) => Ok(Some(new)),
+            None => {
+                missing = true;
+                Ok(None)
+            }
+        }
+    })?;
+    if missing {
+        return Err(
+            Error::new(format!("{env}: no secret named {name}; nothing changed"))
+                .with_hint(format!("`vault show {env}` lists the names")),
+        );
+    }
+    ui.roster(&env, &report);
+    ui.note(&format!("{env}: removed {name}"));
+    Ok(0)
+}
+
+pub fn show(store: &mut Store, env: &str, values: bool, json: bool) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    let doc = store.open(&env)?;
+    if json {
+        write_stdout(show_json(&env, &doc, values)?.expose())?;
+    } else {
+        write_stdout(show_text(&doc, values).as_bytes())?;
+    }
+    Ok(0)
+}
+
+/// A buffer large enough for the whole listing, so that it never grows: growing would
+/// leave copies of the values behind, unzeroed.
+fn listing_capacity(doc: &Document, values: bool) -> usize {
+    64 + doc
+        .entries()
+        .iter()
+        .map(|e| {
+            e.name().len() * 2
+                + 8
+                + if values {
+                    e.value().expose().len() * 10
+                } else {
+                    0
+                }
+        })
+        .sum::<usize>()
+}
+
+/// One name a line; with values, as `NAME: "VALUE"` (double-quoted YAML: one line per
+/// secret, exact and unambiguous).
+fn show_text(doc: &Document, values: bool) -> SecretBuf {
+    let mut out = SecretBuf::new(String::with_capacity(listing_capacity(doc, values)));
+    for e in doc.entries() {
+        out.push_str(e.name());
+        if values {
+            out.push_str(": ");
+            document::push_double_quoted(&mut out, e.value().expose(), false);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `{"environment":..,"names":[..]}`, with `"secrets":{..}` in the document's order when
+/// values are asked for; serialized straight into a zeroed-on-drop buffer, so no value
+/// is copied anywhere else.
+fn show_json(env: &EnvName, doc: &Document, values: bool) -> Result<SecretBytes> {
+    let mut out = SecretBytes::new(Vec::with_capacity(listing_capacity(doc, values)));
+    let listing = Listing {
+        env: env.as_str(),
+        entries: doc.entries(),
+        values,
+    };
+    let mut ser = serde_json::Serializer::with_formatter(out.expose_mut(), Escapes);
+    listing
+        .serialize(&mut ser)
+        .map_err(|e| Error::new(format!("cannot write the listing: {e}")))?;
+    out.expose_mut().push(b'\n');
+    Ok(out)
+}
+
+/// What `show --json` prints.
+struct Listing<'a> {
+    env: &'a str,
+    entries: &'a [Entry],
+    values: bool,
+}
+
+impl Serialize for Listing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("environment", self.env)?;
+        let names: Vec<&str> = self.entries.iter().map(|e| e.name()).collect();
+        map.serialize_entry("names", &names)?;
+        if self.values {
+            map.serialize_entry("secrets", &Values(self.entries))?;
+        }
+        map.end()
+    }
+}
+
+/// The secrets as one object, in the document's order.
+struct Values<'a>(&'a [Entry]);
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for e in self.0 {
+            map.serialize_entry(e.name(), e.value().expose())?;
+        }
+        map.end()
+    }
+}
+
+/// Compact JSON escaped as `vault export --format json` escapes (`\u0008` and `\u000c`
+/// rather than `\b` and `\f`), so both print a value the same way.
+struct Escapes;
+
+impl serde_json::ser::Formatter for Escapes {
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::{CharEscape, CompactFormatter};
+        match escape {
+            CharEscape::Backspace => w.write_all(b"\\u0008"),
+            CharEscape::FormFeed => w.write_all(b"\\u000c"),
+            other => CompactFormatter.write_char_escape(w, other),
+        }
+    }
+}
+
+pub fn get(store: &mut Store, env: &str, name: &str) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    let doc = store.open(&env)?;
+    let value = lookup(&doc, &env, name)?;
+    write_stdout(value.expose().as_bytes())?;
+    Ok(0)
+}
+
+/// Runs the command and returns its exit status; vault's own output stays on stderr.
+pub fn exec(
+    ui: &Ui,
+    store: &mut Store,
+    env: &str,
+    clean: bool,
+    command: &[OsString],
+) -> Result<i32> {
+    exec::check_command(command)?;
+    let env = store.project.environment(env)?;
+    let doc = store.open(&env)?;
+    let Some((program, args)) = command.split_first() else {
+        unreachable!("check_command refuses an empty command")
+    };
+    let (err, status) = exec::exec(&doc, program, args, clean, |name| {
+        ui.warn(&format!(
+            "{name} is already set in the environment; the secret from {env} overrides it"
+        ))
+    });
+    report(&err);
+    Ok(status)
+}
+
+pub fn export(store: &mut Store, env: &str, format: Format, output: Option<&Path>) -> Result<i32> {
+    let env = store.project.environment(env)?;
+    let doc = store.open(&env)?;
+    let out = export::render(format, env.as_str(), doc.entries())?;
+    match output {
+        Some(path) => fs::write_atomic(path, out.expose(), fs::Mode::Private).map(drop)?,
+        None => write_stdout(out.expose())?,
+    }
+    Ok(0)
+}
+
+fn lookup<'d>(doc: &'d Document, env: &EnvName, name: &str) -> Result<&'d SecretValue> {
+    doc.get(name).ok_or_else(|| {
+        Error::new(format!("{env}: no secret named {name}"))
+            .with_hint(format!("`vault show {env}` lists the names"))
+    })
+}

@@ -1,0 +1,118 @@
+//! Setting up: `init`, `keygen` and `whoami`, and the `man` and `completions` outputs
+//! made from the command line's own definition.
+
+use crate::cli::Cli;
+use crate::output::{write_stdout, Ui};
+use clap::CommandFactory;
+use std::path::Path;
+use vault::error::{Error, Result};
+use vault::keys::{keygen, keystore};
+use vault::ops::{init, status};
+use vault::project::{EnvName, Project};
+use vault::store::Store;
+
+pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
+    clap_complete::generate(shell, &mut Cli::command(), "vault", &mut std::io::stdout());
+    Ok(0)
+}
+
+pub fn man() -> Result<i32> {
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut std::io::stdout())
+        .map_err(|e| Error::new(format!("cannot write the manual: {e}")))?;
+    Ok(0)
+}
+
+/// Lays out a project in `cwd` (made if missing); needs no project yet.
+pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Result<i32> {
+    let envs: Vec<EnvName> = if envs.is_empty() {
+        vec![EnvName::parse("staging")?, EnvName::parse("production")?]
+    } else {
+        envs.iter()
+            .map(|e| EnvName::parse(e))
+            .collect::<Result<_>>()?
+    };
+    std::fs::create_dir_all(cwd).map_err(|e| Error::io("cannot create", cwd, e))?;
+    let root = cwd
+        .canonicalize()
+        .map_err(|e| Error::io("cannot open", cwd, e))?;
+    let project = Project::at(&root);
+    let name = name.unwrap_or_else(|| init::default_project_name(&root));
+    let report = init::init(&project, &name, &envs)?;
+    for p in &report.created {
+        ui.note(&format!("created {}", project.display_path(p)));
+    }
+    for p in &report.kept {
+        if p.file_name().is_some_and(|n| n == "top.sls") {
+            ui.note("kept conf/pillar/top.sls: make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment");
+        }
+    }
+    let first = &envs[0];
+    ui.note(&format!(
+        "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then `vault edit {first}`"
+    ));
+    Ok(0)
+}
+
+pub fn keygen(ui: &Ui, file: Option<&Path>, comment: Option<String>) -> Result<i32> {
+    let comment = comment.unwrap_or_else(default_comment);
+    let dest = match file {
+        Some(p) => keygen::Destination::File(p),
+        None => keygen::Destination::Keyring,
+    };
+    let key = keygen::keygen(dest, &comment)?;
+    write_stdout(format!("{} {comment}\n{}\n", key.text(), key.fingerprint()).as_bytes())?;
+    match file {
+        Some(p) => ui.note(&format!(
+            "private key written to {} (mode 0600)",
+            p.display()
+        )),
+        None => ui.note(&format!("private key stored in {}", keystore::NAME)),
+    }
+    ui.note("give the public line to a member as recipients/ENV/YOURNAME.pub, and read them the SHA256 fingerprint over another channel");
+    Ok(0)
+}
+
+/// `user@host`, as ssh-keygen comments its keys.
+fn default_comment() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "vault".into());
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    format!("{user}@{host}")
+}
+
+pub fn whoami(store: &mut Store) -> Result<i32> {
+    let Some((source, keys)) = store.identities.current()? else {
+        let tried = store.identities.report()?;
+        return Err(
+            Error::new(format!("no identity found; tried: {}", tried.join(", ")))
+                .with_hint("make one with `vault keygen`, or pass -i FILE"),
+        );
+    };
+    let mut out = format!("identity: {}\n", source.label());
+    for k in &keys {
+        out.push_str(&format!(
+            "public key: {}\nfingerprint: {}\nread aloud: {}\n",
+            k.text(),
+            k.fingerprint(),
+            k.spoken()
+        ));
+    }
+    if keys.is_empty() {
+        out.push_str("public key: unknown (no public part in the file)\n");
+    }
+    let readable = status::readable_by(store, &keys)?;
+    if readable.is_empty() {
+        out.push_str("member of: none\n");
+    } else {
+        let list: Vec<String> = readable
+            .iter()
+            .map(|(e, m)| format!("{e} (as {m})"))
+            .collect();
+        out.push_str(&format!("member of: {}\n", list.join(", ")));
+    }
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}

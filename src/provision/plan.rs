@@ -1,0 +1,123 @@
+//! A provisioning run settled before anything connects: the servers (from the command
+//! line, else the pillar), the rendered pillar, the values to redact, and the verdict
+//! on how the run went.
+
+use super::{HostReport, Settings, Target};
+use crate::document::Document;
+use crate::error::{Error, Result};
+use crate::export::{self, Format};
+use crate::project::EnvName;
+use crate::secret::SecretBytes;
+use crate::store::Store;
+use std::path::PathBuf;
+
+/// What the command line asks for.
+pub struct Request {
+    pub env: String,
+    /// Servers given with `-H`; none means those listed in the pillar.
+    pub hosts: Vec<String>,
+    /// The SSH user for servers that name none.
+    pub user: Option<String>,
+    pub remote_root: String,
+    pub salt_call: String,
+    pub accept_new_host_key: bool,
+    pub dry_run: bool,
+    pub keep_pillar: bool,
+    pub jobs: usize,
+    pub ssh_config: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Everything a run needs, decrypted and checked.
+pub struct Plan {
+    pub settings: Settings,
+    pub targets: Vec<Target>,
+    /// The canonical pillar pushed to each server.
+    pub pillar: SecretBytes,
+    /// The decrypted document: its values are redacted from everything Salt prints.
+    doc: Document,
+}
+
+/// Settles a run: reads the pillar's settings, picks the servers, decrypts the secrets
+/// and renders the pillar. Nothing is decrypted before the servers are known to be valid.
+pub fn plan(store: &mut Store, req: Request) -> Result<Plan> {
+    let env = store.project.environment(&req.env)?;
+    let (project_name, listed) = super::pillar_settings(&store.project, &env)?;
+    let given = if req.hosts.is_empty() {
+        listed
+    } else {
+        req.hosts
+    };
+    if given.is_empty() {
+        return Err(Error::usage(format!(
+            "{env}: no hosts: none in conf/pillar/{env}/env.sls, and no -H"
+        ))
+        .with_hint(format!(
+            "list them under `hosts:` in conf/pillar/{env}/env.sls, or pass -H [user@]host[:port]"
+        )));
+    }
+    let targets = super::targets(&given, req.user.as_deref())?;
+    let doc = store.open(&env)?;
+    let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
+    let other_envs = store
+        .project
+        .environments()?
+        .into_iter()
+        .filter(|e| *e != env)
+        .collect();
+    let settings = Settings {
+        env,
+        project_name,
+        remote_root: req.remote_root,
+        salt_call: req.salt_call,
+        accept_new_host_key: req.accept_new_host_key,
+        dry_run: req.dry_run,
+        keep_pillar: req.keep_pillar,
+        jobs: req.jobs,
+        other_envs,
+        ssh_config: req.ssh_config,
+        quiet: req.quiet,
+    };
+    Ok(Plan {
+        settings,
+        targets,
+        pillar,
+        doc,
+    })
+}
+
+impl Plan {
+    /// Provisions every server of the plan; one failing does not stop the others.
+    pub fn run(&self, store: &Store) -> Vec<HostReport> {
+        let redact: Vec<&str> = self
+            .doc
+            .entries()
+            .iter()
+            .map(|e| e.value().expose())
+            .collect();
+        super::provision(
+            &store.project,
+            &self.settings,
+            &self.targets,
+            &self.pillar,
+            &redact,
+        )
+    }
+}
+
+/// The run's outcome: an error naming every server that failed.
+pub fn verdict(env: &EnvName, reports: &[HostReport]) -> Result<()> {
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.succeeded())
+        .map(|r| r.target.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "{env}: provisioning failed on {}",
+            failed.join(", ")
+        )))
+    }
+}
