@@ -33,7 +33,7 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
         };
         duplicates(env, &folder, &mut findings);
         let ct_path = project.secrets_path(env);
-        let sc_path = trust::sidecar_path(project, env);
+        let sc_path = project.sidecar_path(env);
         let Some(ct) = read_limited(&ct_path, crate::envelope::MAX_CIPHERTEXT_BYTES)? else {
             if sc_path.exists() {
                 findings.push(format!(
@@ -46,7 +46,7 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
         let sidecar = read_limited(&sc_path, manifest::MAX_SIDECAR_BYTES)?;
         let previous = sidecar
             .as_deref()
-            .and_then(|current| previous_in_git(project, &sc_path, current));
+            .and_then(|current| previous_in_git(project, env, current));
         let anchors = previous.map(|m| SeenEnv {
             serial: m.serial,
             roster: m.roster.into_iter().map(|r| r.fingerprint).collect(),
@@ -168,9 +168,10 @@ fn plaintext(project: &Project, findings: &mut Vec<String>) {
     }
 }
 
-/// The latest committed version of `path` that differs from `current`, if git has one.
-fn previous_in_git(project: &Project, path: &Path, current: &[u8]) -> Option<Manifest> {
-    let rel = format!("./{}", project.display_path(path));
+/// The manifest of the latest committed version of `env`'s sidecar that differs from
+/// `current`, if git has one.
+fn previous_in_git(project: &Project, env: &EnvName, current: &[u8]) -> Option<Manifest> {
+    let rel = format!("./{}", Project::git_sidecar_path(env));
     let log = Command::new("git")
         .arg("-C")
         .arg(project.root())

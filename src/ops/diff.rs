@@ -8,7 +8,7 @@ use crate::export::push_json_string;
 use crate::git::{Git, Version};
 use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest, RosterEntry};
-use crate::project::EnvName;
+use crate::project::{EnvName, Project};
 use crate::secret::{SecretBuf, SecretValue};
 use crate::store::Store;
 use crate::trust;
@@ -38,7 +38,6 @@ pub struct Side {
 /// Reads `env` as it is in `version`: verifies its signature against that version's
 /// recipients folder, and decrypts it when it verified and an identity can.
 pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> Result<Side> {
-    let secrets_rel = format!("conf/pillar/{env}/{}", crate::project::SECRETS_FILE);
     let (ciphertext, sidecar, folder) = match version {
         Version::Worktree => {
             let disk = store.read_env(env)?;
@@ -49,8 +48,8 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
             }
         }
         Version::Rev(rev) => (
-            git.show(rev, &secrets_rel)?,
-            git.show(rev, &format!("{secrets_rel}.sig"))?,
+            git.show(rev, &Project::git_secrets_path(env))?,
+            git.show(rev, &Project::git_sidecar_path(env))?,
             recipients::members_at(git, rev, env)?,
         ),
     };

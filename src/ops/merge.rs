@@ -131,8 +131,8 @@ pub fn merge_file(
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let mut store = store_for(project);
     let merged = (|| {
-        let sig_rel = format!("conf/pillar/{env}/{SECRETS_FILE}.sig");
-        let ct_rel = format!("conf/pillar/{env}/{SECRETS_FILE}");
+        let sig_rel = Project::git_sidecar_path(&env);
+        let ct_rel = Project::git_secrets_path(&env);
         let cts = match part {
             Part::Secrets => [files.ancestor, files.current, files.other]
                 .map(|p| read(p, crate::envelope::MAX_CIPHERTEXT_BYTES)),

@@ -11,7 +11,7 @@ mod journal;
 use crate::keys::recipients::{self, PublicKey};
 use crate::keys::signing;
 use crate::manifest::{self, Exposure, Manifest, RosterEntry, MAX_SIDECAR_BYTES};
-use crate::project::{EnvName, Project, SECRETS_FILE};
+use crate::project::{EnvName, Project, SECRETS_FILE, SIDECAR_FILE};
 use crate::trust::{self, SeenStore, Verified};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -93,7 +93,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let sidecar = read_limited(&trust::sidecar_path(&self.project, env), MAX_SIDECAR_BYTES)?;
+        let sidecar = read_limited(&self.project.sidecar_path(env), MAX_SIDECAR_BYTES)?;
         Ok(Some(OnDisk {
             ciphertext,
             sidecar,
@@ -471,12 +471,11 @@ impl Store {
             },
             &mut signer,
         )?;
-        let sidecar_name = format!("{SECRETS_FILE}.sig");
         journal::replace_all(
             &self.project.env_pillar_dir(env),
             &[
                 (SECRETS_FILE, &ciphertext),
-                (&sidecar_name, sidecar.as_bytes()),
+                (SIDECAR_FILE, sidecar.as_bytes()),
             ],
         )?;
         crate::fs::checkpoint("written");
@@ -511,8 +510,7 @@ impl Store {
         self.project.confined(&self.project.pillar_dir())?;
         self.project.confined(&self.project.env_pillar_dir(env))?;
         self.project.confined(&self.project.secrets_path(env))?;
-        self.project
-            .confined(&trust::sidecar_path(&self.project, env))
+        self.project.confined(&self.project.sidecar_path(env))
     }
 
     /// Locks `env` for writing, waiting (with a message) while another vault holds it.
