@@ -11,6 +11,7 @@ mod journal;
 use crate::keys::recipients::{self, PublicKey};
 use crate::keys::signing;
 use crate::manifest::{self, Exposure, Manifest, RosterEntry, MAX_SIDECAR_BYTES};
+use crate::notice::{Level, Notices};
 use crate::project::{EnvName, Project, SECRETS_FILE, SIDECAR_FILE};
 use crate::trust::{self, SeenStore, Verified};
 use sha2::{Digest, Sha256};
@@ -21,11 +22,10 @@ use std::fs::File;
 pub struct Store {
     pub project: Project,
     pub identities: Identities,
-    pub quiet: bool,
     /// Decrypt even when the signature checks fail (recovery only; said loudly).
     pub skip_verify: bool,
-    /// Say on stderr what was verified and which identity opened what (never values).
-    pub verbose: bool,
+    /// Where the store's messages go: it never prints itself.
+    notices: Box<dyn Notices>,
     seen: Option<SeenStore>,
 }
 
@@ -68,13 +68,19 @@ pub struct OnDisk {
 }
 
 impl Store {
-    pub fn new(project: Project, identities: Identities, quiet: bool, skip_verify: bool) -> Store {
+    /// `notices` receives what the store has to say while it works: details of what was
+    /// verified and decrypted, waits, recoveries and warnings (never a value).
+    pub fn new(
+        project: Project,
+        identities: Identities,
+        skip_verify: bool,
+        notices: Box<dyn Notices>,
+    ) -> Store {
         Store {
             project,
             identities,
-            quiet,
             skip_verify,
-            verbose: false,
+            notices,
             seen: None,
         }
     }
@@ -162,7 +168,10 @@ impl Store {
                 Ok(Some(v))
             }
             Err(why) if self.skip_verify => {
-                eprintln!("vault: WARNING: --insecure-skip-verify: {env}: {why}; using it anyway");
+                self.notice(
+                    Level::Warning,
+                    &format!("WARNING: --insecure-skip-verify: {env}: {why}; using it anyway"),
+                );
                 Ok(None)
             }
             Err(why) => Err(Error::new(format!(
@@ -214,16 +223,21 @@ impl Store {
     /// reason to refuse secrets that verified.
     fn remember(&mut self, env: &EnvName, v: &Verified, sidecar: &[u8]) {
         if let Err(e) = self.seen().record(env, v, sidecar) {
-            eprintln!(
-                "vault: warning: cannot remember {env}'s serial ({e}): rollback protection on this machine is limited to what it remembered before"
+            self.notice(
+                Level::Warning,
+                &format!("warning: cannot remember {env}'s serial ({e}): rollback protection on this machine is limited to what it remembered before"),
             );
         }
     }
 
+    /// Hands `msg` to whoever shows the store's messages. The binary puts `vault: `
+    /// before it, so a warning names itself ("warning: ...").
+    fn notice(&self, level: Level, msg: &str) {
+        self.notices.notice(level, msg);
+    }
+
     fn detail(&self, msg: &str) {
-        if self.verbose {
-            eprintln!("vault: {msg}");
-        }
+        self.notice(Level::Detail, msg);
     }
 
     /// Reads, changes and writes `env` under its lock, keeping its roster. `change` gets
@@ -522,18 +536,18 @@ impl Store {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                if !self.quiet {
-                    eprintln!("vault: waiting for another vault writing {env} to finish...");
-                }
+                self.notice(
+                    Level::Note,
+                    &format!("waiting for another vault writing {env} to finish..."),
+                );
                 file.lock().map_err(|e| Error::io("cannot lock", &dir, e))?;
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &dir, e)),
         }
         // Holding the lock, nobody else is writing: what a killed writer left is repaired.
-        match journal::take_over(&dir) {
-            Ok(Some(said)) => eprintln!("vault: {env}: {said}"),
-            Ok(None) => {}
-            Err(e) => return Err(e),
+        // Said even with -q: the environment changed (or was cleaned) on its behalf.
+        if let Some(said) = journal::take_over(&dir)? {
+            self.notice(Level::Warning, &format!("{env}: {said}"));
         }
         crate::fs::checkpoint("locked");
         Ok(EnvLock { dir, _file: file })

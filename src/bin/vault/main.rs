@@ -9,6 +9,7 @@ use vault::error::{Error, Result};
 use vault::export::Format;
 use vault::keys::identity::Identities;
 use vault::keys::{keygen, keystore, recipients};
+use vault::notice::{Level, Notices};
 use vault::ops::{edit, exec, init, status};
 use vault::project::{EnvName, Project};
 use vault::secret::{SecretBytes, SecretValue};
@@ -351,6 +352,7 @@ fn report(err: &Error) {
 }
 
 /// Messages for the person at the terminal, on stderr; silent with -q.
+#[derive(Clone, Copy)]
 struct Ui {
     quiet: bool,
     verbose: bool,
@@ -370,6 +372,18 @@ impl Ui {
     fn detail(&self, msg: &str) {
         if self.verbose {
             eprintln!("vault: {msg}");
+        }
+    }
+}
+
+/// The library's messages, shown as the binary's own.
+impl Notices for Ui {
+    fn notice(&self, level: Level, msg: &str) {
+        match level {
+            Level::Detail => self.detail(msg),
+            Level::Note => self.note(msg),
+            // Shown even with -q; the library's warnings name themselves ("warning: ...").
+            Level::Warning => eprintln!("vault: {msg}"),
         }
     }
 }
@@ -403,11 +417,15 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Textconv { file } => {
             // git runs this from the repository's top, which may lie above the project.
             let project = Project::discover(&cwd).unwrap_or_else(|_| Project::at(&cwd));
+            let notices = Ui {
+                quiet: true,
+                verbose: false,
+            };
             let mut store = Store::new(
                 project,
                 Identities::standard(cli.identity.clone()),
-                true,
                 false,
+                Box::new(notices),
             );
             let bytes = fs::read_limited(file, vault::envelope::MAX_CIPHERTEXT_BYTES)?
                 .ok_or_else(|| Error::new(format!("{}: no such file", file.display())))?;
@@ -427,9 +445,19 @@ fn run(cli: Cli) -> Result<i32> {
                 path,
             };
             let identity = cli.identity.clone();
-            let quiet = cli.quiet;
+            let notices = Ui {
+                quiet: cli.quiet,
+                verbose: false,
+            };
             let result = vault::ops::merge::merge_file(
-                |project| Store::new(project, Identities::standard(identity), quiet, false),
+                |project| {
+                    Store::new(
+                        project,
+                        Identities::standard(identity),
+                        false,
+                        Box::new(notices),
+                    )
+                },
                 &files,
             );
             return match result {
@@ -460,10 +488,9 @@ fn run(cli: Cli) -> Result<i32> {
     let mut store = Store::new(
         project,
         Identities::standard(cli.identity.clone()),
-        cli.quiet,
         cli.insecure_skip_verify,
+        Box::new(ui),
     );
-    store.verbose = cli.verbose;
     match cli.command {
         Command::Whoami => cmd_whoami(&mut store),
         Command::Diff { env, revs, values } => cmd_diff(&mut store, &env, &revs, values),
