@@ -3,12 +3,12 @@
 //! header, plaintext secrets files, duplicate keys, and how long secrets stay exposed.
 
 use crate::error::Result;
-use crate::fs::read_limited;
 use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest};
 use crate::ops::status::{roster_diff, sync_state, Sync};
 use crate::project::{EnvName, Project};
-use crate::trust::{self, SeenEnv};
+use crate::store::{signed_manifest, Pair};
+use crate::trust::SeenEnv;
 use std::path::Path;
 use std::process::Command;
 
@@ -32,9 +32,9 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
             }
         };
         duplicates(env, &folder, &mut findings);
-        let ct_path = project.secrets_path(env);
         let sc_path = project.sidecar_path(env);
-        let Some(ct) = read_limited(&ct_path, crate::envelope::MAX_CIPHERTEXT_BYTES)? else {
+        // Read as it is, without the store's lock: the gate must not write.
+        let Some(pair) = Pair::read(project, env)? else {
             if sc_path.exists() {
                 findings.push(format!(
                     "{env}: {} exists without its secrets file",
@@ -43,15 +43,15 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
             }
             continue;
         };
-        let sidecar = read_limited(&sc_path, manifest::MAX_SIDECAR_BYTES)?;
-        let previous = sidecar
+        let previous = pair
+            .sidecar
             .as_deref()
             .and_then(|current| previous_in_git(project, env, current));
         let anchors = previous.map(|m| SeenEnv {
             serial: m.serial,
             roster: m.roster.into_iter().map(|r| r.fingerprint).collect(),
         });
-        let v = match trust::verify(env, &ct, sidecar.as_deref(), &folder, anchors.as_ref()) {
+        let v = match pair.verify(env, &folder, anchors.as_ref()) {
             Ok(v) => v,
             Err(why) => {
                 findings.push(format!(
@@ -73,7 +73,7 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Report> {
                 "{env}: removed member {member} ({fp}) can still read the file: run `vault revoke {env} {member}` (or `vault rekey {env}`)"
             ));
         }
-        match sync_state(&diff.granted, &ct) {
+        match sync_state(&diff.granted, &pair.ciphertext) {
             Sync::InSync | Sync::NoFile => {}
             Sync::RekeyNeeded(why) => findings.push(format!(
                 "{env}: not encrypted to exactly its roster: {}",
@@ -193,9 +193,7 @@ fn previous_in_git(project: &Project, env: &EnvName, current: &[u8]) -> Option<M
         if !out.status.success() || out.stdout == current {
             continue;
         }
-        let text = String::from_utf8(out.stdout).ok()?;
-        let (signed, _) = manifest::split(&text).ok()?;
-        return Manifest::parse(signed).ok();
+        return signed_manifest(&out.stdout);
     }
     None
 }

@@ -2,15 +2,17 @@
 //! time (a lock on the environment's pillar folder), and atomic replacement.
 
 use crate::document::{self, Document};
-use crate::envelope::{self, MAX_CIPHERTEXT_BYTES};
+use crate::envelope;
 use crate::error::{Error, Result};
-use crate::fs::read_limited;
 use crate::keys::identity::Identities;
 mod journal;
+mod read;
+
+pub use read::{known_roster, signed_manifest, Pair};
 
 use crate::keys::recipients::{self, PublicKey};
 use crate::keys::signing;
-use crate::manifest::{self, Exposure, Manifest, RosterEntry, MAX_SIDECAR_BYTES};
+use crate::manifest::{self, Exposure, Manifest, RosterEntry};
 use crate::notice::{Level, Notices};
 use crate::project::{EnvName, Project, SECRETS_FILE, SIDECAR_FILE};
 use crate::trust::{self, SeenStore, Verified};
@@ -61,12 +63,6 @@ pub struct WriteReport {
     pub members: Vec<String>,
 }
 
-/// An environment's files as on disk.
-pub struct OnDisk {
-    pub ciphertext: Vec<u8>,
-    pub sidecar: Option<Vec<u8>>,
-}
-
 impl Store {
     /// `notices` receives what the store has to say while it works: details of what was
     /// verified and decrypted, waits, recoveries and warnings (never a value).
@@ -85,8 +81,8 @@ impl Store {
         }
     }
 
-    /// The environment's ciphertext and sidecar, or None when it has no secrets file yet.
-    pub fn read_env(&self, env: &EnvName) -> Result<Option<OnDisk>> {
+    /// `env`'s pair, or None when it has no secrets file yet; confined to the project.
+    pub fn read_env(&self, env: &EnvName) -> Result<Option<Pair>> {
         self.confined(env)?;
         // A write is finishing, or was killed after its new files were complete: wait
         // for it, or finish it, before reading a pair that may not match.
@@ -95,15 +91,7 @@ impl Store {
         } else {
             None
         };
-        let Some(ciphertext) = read_limited(&self.project.secrets_path(env), MAX_CIPHERTEXT_BYTES)?
-        else {
-            return Ok(None);
-        };
-        let sidecar = read_limited(&self.project.sidecar_path(env), MAX_SIDECAR_BYTES)?;
-        Ok(Some(OnDisk {
-            ciphertext,
-            sidecar,
-        }))
+        Pair::read(&self.project, env)
     }
 
     /// The decrypted document of `env`, which must exist, after its signature checks.
@@ -134,7 +122,7 @@ impl Store {
 
     /// Like [`verify`](Self::verify), but files byte-identical to those this machine last
     /// verified, signed by a key still in its member's file, are not verified again.
-    fn verify_for_read(&mut self, env: &EnvName, disk: &OnDisk) -> Result<()> {
+    fn verify_for_read(&mut self, env: &EnvName, disk: &Pair) -> Result<()> {
         if let Some(sidecar) = &disk.sidecar {
             let project = self.project.clone();
             if self
@@ -155,7 +143,7 @@ impl Store {
     pub fn verify(
         &mut self,
         env: &EnvName,
-        disk: &OnDisk,
+        disk: &Pair,
         folder: &[recipients::Member],
     ) -> Result<Option<Verified>> {
         match self.verify_report(env, disk, folder) {
@@ -188,17 +176,11 @@ impl Store {
     pub fn verify_report(
         &mut self,
         env: &EnvName,
-        disk: &OnDisk,
+        disk: &Pair,
         folder: &[recipients::Member],
     ) -> std::result::Result<Verified, String> {
         let seen = self.seen().get(env);
-        trust::verify(
-            env,
-            &disk.ciphertext,
-            disk.sidecar.as_deref(),
-            folder,
-            seen.as_ref(),
-        )
+        disk.verify(env, folder, seen.as_ref())
     }
 
     fn seen(&mut self) -> &mut SeenStore {
