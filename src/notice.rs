@@ -1,15 +1,13 @@
 //! What the library tells the user while it works (a wait, a recovery, a warning),
 //! handed to the binary to print: below the binary nothing writes to the terminal.
 
-/// How much a message matters: details show only with `-v`, notes unless `-q`,
-/// warnings and errors always (an error here is one the command goes on after, such as
-/// an invalid edit shown before the editor opens again).
+/// Who sees a message: details only with `-v`, notes unless `-q`, warnings always. A
+/// warning's text names its kind (`warning: ...`, `error: ...`), as the user reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Detail,
     Note,
     Warning,
-    Error,
 }
 
 /// Where the library's messages go. Never handed a secret value.

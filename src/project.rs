@@ -12,6 +12,9 @@ pub struct Project {
 /// The name of the committed, encrypted secrets file inside `conf/pillar/<env>/`.
 pub const SECRETS_FILE: &str = "secrets.sls.age";
 
+/// The name of its signed sidecar (the manifest and its signature), beside it.
+pub const SIDECAR_FILE: &str = "secrets.sls.age.sig";
+
 impl Project {
     /// The nearest ancestor of `start` (inclusive) holding `conf/pillar/`.
     pub fn discover(start: &Path) -> Result<Project> {
@@ -53,6 +56,20 @@ impl Project {
 
     pub fn secrets_path(&self, env: &EnvName) -> PathBuf {
         self.env_pillar_dir(env).join(SECRETS_FILE)
+    }
+
+    pub fn sidecar_path(&self, env: &EnvName) -> PathBuf {
+        self.env_pillar_dir(env).join(SIDECAR_FILE)
+    }
+
+    /// The secrets file's path relative to the root, as git names it (`rev:./<path>`).
+    pub fn git_secrets_path(env: &EnvName) -> String {
+        format!("conf/pillar/{env}/{SECRETS_FILE}")
+    }
+
+    /// The sidecar's path relative to the root, as git names it.
+    pub fn git_sidecar_path(env: &EnvName) -> String {
+        format!("conf/pillar/{env}/{SIDECAR_FILE}")
     }
 
     pub fn recipients_dir(&self, env: &EnvName) -> PathBuf {

@@ -3,12 +3,12 @@
 //! header, plaintext secrets files, duplicate keys, and how long secrets stay exposed.
 
 use crate::error::Result;
-use crate::fs::read_limited;
 use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest};
 use crate::ops::status::{roster_diff, sync_state, Sync};
 use crate::project::{EnvName, Project};
-use crate::trust::{self, SeenEnv, Verified};
+use crate::store::{signed_manifest, Pair};
+use crate::trust::{SeenEnv, Verified};
 use std::path::Path;
 use std::process::Command;
 
@@ -33,9 +33,9 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
             }
         };
         duplicates(env, &folder, &mut findings);
-        let ct_path = project.secrets_path(env);
-        let sc_path = trust::sidecar_path(project, env);
-        let Some(ct) = read_limited(&ct_path, crate::envelope::MAX_CIPHERTEXT_BYTES)? else {
+        let sc_path = project.sidecar_path(env);
+        // Read as it is, without the store's lock: the gate must not write.
+        let Some(pair) = Pair::read(project, env)? else {
             if sc_path.exists() {
                 findings.push(format!(
                     "{env}: {} exists without its secrets file",
@@ -44,15 +44,15 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
             }
             continue;
         };
-        let sidecar = read_limited(&sc_path, manifest::MAX_SIDECAR_BYTES)?;
-        let previous = sidecar
+        let previous = pair
+            .sidecar
             .as_deref()
-            .and_then(|current| previous_in_git(project, &sc_path, current));
+            .and_then(|current| previous_in_git(project, env, current));
         let anchors = previous.map(|m| SeenEnv {
             serial: m.serial,
             roster: m.roster.into_iter().map(|r| r.fingerprint).collect(),
         });
-        let v = match trust::verify(env, &ct, sidecar.as_deref(), &folder, anchors.as_ref()) {
+        let v = match pair.verify(env, &folder, anchors.as_ref()) {
             Ok(v) => v,
             Err(why) => {
                 findings.push(format!(
@@ -63,7 +63,7 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
             }
         };
         secrets += v.manifest.secrets.len();
-        roster_findings(env, &folder, &v, &ct, &mut findings);
+        roster_findings(env, &folder, &v, &pair.ciphertext, &mut findings);
         exposure_findings(env, &v, &today, max_exposure_days, &mut findings);
     }
     plaintext(project, &mut findings);
@@ -192,9 +192,10 @@ fn plaintext(project: &Project, findings: &mut Vec<String>) {
     }
 }
 
-/// The latest committed version of `path` that differs from `current`, if git has one.
-fn previous_in_git(project: &Project, path: &Path, current: &[u8]) -> Option<Manifest> {
-    let rel = format!("./{}", project.display_path(path));
+/// The manifest of the latest committed version of `env`'s sidecar that differs from
+/// `current`, if git has one.
+fn previous_in_git(project: &Project, env: &EnvName, current: &[u8]) -> Option<Manifest> {
+    let rel = format!("./{}", Project::git_sidecar_path(env));
     let log = Command::new("git")
         .arg("-C")
         .arg(project.root())
@@ -216,9 +217,7 @@ fn previous_in_git(project: &Project, path: &Path, current: &[u8]) -> Option<Man
         if !out.status.success() || out.stdout == current {
             continue;
         }
-        let text = String::from_utf8(out.stdout).ok()?;
-        let (signed, _) = manifest::split(&text).ok()?;
-        return Manifest::parse(signed).ok();
+        return signed_manifest(&out.stdout);
     }
     None
 }

@@ -8,9 +8,9 @@ use crate::export::push_json_string;
 use crate::git::{Git, Version};
 use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest, RosterEntry};
-use crate::project::EnvName;
+use crate::project::{EnvName, Project};
 use crate::secret::{SecretBuf, SecretValue};
-use crate::store::Store;
+use crate::store::{known_roster, signed_manifest, Pair, Store};
 use crate::trust;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -38,7 +38,6 @@ pub struct Snapshot {
 /// Reads `env` as it is in `version`: verifies its signature against that version's
 /// recipients folder, and decrypts it when it verified and an identity can.
 pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> Result<Snapshot> {
-    let secrets_rel = format!("conf/pillar/{env}/{}", crate::project::SECRETS_FILE);
     let (ciphertext, sidecar, folder) = match version {
         Version::Worktree => {
             let disk = store.read_env(env)?;
@@ -48,20 +47,18 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
                 None => (None, None, folder),
             }
         }
+        // Both files are read even when the secrets file is missing: a sidecar left
+        // alone still shows its manifest.
         Version::Rev(rev) => (
-            git.show(rev, &secrets_rel)?,
-            git.show(rev, &format!("{secrets_rel}.sig"))?,
+            git.show(rev, &Project::git_secrets_path(env))?,
+            git.show(rev, &Project::git_sidecar_path(env))?,
             recipients::members_at(git, rev, env)?,
         ),
     };
     let mut side = Snapshot {
         label: version.label(),
         present: ciphertext.is_some(),
-        manifest: sidecar
-            .as_deref()
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|t| manifest::split(t).ok())
-            .and_then(|(m, _)| Manifest::parse(m).ok()),
+        manifest: sidecar.as_deref().and_then(signed_manifest),
         signer: None,
         unverified: None,
         secrets: None,
@@ -71,21 +68,14 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
     let Some(ciphertext) = ciphertext else {
         return Ok(side);
     };
+    let pair = Pair {
+        ciphertext,
+        sidecar,
+    };
     // The roster this machine already trusts needs no grant checked again (as for reads);
     // an older serial is expected here, so it is not held against the version.
-    let anchors = trust::SeenStore::load(&store.project)
-        .get(env)
-        .map(|s| trust::SeenEnv {
-            serial: 0,
-            roster: s.roster,
-        });
-    match trust::verify(
-        env,
-        &ciphertext,
-        sidecar.as_deref(),
-        &side.folder,
-        anchors.as_ref(),
-    ) {
+    let anchors = known_roster(&store.project, env);
+    match pair.verify(env, &side.folder, anchors.as_ref()) {
         Ok(v) => side.signer = Some(format!("{} ({})", v.signer_member, v.signer)),
         Err(why) => side.unverified = Some(why),
     }
@@ -93,7 +83,7 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
         side.unread = Some("its signature did not verify".into());
         return Ok(side);
     }
-    match store.decrypt(env, &ciphertext) {
+    match store.decrypt(env, &pair.ciphertext) {
         Ok(doc) => {
             side.secrets = Some(
                 doc.entries()

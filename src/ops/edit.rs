@@ -224,7 +224,7 @@ fn edit_until_valid(
             // Saved again without a fix: give up, leaving the file as it was.
             return Err(Error::new(format!("{err} (nothing was changed)")));
         }
-        notices.notice(Level::Error, &err.to_string());
+        notices.notice(Level::Warning, &format!("error: {err}"));
         content = with_error_banner(&err, body);
     }
 }

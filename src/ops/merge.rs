@@ -131,8 +131,8 @@ pub fn merge_file(
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let mut store = store_for(project);
     let merged = (|| {
-        let sig_rel = format!("conf/pillar/{env}/{SECRETS_FILE}.sig");
-        let ct_rel = format!("conf/pillar/{env}/{SECRETS_FILE}");
+        let sig_rel = Project::git_sidecar_path(&env);
+        let ct_rel = Project::git_secrets_path(&env);
         let cts = match part {
             Part::Secrets => [files.ancestor, files.current, files.other]
                 .map(|p| read(p, crate::envelope::MAX_CIPHERTEXT_BYTES)),
@@ -167,9 +167,7 @@ fn read(path: &Path, limit: usize) -> Result<Vec<u8>> {
 
 /// The `ciphertext sha256:...` a sidecar's manifest names.
 fn signed_ciphertext(sidecar: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(sidecar).ok()?;
-    let (m, _) = manifest::split(text).ok()?;
-    Manifest::parse(m).ok().map(|m| m.ciphertext)
+    store::signed_manifest(sidecar).map(|m| m.ciphertext)
 }
 
 /// The version of `rel` whose hash is `hash`, among `commits`.
@@ -441,12 +439,15 @@ fn side(
             "commit both conf/pillar/ENV/secrets.sls.age and its .sig together on each branch",
         )
     })?;
-    let verified =
-        trust::verify(env, ciphertext, Some(&sidecar), &folder, anchors).map_err(|why| {
-            Error::new(format!(
-                "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
-            ))
-        })?;
+    let pair = store::Pair {
+        ciphertext: ciphertext.to_vec(),
+        sidecar: Some(sidecar),
+    };
+    let verified = pair.verify(env, &folder, anchors).map_err(|why| {
+        Error::new(format!(
+            "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
+        ))
+    })?;
     let doc = store.decrypt(env, ciphertext).map_err(|e| {
         Error::new(format!("{env}: cannot merge without reading it: {e}"))
             .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")

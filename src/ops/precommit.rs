@@ -4,9 +4,9 @@
 
 use crate::error::Result;
 use crate::git::Git;
-use crate::manifest;
 use crate::ops::check;
 use crate::project::{Project, SECRETS_FILE};
+use crate::store::signed_manifest;
 use crate::trust;
 
 /// One line per reason to refuse the commit; empty when it may go ahead.
@@ -38,9 +38,7 @@ pub fn findings(project: &Project) -> Result<Vec<String>> {
                     let want = trust::ciphertext_hash(&content);
                     let ok = sig
                         .as_deref()
-                        .and_then(|s| std::str::from_utf8(s).ok())
-                        .and_then(|t| manifest::split(t).ok())
-                        .and_then(|(m, _)| manifest::Manifest::parse(m).ok())
+                        .and_then(signed_manifest)
                         .is_some_and(|m| m.ciphertext == want);
                     if !ok {
                         out.push(format!("{path}: its staged signature ({path}.sig) is not for it: stage both with `git add {}`", path.rsplit_once('/').map(|(d, _)| d).unwrap_or(".")));

@@ -169,14 +169,11 @@ fn parse(text: &str) -> Option<Vec<(String, String)>> {
     if lines.next()? != HEADER {
         return None;
     }
-    let targets = [
-        crate::project::SECRETS_FILE.to_string(),
-        format!("{}.sig", crate::project::SECRETS_FILE),
-    ];
+    let targets = [crate::project::SECRETS_FILE, crate::project::SIDECAR_FILE];
     let mut pairs = Vec::new();
     for line in lines {
         let (tmp, target) = line.split_once(' ')?;
-        if !is_temp_name(tmp) || !targets.iter().any(|t| t == target) {
+        if !is_temp_name(tmp) || !targets.contains(&target) {
             return None;
         }
         pairs.push((tmp.to_string(), target.to_string()));

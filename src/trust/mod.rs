@@ -11,13 +11,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-/// The sidecar's file name beside `secrets.sls.age`.
-pub const SIDECAR_FILE: &str = "secrets.sls.age.sig";
-
-pub fn sidecar_path(project: &Project, env: &EnvName) -> PathBuf {
-    project.env_pillar_dir(env).join(SIDECAR_FILE)
-}
-
 /// `sha256:<hex>` of a ciphertext.
 pub fn ciphertext_hash(ciphertext: &[u8]) -> String {
     let digest = Sha256::digest(ciphertext);

@@ -7,6 +7,7 @@ use vault::project::EnvName;
 use vault::store::WriteReport;
 
 /// Messages for the person at the terminal, on stderr; silent with -q.
+#[derive(Clone, Copy)]
 pub struct Ui {
     pub quiet: bool,
     pub verbose: bool,
@@ -52,8 +53,8 @@ impl vault::notice::Notices for Ui {
         match level {
             Level::Detail => self.detail(msg),
             Level::Note => self.note(msg),
-            Level::Warning => self.warn(msg),
-            Level::Error => eprintln!("vault: error: {msg}"),
+            // Shown even with -q; the library's warnings name themselves ("warning: ...").
+            Level::Warning => eprintln!("vault: {msg}"),
         }
     }
 }

@@ -35,7 +35,15 @@ pub fn pre_commit(store: &Store) -> Result<i32> {
 pub fn textconv(ctx: &Context, file: &Path) -> Result<i32> {
     // git runs this from the repository's top, which may lie above the project.
     let project = Project::discover(&ctx.cwd).unwrap_or_else(|_| Project::at(&ctx.cwd));
-    let mut store = Store::new(project, ctx.identities(), true, false);
+    let mut store = Store::new(
+        project,
+        ctx.identities(),
+        false,
+        Box::new(Ui {
+            quiet: true,
+            verbose: false,
+        }),
+    );
     let bytes = fs::read_limited(file, envelope::MAX_CIPHERTEXT_BYTES)?
         .ok_or_else(|| Error::new(format!("{}: no such file", file.display())))?;
     write_stdout(diff::textconv(&mut store, &bytes).as_bytes())?;
@@ -44,9 +52,12 @@ pub fn textconv(ctx: &Context, file: &Path) -> Result<i32> {
 
 /// Exit 1 is a conflict for git.
 pub fn merge_file(ctx: &Context, files: &merge::MergeFiles<'_>) -> Result<i32> {
-    let quiet = ctx.ui.quiet;
+    let ui = Ui {
+        quiet: ctx.ui.quiet,
+        verbose: false,
+    };
     let result = merge::merge_file(
-        |project| Store::new(project, ctx.identities(), quiet, false),
+        |project| Store::new(project, ctx.identities(), false, Box::new(ui)),
         files,
     );
     match result {

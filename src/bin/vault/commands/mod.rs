@@ -48,14 +48,12 @@ impl Context {
         let project = Project::discover(&self.cwd)?;
         self.ui
             .detail(&format!("project {}", project.root().display()));
-        let mut store = Store::new(
+        Ok(Store::new(
             project,
             self.identities(),
-            self.ui.quiet,
             self.insecure_skip_verify,
-        );
-        store.verbose = self.ui.verbose;
-        Ok(store)
+            Box::new(self.ui),
+        ))
     }
 
     /// The identities this run decrypts with (`-i FILE` first).

@@ -1,0 +1,179 @@
+//! Reading an environment's pair (ciphertext and signed sidecar) and deciding whether to
+//! trust it: the one reader every command goes through, with or without a [`Store`].
+
+use super::{journal, Store};
+use crate::document::Document;
+use crate::envelope::MAX_CIPHERTEXT_BYTES;
+use crate::error::{Error, Result};
+use crate::fs::read_limited;
+use crate::keys::recipients::{self, Member};
+use crate::manifest::{self, Manifest, MAX_SIDECAR_BYTES};
+use crate::notice::Level;
+use crate::project::{EnvName, Project};
+use crate::trust::{self, SeenEnv, SeenStore, Verified};
+
+/// An environment's two files: its ciphertext, and the sidecar signing it (None when
+/// the sidecar is missing: unsigned).
+pub struct Pair {
+    pub ciphertext: Vec<u8>,
+    pub sidecar: Option<Vec<u8>>,
+}
+
+impl Pair {
+    /// `env`'s files as they are on disk, size-limited; None when it has no secrets file
+    /// yet. Neither confined nor waited for: [`Store::read_env`] does both.
+    pub fn read(project: &Project, env: &EnvName) -> Result<Option<Pair>> {
+        let Some(ciphertext) = read_limited(&project.secrets_path(env), MAX_CIPHERTEXT_BYTES)?
+        else {
+            return Ok(None);
+        };
+        let sidecar = read_limited(&project.sidecar_path(env), MAX_SIDECAR_BYTES)?;
+        Ok(Some(Pair {
+            ciphertext,
+            sidecar,
+        }))
+    }
+
+    /// The manifest the sidecar carries, not verified: for showing, never for trusting.
+    pub fn manifest(&self) -> Option<Manifest> {
+        self.sidecar.as_deref().and_then(signed_manifest)
+    }
+
+    /// Checks the sidecar against the ciphertext, `folder` (the environment's members)
+    /// and `anchors` (what is trusted already); see [`trust::verify`].
+    pub fn verify(
+        &self,
+        env: &EnvName,
+        folder: &[Member],
+        anchors: Option<&SeenEnv>,
+    ) -> std::result::Result<Verified, String> {
+        trust::verify(
+            env,
+            &self.ciphertext,
+            self.sidecar.as_deref(),
+            folder,
+            anchors,
+        )
+    }
+}
+
+/// The manifest a sidecar's bytes carry (its signature neither checked nor needed), or
+/// None when they are not a well-formed sidecar.
+pub fn signed_manifest(sidecar: &[u8]) -> Option<Manifest> {
+    let text = std::str::from_utf8(sidecar).ok()?;
+    let (signed, _) = manifest::split(text).ok()?;
+    Manifest::parse(signed).ok()
+}
+
+/// The roster this machine trusts for `env`, as anchors for reading another version
+/// (a git revision, a merge's side): its grants need no checking again, and an older
+/// serial is expected there, so none is held against it.
+pub fn known_roster(project: &Project, env: &EnvName) -> Option<SeenEnv> {
+    SeenStore::load(project).get(env).map(|s| SeenEnv {
+        serial: 0,
+        roster: s.roster,
+    })
+}
+
+impl Store {
+    /// `env`'s pair, or None when it has no secrets file yet; confined to the project.
+    pub fn read_env(&self, env: &EnvName) -> Result<Option<Pair>> {
+        self.confined(env)?;
+        // A write is finishing, or was killed after its new files were complete: wait
+        // for it, or finish it, before reading a pair that may not match.
+        let _lock = if journal::pending(&self.project.env_pillar_dir(env)) {
+            Some(self.lock(env)?)
+        } else {
+            None
+        };
+        Pair::read(&self.project, env)
+    }
+
+    /// Like [`verify`](Self::verify), but files byte-identical to those this machine last
+    /// verified, signed by a key still in its member's file, are not verified again.
+    pub(super) fn verify_for_read(&mut self, env: &EnvName, pair: &Pair) -> Result<()> {
+        if let Some(sidecar) = &pair.sidecar {
+            let project = self.project.clone();
+            if self
+                .seen()
+                .unchanged_since_verified(&project, env, sidecar, &pair.ciphertext)
+            {
+                self.detail(&format!("{env}: unchanged since this machine verified it"));
+                return Ok(());
+            }
+        }
+        let folder = recipients::members(&self.project, env)?;
+        self.verify(env, pair, &folder).map(drop)
+    }
+
+    /// Checks `pair` against `folder` (the environment's members) before anything is
+    /// decrypted; with `skip_verify`, a failure is a loud warning instead. Returns the
+    /// verified manifest.
+    pub fn verify(
+        &mut self,
+        env: &EnvName,
+        pair: &Pair,
+        folder: &[Member],
+    ) -> Result<Option<Verified>> {
+        match self.verify_report(env, pair, folder) {
+            Ok(v) => {
+                self.detail(&format!(
+                    "{env}: signature verified: by {} ({}), serial {}",
+                    v.signer_member, v.signer, v.manifest.serial
+                ));
+                self.remember(env, &v, pair.sidecar.as_deref().unwrap_or_default());
+                Ok(Some(v))
+            }
+            Err(why) if self.skip_verify => {
+                self.notice(
+                    Level::Warning,
+                    &format!("WARNING: --insecure-skip-verify: {env}: {why}; using it anyway"),
+                );
+                Ok(None)
+            }
+            Err(why) => Err(Error::new(format!(
+                "{env} ({}): refused before decrypting: {why}",
+                self.project.display_path(&self.project.secrets_path(env))
+            ))
+            .with_hint(format!(
+                "see who changed it: git log -p -- conf/pillar/{env} recipients/{env}; --insecure-skip-verify overrides, for recovery only"
+            ))),
+        }
+    }
+
+    /// The verdict on `pair` against what this machine has seen, without refusing or
+    /// warning, for reports.
+    pub fn verify_report(
+        &mut self,
+        env: &EnvName,
+        pair: &Pair,
+        folder: &[Member],
+    ) -> std::result::Result<Verified, String> {
+        let seen = self.seen().get(env);
+        pair.verify(env, folder, seen.as_ref())
+    }
+
+    /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.
+    pub fn decrypt(&mut self, env: &EnvName, ciphertext: &[u8]) -> Result<Document> {
+        let what = format!(
+            "{env} ({})",
+            self.project.display_path(&self.project.secrets_path(env))
+        );
+        let plain = self.identities.decrypt(&what, ciphertext)?;
+        if let Some(label) = self.identities.last_used() {
+            self.detail(&format!("{env}: decrypted with {label}"));
+        }
+        Document::parse(env.as_str(), plain)
+    }
+
+    /// Records what was verified; a failure (a read-only home) is a warning, not a
+    /// reason to refuse secrets that verified.
+    pub(super) fn remember(&mut self, env: &EnvName, v: &Verified, sidecar: &[u8]) {
+        if let Err(e) = self.seen().record(env, v, sidecar) {
+            self.notice(
+                Level::Warning,
+                &format!("warning: cannot remember {env}'s serial ({e}): rollback protection on this machine is limited to what it remembered before"),
+            );
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The one write path, as its steps: under the lock, verify and decrypt the current pair,
+//! apply the change, settle the next roster and who signs, date the secrets and carry
+//! their exposures, seal (encrypt and sign), and replace both files as one.
+
+use super::{journal, RosterChange, Store, WriteReport, Written};
+use crate::document::Document;
+use crate::envelope;
+use crate::error::{Error, Result};
+use crate::keys::recipients::{self, Member, PublicKey};
+use crate::keys::signing::{self, Signer};
+use crate::manifest::{self, Exposure, Manifest, RosterEntry};
+use crate::project::{EnvName, SECRETS_FILE, SIDECAR_FILE};
+use crate::trust::{self, Verified};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+
+/// The environment as a write found it.
+struct Current {
+    doc: Option<Document>,
+    verified: Option<Verified>,
+    /// Chosen before anything was decrypted (None for a new environment).
+    signer: Option<Signer>,
+}
+
+impl Store {
+    /// The one write path: verify and decrypt the current file, apply `change` and
+    /// `roster`, encrypt to the roster, and sign the new manifest with the writer's key.
+    pub fn write(
+        &mut self,
+        env: &EnvName,
+        roster_change: RosterChange<'_>,
+        change: impl FnOnce(Option<Document>) -> Result<Option<Document>>,
+    ) -> Result<WriteReport> {
+        let folder = recipients::required(&self.project, env)?;
+        let _lock = self.lock(env)?;
+        let Current {
+            doc,
+            verified: old,
+            signer,
+        } = self.load_current(env, &folder)?;
+        let old_values = ValueHashes::of(doc.as_ref());
+        let forced = !matches!(roster_change, RosterChange::Keep);
+        let new_doc = match change(doc)? {
+            Some(doc) => doc,
+            None if !forced => return Ok(WriteReport::unchanged()),
+            None => return Err(Error::new(format!("{env} has no secrets to re-encrypt"))),
+        };
+
+        let today = manifest::today();
+        let mut plan = RosterPlan::new(env, &folder, old.as_ref(), &roster_change)?;
+        let (mut signer, signer_fp) = self.settle_signer(env, signer, &plan.allowed)?;
+        plan.sign_grants(&mut signer, env, &signer_fp, &today)?;
+        let old_manifest = old.as_ref().map(|v| &v.manifest);
+        let next = Manifest {
+            environment: env.to_string(),
+            serial: self.next_serial(env, old_manifest),
+            ciphertext: String::new(),
+            secrets: secret_dates(&new_doc, old_manifest, &old_values, &today),
+            exposed: exposures(&new_doc, old_manifest, &old_values, &plan.dropped, &today),
+            roster: std::mem::take(&mut plan.roster),
+        };
+        let (ciphertext, sidecar, manifest) = seal(env, &new_doc, &folder, next, &mut signer)?;
+        self.replace_pair(env, &ciphertext, sidecar.as_bytes())?;
+
+        let members: BTreeSet<String> = manifest.roster.iter().map(|r| r.member.clone()).collect();
+        let pending = plan.pending(&manifest.roster);
+        let verified = plan.written(manifest, signer_fp);
+        self.remember(env, &verified, sidecar.as_bytes());
+        Ok(WriteReport {
+            written: Written::Changed,
+            pending: pending.into_iter().collect(),
+            dropped: std::mem::take(&mut plan.dropped).into_iter().collect(),
+            members: members.into_iter().collect(),
+        })
+    }
+
+    /// Verifies and decrypts `env`'s current pair, settling who signs before anything is
+    /// decrypted, so a key never granted is told so at once.
+    fn load_current(&mut self, env: &EnvName, folder: &[Member]) -> Result<Current> {
+        let Some(pair) = self.read_env(env)? else {
+            self.refuse_anew(env)?;
+            return Ok(Current {
+                doc: None,
+                verified: None,
+                signer: None,
+            });
+        };
+        let verified = self.verify(env, &pair, folder)?;
+        let granted: BTreeSet<String> = match &verified {
+            Some(v) => v
+                .manifest
+                .roster
+                .iter()
+                .map(|r| r.fingerprint.clone())
+                .collect(),
+            None => folder
+                .iter()
+                .flat_map(|m| &m.keys)
+                .map(PublicKey::fingerprint)
+                .collect(),
+        };
+        let signer = self.identities.signer(&granted, env.as_str())?;
+        let doc = self.decrypt(env, &pair.ciphertext)?;
+        crate::fs::checkpoint("decrypted");
+        Ok(Current {
+            doc: Some(doc),
+            verified,
+            signer: Some(signer),
+        })
+    }
+
+    /// Starting an environment anew is how a forger would replace it: not over one this
+    /// machine has already seen.
+    fn refuse_anew(&mut self, env: &EnvName) -> Result<()> {
+        let Some(seen) = self.seen().get(env).filter(|_| !self.skip_verify) else {
+            return Ok(());
+        };
+        Err(Error::new(format!(
+            "{env}: its secrets file is missing, but this machine has seen it (serial {}); refusing to start it anew",
+            seen.serial
+        ))
+        .with_hint(format!(
+            "restore it: git checkout -- conf/pillar/{env}/; --insecure-skip-verify starts anew"
+        )))
+    }
+
+    /// The writer's signer (the one chosen while reading, or one `allowed` grants for a
+    /// new environment) and its fingerprint, which must be a member after the change.
+    fn settle_signer(
+        &mut self,
+        env: &EnvName,
+        chosen: Option<Signer>,
+        allowed: &BTreeSet<String>,
+    ) -> Result<(Signer, String)> {
+        let signer = match chosen {
+            Some(s) => s,
+            None => self.identities.signer(allowed, env.as_str())?,
+        };
+        let signer_fp = signer.public()?.fingerprint();
+        if !allowed.contains(&signer_fp) {
+            return Err(Error::new(format!(
+                "{env}: your key ({signer_fp}) would not be a member after this change, so it cannot sign it; another member must"
+            ))
+            .with_hint("a member cannot revoke themselves, nor write once their key has left the recipients folder"));
+        }
+        Ok((signer, signer_fp))
+    }
+
+    /// Above anything this machine has seen, so a write on an older branch still moves
+    /// the environment forward.
+    fn next_serial(&mut self, env: &EnvName, old: Option<&Manifest>) -> u64 {
+        old.map(|m| m.serial)
+            .into_iter()
+            .chain(self.seen().get(env).map(|s| s.serial))
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
+    /// Puts the new pair in place of the old, both or neither.
+    fn replace_pair(&self, env: &EnvName, ciphertext: &[u8], sidecar: &[u8]) -> Result<()> {
+        journal::replace_all(
+            &self.project.env_pillar_dir(env),
+            &[(SECRETS_FILE, ciphertext), (SIDECAR_FILE, sidecar)],
+        )?;
+        crate::fs::checkpoint("written");
+        Ok(())
+    }
+}
+
+impl WriteReport {
+    fn unchanged() -> WriteReport {
+        WriteReport {
+            written: Written::Unchanged,
+            pending: vec![],
+            dropped: vec![],
+            members: vec![],
+        }
+    }
+}
+
+/// Digests of the values before the change, to tell which the change left alone (their
+/// dates and exposures carry over) without keeping the old values around.
+struct ValueHashes(HashMap<String, [u8; 32]>);
+
+impl ValueHashes {
+    fn of(doc: Option<&Document>) -> ValueHashes {
+        ValueHashes(
+            doc.iter()
+                .flat_map(|d| d.entries())
+                .map(|e| (e.name().to_string(), digest(e.value().expose())))
+                .collect(),
+        )
+    }
+
+    /// `name` held `value` before the change.
+    fn unchanged(&self, name: &str, value: &str) -> bool {
+        self.0.get(name).is_some_and(|h| *h == digest(value))
+    }
+}
+
+fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// Each secret with the date its value last changed: kept when the value is unchanged.
+fn secret_dates(
+    doc: &Document,
+    old: Option<&Manifest>,
+    old_values: &ValueHashes,
+    today: &str,
+) -> Vec<(String, String)> {
+    doc.entries()
+        .iter()
+        .map(|e| {
+            let date = match old.and_then(|m| m.secret_date(e.name())) {
+                Some(d) if old_values.unchanged(e.name(), e.value().expose()) => d.to_string(),
+                _ => today.to_string(),
+            };
+            (e.name().to_string(), date)
+        })
+        .collect()
+}
+
+/// The exposures that still stand (the value is the one exposed), and a new one for
+/// every unchanged secret each dropped member could read.
+fn exposures(
+    doc: &Document,
+    old: Option<&Manifest>,
+    old_values: &ValueHashes,
+    dropped: &BTreeSet<String>,
+    today: &str,
+) -> Vec<Exposure> {
+    let mut exposed: Vec<Exposure> = old
+        .map(|m| m.exposed.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|x| {
+            doc.get(&x.name)
+                .is_some_and(|v| old_values.unchanged(&x.name, v.expose()))
+        })
+        .collect();
+    for member in dropped {
+        for e in doc.entries() {
+            if old_values.unchanged(e.name(), e.value().expose())
+                && !exposed
+                    .iter()
+                    .any(|x| x.name == e.name() && x.member == *member)
+            {
+                exposed.push(Exposure {
+                    name: e.name().to_string(),
+                    since: today.to_string(),
+                    member: member.clone(),
+                });
+            }
+        }
+    }
+    exposed
+}
+
+/// Who may read the environment after the write.
+struct RosterPlan<'f> {
+    /// The folder's keys, by member; a member being revoked no longer counts as in the
+    /// folder (their file goes next).
+    folder_keys: Vec<(&'f str, &'f PublicKey)>,
+    /// The old roster still in the folder (empty for a new environment).
+    roster: Vec<RosterEntry>,
+    /// Grants to sign: (member, fingerprint).
+    new_grants: Vec<(String, String)>,
+    /// Members whose keys left the folder.
+    dropped: BTreeSet<String>,
+    /// The fingerprints that may sign the write.
+    allowed: BTreeSet<String>,
+}
+
+impl<'f> RosterPlan<'f> {
+    /// The roster kept from `old` (or, for a new environment, everyone in the folder:
+    /// its founders), with `change` applied.
+    fn new(
+        env: &EnvName,
+        folder: &'f [Member],
+        old: Option<&Verified>,
+        change: &RosterChange<'_>,
+    ) -> Result<RosterPlan<'f>> {
+        let revoked = match change {
+            RosterChange::Revoke { member } => Some(*member),
+            _ => None,
+        };
+        let folder_keys: Vec<(&str, &PublicKey)> = folder
+            .iter()
+            .filter(|m| Some(m.name.as_str()) != revoked)
+            .flat_map(|m| m.keys.iter().map(move |k| (m.name.as_str(), k)))
+            .collect();
+        let in_folder = |fp: &str| folder_keys.iter().any(|(_, k)| k.fingerprint() == fp);
+        let old_roster = old
+            .map(|v| v.manifest.roster.as_slice())
+            .unwrap_or_default();
+        let (roster, new_grants) = match old {
+            Some(_) => (
+                old_roster
+                    .iter()
+                    .filter(|r| in_folder(&r.fingerprint))
+                    .cloned()
+                    .collect(),
+                vec![],
+            ),
+            None => (
+                vec![],
+                folder_keys
+                    .iter()
+                    .map(|(m, k)| (m.to_string(), k.fingerprint()))
+                    .collect(),
+            ),
+        };
+        let dropped = old_roster
+            .iter()
+            .filter(|r| !in_folder(&r.fingerprint))
+            .map(|r| r.member.clone())
+            .collect();
+        let mut plan = RosterPlan {
+            folder_keys,
+            roster,
+            new_grants,
+            dropped,
+            allowed: BTreeSet::new(),
+        };
+        plan.apply(env, change)?;
+        plan.allowed = match old {
+            Some(_) => plan.roster.iter().map(|r| r.fingerprint.clone()).collect(),
+            None => plan.new_grants.iter().map(|(_, fp)| fp.clone()).collect(),
+        };
+        Ok(plan)
+    }
+
+    /// Adds a grant's keys, or checks a revoked member did leave the roster.
+    fn apply(&mut self, env: &EnvName, change: &RosterChange<'_>) -> Result<()> {
+        match change {
+            RosterChange::Keep => {}
+            RosterChange::Grant { member, keys } => {
+                for k in *keys {
+                    let fp = k.fingerprint();
+                    if self.roster.iter().any(|r| r.fingerprint == fp) {
+                        return Err(Error::new(format!(
+                            "{env}: {member}'s key {fp} is already granted"
+                        )));
+                    }
+                    // A new environment's founders already include the key.
+                    if !self.new_grants.iter().any(|(_, f)| *f == fp) {
+                        self.new_grants.push((member.to_string(), fp));
+                    }
+                }
+            }
+            RosterChange::Revoke { member } => {
+                // Their entries left the roster with their keys, in `new`.
+                if !self.dropped.contains(*member) {
+                    return Err(Error::new(format!(
+                        "{env}: {member} is not a granted member; nothing to revoke"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs each new grant with the writer's key into the roster, then sorts it.
+    fn sign_grants(
+        &mut self,
+        signer: &mut Signer,
+        env: &EnvName,
+        signer_fp: &str,
+        today: &str,
+    ) -> Result<()> {
+        for (member, fp) in std::mem::take(&mut self.new_grants) {
+            let msg = manifest::grant_message(env.as_str(), &member, &fp, today);
+            let grant = signing::to_line(&signer.sign(signing::GRANT_NAMESPACE, msg.as_bytes())?)?;
+            self.roster.push(RosterEntry {
+                member,
+                fingerprint: fp,
+                granted_by: signer_fp.to_string(),
+                date: today.to_string(),
+                grant,
+            });
+        }
+        self.roster
+            .sort_by(|a, b| (&a.member, &a.fingerprint).cmp(&(&b.member, &b.fingerprint)));
+        Ok(())
+    }
+
+    /// Members with a key in the folder that `roster` does not grant.
+    fn pending(&self, roster: &[RosterEntry]) -> BTreeSet<String> {
+        self.folder_keys
+            .iter()
+            .filter(|(_, k)| !roster.iter().any(|r| r.fingerprint == k.fingerprint()))
+            .map(|(m, _)| m.to_string())
+            .collect()
+    }
+
+    /// What the write leaves verified, as this machine will remember it.
+    fn written(&self, manifest: Manifest, signer_fp: String) -> Verified {
+        let trusted = manifest
+            .roster
+            .iter()
+            .map(|r| r.fingerprint.clone())
+            .collect();
+        let signer_member = self
+            .folder_keys
+            .iter()
+            .find(|(_, k)| k.fingerprint() == signer_fp)
+            .map(|(m, _)| m.to_string());
+        Verified {
+            manifest,
+            signer: signer_fp,
+            signer_member: signer_member.unwrap_or_default(),
+            trusted,
+        }
+    }
+}
+
+/// Encrypts `doc` to the keys of `folder` that `manifest`'s roster grants, and signs
+/// the manifest (its ciphertext line filled in): the two files of an environment.
+pub fn seal(
+    env: &EnvName,
+    doc: &Document,
+    folder: &[Member],
+    mut manifest: Manifest,
+    signer: &mut Signer,
+) -> Result<(Vec<u8>, String, Manifest)> {
+    let keys: Vec<&PublicKey> = recipients::distinct_keys(folder)
+        .into_iter()
+        .filter(|k| {
+            manifest
+                .roster
+                .iter()
+                .any(|r| r.fingerprint == k.fingerprint())
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::new(format!("{env}: no granted key to encrypt to")));
+    }
+    let ciphertext = envelope::encrypt(doc.text(), &keys)?;
+    manifest.ciphertext = trust::ciphertext_hash(&ciphertext);
+    let text = manifest.render();
+    let sig = signer.sign(signing::NAMESPACE, text.as_bytes())?;
+    let pem = sig
+        .to_pem(ssh_key::LineEnding::LF)
+        .map_err(|e| Error::new(format!("cannot encode the signature: {e}")))?;
+    Ok((ciphertext, format!("{text}{pem}"), manifest))
+}
