@@ -3,7 +3,14 @@
 //! streamed from memory into a 0600 root file, `salt-call --local state.apply` with every
 //! secret redacted from its output, and the plaintext pillar removed afterwards.
 
-use crate::error::{Error, Result};
+mod pillar;
+mod report;
+mod target;
+
+pub use pillar::pillar_settings;
+pub use report::{table, Applied, HostReport};
+pub use target::{targets, Target};
+
 use crate::project::{EnvName, Project};
 use crate::secret::SecretBytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -12,75 +19,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// One server: `[user@]host[:port]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-}
-
-impl Target {
-    pub fn parse(s: &str) -> Result<Target> {
-        let bad = || Error::usage(format!("invalid host '{s}': use [user@]host[:port]"));
-        let (user, rest) = match s.split_once('@') {
-            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
-            Some(_) => return Err(bad()),
-            None => (None, s),
-        };
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
-            _ => (rest, None),
-        };
-        if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
-            return Err(bad());
-        }
-        Ok(Target {
-            user,
-            host: host.to_string(),
-            port,
-        })
-    }
-
-    fn label(&self) -> String {
-        let mut s = String::new();
-        if let Some(u) = &self.user {
-            s.push_str(u);
-            s.push('@');
-        }
-        s.push_str(&self.host);
-        if let Some(p) = self.port {
-            s.push_str(&format!(":{p}"));
-        }
-        s
-    }
-}
-
-/// The servers of a run: `given` parsed, each without a user taking `default_user`. A
-/// server named twice (`web1` and `web1:22` alike) is refused: two runs at once on one
-/// server would race over its roots, its pillar and Salt's lock.
-pub fn targets(given: &[String], default_user: Option<&str>) -> Result<Vec<Target>> {
-    let mut out: Vec<Target> = Vec::with_capacity(given.len());
-    for h in given {
-        let mut t = Target::parse(h)?;
-        if t.user.is_none() {
-            t.user = default_user.map(String::from);
-        }
-        let same_server =
-            |o: &Target| o.host == t.host && o.port.unwrap_or(22) == t.port.unwrap_or(22);
-        if let Some(o) = out.iter().find(|o| same_server(o)) {
-            return Err(Error::usage(format!(
-                "{} and {} are the same server",
-                o.label(),
-                t.label()
-            ))
-            .with_hint("name each server once"));
-        }
-        out.push(t);
-    }
-    Ok(out)
-}
 
 /// What the command line and the project settle for a run.
 pub struct Settings {
@@ -99,62 +37,6 @@ pub struct Settings {
     pub ssh_config: Option<std::path::PathBuf>,
     /// Keep Salt's output to ourselves (the final table still says what happened).
     pub quiet: bool,
-}
-
-/// How one host went.
-#[derive(Debug)]
-pub struct HostReport {
-    pub target: String,
-    pub result: std::result::Result<Applied, String>,
-    pub seconds: f64,
-    /// Seconds spent in each step: connect, rsync (with the salt-call check), secrets (minion
-    /// config and the pillar), salt-call (with the pillar's removal).
-    pub steps: Vec<(&'static str, f64)>,
-}
-
-impl HostReport {
-    /// Reached, and every state applied.
-    pub fn succeeded(&self) -> bool {
-        matches!(&self.result, Ok(a) if a.failed.is_empty())
-    }
-}
-
-/// The closing table: host, result, changed states, time; with `steps`, each host's time
-/// by step.
-pub fn table(reports: &[HostReport], steps: bool) -> String {
-    let mut table = format!("\n{:<30}{:<31}{:>7}  time\n", "host", "result", "changed");
-    for r in reports {
-        let (result, changed) = match &r.result {
-            Ok(a) if a.failed.is_empty() => ("ok".to_string(), a.changed.to_string()),
-            Ok(a) => (
-                format!("failed: {}", a.failed.join(", ")),
-                a.changed.to_string(),
-            ),
-            Err(e) => (format!("error: {e}"), "-".to_string()),
-        };
-        table.push_str(&format!(
-            "{:<30}{:<31}{:>7}  {:.1}s\n",
-            r.target, result, changed, r.seconds
-        ));
-    }
-    if steps {
-        for r in reports {
-            let steps: Vec<String> = r
-                .steps
-                .iter()
-                .map(|(n, s)| format!("{n} {s:.2}s"))
-                .collect();
-            table.push_str(&format!("{}: {}\n", r.target, steps.join(", ")));
-        }
-    }
-    table
-}
-
-/// What Salt did on a host.
-#[derive(Debug, Default)]
-pub struct Applied {
-    pub changed: usize,
-    pub failed: Vec<String>,
 }
 
 /// Provisions every target, `jobs` at a time; one failing does not stop the others.
@@ -300,11 +182,7 @@ impl Host<'_> {
 
     /// The host's root: `--remote-root` with `{host}` and `{port}` filled in.
     fn root(&self) -> String {
-        let port = self
-            .target
-            .port
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "22".into());
+        let port = self.target.port_or_default().to_string();
         self.settings
             .remote_root
             .replace("{host}", &self.target.host)
@@ -315,13 +193,9 @@ impl Host<'_> {
         format!("{}/{rel}", self.root().trim_end_matches('/'))
     }
 
-    fn is_root(&self) -> bool {
-        self.target.user.as_deref().unwrap_or("root") == "root"
-    }
-
     /// `sh -c SCRIPT` on the host, through `sudo -n` when the user is not root.
     fn shell<'s>(&self, session: &'s Session, script: &str) -> openssh::OwningCommand<&'s Session> {
-        let mut cmd = if self.is_root() {
+        let mut cmd = if self.target.is_root() {
             session.command("sh")
         } else {
             let mut c = session.command("sudo");
@@ -492,7 +366,11 @@ impl Host<'_> {
             salt = shell_words::quote(&self.settings.salt_call),
             missing = shell_words::quote(SALT_MISSING),
         );
-        let sudo = if self.is_root() { "" } else { "sudo -n " };
+        let sudo = if self.target.is_root() {
+            ""
+        } else {
+            "sudo -n "
+        };
         cmd.arg(format!(
             "--rsync-path={sudo}sh -c {} {}",
             shell_words::quote(&prelude),
@@ -747,29 +625,6 @@ fn known_host_fingerprint(t: &Target, config: Option<&Path>) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_targets() {
-        assert_eq!(
-            Target::parse("web1").unwrap(),
-            Target {
-                user: None,
-                host: "web1".into(),
-                port: None
-            }
-        );
-        assert_eq!(
-            Target::parse("root@10.0.0.1:2222").unwrap(),
-            Target {
-                user: Some("root".into()),
-                host: "10.0.0.1".into(),
-                port: Some(2222)
-            }
-        );
-        for bad in ["", "@h", "u@", "h:x", "-oProxyCommand=x", "a b"] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
-        }
-    }
-
     /// Runs the apply script under the local `sh` with `input` on its standard input and
     /// a stand-in salt-call that reports which pillar it found.
     fn run_apply(dir: &Path, input: &[u8], sent: usize, keep: bool) -> std::process::Output {
@@ -858,161 +713,10 @@ mod tests {
     }
 
     #[test]
-    fn targets_take_the_default_user_and_name_each_server_once() {
-        let given = |hs: &[&str]| hs.iter().map(|h| h.to_string()).collect::<Vec<_>>();
-        let t = targets(&given(&["web1", "root@web2:2222"]), Some("deploy")).unwrap();
-        assert_eq!(t[0].user.as_deref(), Some("deploy"));
-        assert_eq!(t[1].user.as_deref(), Some("root"));
-        for twice in [
-            &["web1", "web1"][..],
-            &["web1", "root@web1:22"],
-            &["a:2", "b@a:2"],
-        ] {
-            let err = targets(&given(twice), None).unwrap_err().to_string();
-            assert!(err.contains("are the same server"), "{twice:?}: {err}");
-        }
-        assert_eq!(
-            targets(&given(&["web1", "web1:2222"]), None).unwrap().len(),
-            2
-        );
-    }
-
-    #[test]
-    fn the_table_says_each_hosts_result() {
-        let report = |target: &str, result| HostReport {
-            target: target.into(),
-            result,
-            seconds: 1.25,
-            steps: vec![("connect", 0.5), ("salt-call", 0.75)],
-        };
-        let reports = [
-            report(
-                "web1",
-                Ok(Applied {
-                    changed: 3,
-                    failed: vec![],
-                }),
-            ),
-            report(
-                "web2",
-                Ok(Applied {
-                    changed: 1,
-                    failed: vec!["gunicorn_restart".into()],
-                }),
-            ),
-            report("web3", Err("cannot reach web3".into())),
-        ];
-        assert!(reports[0].succeeded() && !reports[1].succeeded() && !reports[2].succeeded());
-        let shown = table(&reports, false);
-        let rows: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
-        assert!(rows[0].starts_with("host") && rows[0].ends_with("changed  time"));
-        assert!(
-            rows[1].starts_with("web1") && rows[1].contains(" ok ") && rows[1].ends_with("3  1.2s")
-        );
-        assert!(rows[2].contains("failed: gunicorn_restart"), "{shown}");
-        assert!(rows[3].contains("error: cannot reach web3") && rows[3].contains(" - "));
-        assert_eq!(rows.len(), 4);
-        assert!(table(&reports, true).contains("web1: connect 0.50s, salt-call 0.75s"));
-    }
-
-    #[test]
     fn redaction_covers_values_and_their_lines() {
         let r = Redactor::new(&["hunter22", "-----BEGIN-----\nabcdef\n", "on"]);
         assert_eq!(r.line("pw hunter22 x"), "pw [redacted] x");
         assert_eq!(r.line("  abcdef"), "  [redacted]");
         assert_eq!(r.line("turn on"), "turn on");
-    }
-}
-
-/// `hosts:` of `conf/pillar/<env>/env.sls`, and `project_name:` of `project.sls`: the
-/// plain top-level values vault needs from the pillar.
-pub fn pillar_settings(project: &Project, env: &EnvName) -> Result<(String, Vec<String>)> {
-    let read = |path: &Path| -> Result<String> {
-        std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))
-    };
-    let project_file = project.pillar_dir().join("project.sls");
-    let name = top_level(&read(&project_file)?, "project_name")
-        .and_then(|v| v.into_iter().next())
-        .ok_or_else(|| {
-            Error::new(format!(
-                "{}: no project_name",
-                project.display_path(&project_file)
-            ))
-        })?;
-    let env_file = project.env_pillar_dir(env).join("env.sls");
-    let hosts = if env_file.exists() {
-        top_level(&read(&env_file)?, "hosts").unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    Ok((name, hosts))
-}
-
-/// The scalar, or the scalars of the list, under top-level `key` of a YAML document.
-fn top_level(text: &str, key: &str) -> Option<Vec<String>> {
-    use saphyr_parser::{Event, Parser};
-    let mut depth = 0usize;
-    let mut expect_key = false;
-    let mut found = false;
-    let mut out = Vec::new();
-    let mut in_list = false;
-    for ev in Parser::new_from_str(text) {
-        let (ev, _) = ev.ok()?;
-        match ev {
-            Event::MappingStart(..) | Event::SequenceStart(..)
-                if found && depth == 1 && !in_list =>
-            {
-                if matches!(ev, Event::SequenceStart(..)) {
-                    in_list = true;
-                    depth += 1;
-                } else {
-                    return None;
-                }
-            }
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                depth += 1;
-                expect_key = depth == 1;
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                if in_list && depth == 2 {
-                    return Some(out);
-                }
-                depth = depth.saturating_sub(1);
-                expect_key = depth == 1;
-            }
-            Event::Scalar(v, ..) if in_list && depth == 2 => out.push(v.into_owned()),
-            Event::Scalar(v, ..) if depth == 1 && found => return Some(vec![v.into_owned()]),
-            Event::Scalar(v, ..) if depth == 1 && expect_key => {
-                found = v == key;
-                expect_key = false;
-            }
-            Event::Scalar(..) if depth == 1 => expect_key = true,
-            _ => {}
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod pillar_tests {
-    use super::top_level;
-
-    #[test]
-    fn reads_top_level_values() {
-        let doc = "environment: staging\nhosts:\n  - root@10.0.0.1\n  - web2:2222\ndomain: x\n";
-        assert_eq!(
-            top_level(doc, "hosts").unwrap(),
-            ["root@10.0.0.1", "web2:2222"]
-        );
-        assert_eq!(top_level(doc, "domain").unwrap(), ["x"]);
-        assert_eq!(
-            top_level("hosts: []\n", "hosts").unwrap(),
-            Vec::<String>::new()
-        );
-        assert!(top_level("a: 1\n", "hosts").is_none());
-        assert_eq!(
-            top_level("project_name: example\n", "project_name").unwrap(),
-            ["example"]
-        );
     }
 }
