@@ -1,38 +1,41 @@
 //! One host's provision, step by step: connect, rsync of the Salt roots, the secrets and
 //! salt-call in one remote script, and what the run leaves on the server removed; each
-//! step timed as it goes.
+//! step timed as it goes, and reported to the run's [`Progress`] as it starts.
 
 use crate::project::Project;
 use crate::provision::layout::Layout;
+use crate::provision::progress::Progress;
 use crate::provision::remote::{self, apply_script, leftovers_removal, ApplyScript};
-use crate::provision::report::Applied;
+use crate::provision::report::{Applied, HostReport};
 use crate::provision::salt_output::{Line, Redactor, SaltOutput};
 use crate::provision::session::{self, shell};
 use crate::provision::target::Target;
 use crate::provision::Settings;
 use crate::secret::SecretBytes;
-use indicatif::{MultiProgress, ProgressBar};
 use openssh::{ChildStdout, Session, Stdio};
 use std::cell::RefCell;
 use std::path::Path;
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::Semaphore;
 
+/// One host of a run, and what it shares with the others.
 pub(super) struct Host<'a> {
+    /// The host's place in the run's list: how [`Progress`] names it.
+    pub index: usize,
     pub project: &'a Project,
     pub settings: &'a Settings,
     pub target: &'a Target,
     pub pillar: &'a SecretBytes,
     pub redactor: &'a Redactor,
-    pub bar: ProgressBar,
-    pub progress: &'a MultiProgress,
+    pub progress: &'a dyn Progress,
     /// Each step's name, start, and (once over) seconds.
     pub steps: RefCell<Vec<(&'static str, Instant, f64)>>,
 }
 
 impl Host<'_> {
     /// Starts step `name` (ending the one before); "" only ends the last.
-    pub fn step(&self, name: &'static str) {
+    fn step(&self, name: &'static str) {
         let mut steps = self.steps.borrow_mut();
         if let Some(last) = steps.last_mut() {
             if last.2 == 0.0 {
@@ -41,28 +44,39 @@ impl Host<'_> {
         }
         if !name.is_empty() {
             steps.push((name, Instant::now(), 0.0));
-            self.bar.set_message(name);
+            self.progress.step(self.index, name);
         }
     }
 
-    fn say(&self, line: &str) {
-        // Through the progress display, so lines and spinners do not tangle.
-        let msg = format!("[{}] {line}", self.target.label());
-        if self.progress.is_hidden() {
-            eprintln!("{msg}");
-        } else {
-            let _ = self.progress.println(msg);
+    /// The host's run, once one of the run's `jobs` places is free: timed, and its
+    /// end reported.
+    pub async fn provision(self, limit: &Semaphore) -> HostReport {
+        let _permit = limit.acquire().await;
+        let start = Instant::now();
+        let result = self.run().await;
+        self.progress.finished(self.index, &result);
+        self.step("");
+        let steps = self.steps.into_inner();
+        HostReport {
+            target: self.target.label(),
+            result,
+            seconds: start.elapsed().as_secs_f64(),
+            steps: steps
+                .into_iter()
+                .map(|(name, _, secs)| (name, secs))
+                .collect(),
         }
     }
 
     /// Connects, provisions, and closes the connection however the steps went.
-    pub async fn run(&self) -> Result<Applied, String> {
+    async fn run(&self) -> Result<Applied, String> {
         self.step("connect");
         let session = session::connect(self.target, self.settings).await?;
         if self.settings.accept_new_host_key {
             let config = self.settings.ssh_config.as_deref();
             if let Some(fp) = session::known_host_fingerprint(self.target, config) {
-                self.say(&format!("host key accepted: {fp}"));
+                let msg = format!("host key accepted: {fp}");
+                self.progress.note(self.index, &msg);
             }
         }
         let result = self.steps(&session).await;
@@ -198,7 +212,9 @@ impl Host<'_> {
             match output.read(&line) {
                 Line::Script => {}
                 Line::Ready => self.step("salt-call"),
-                Line::Salt(shown) if !self.settings.quiet => self.say(&shown),
+                Line::Salt(shown) if !self.settings.quiet => {
+                    self.progress.salt_output(self.index, &shown)
+                }
                 Line::Salt(_) => {}
             }
         }

@@ -2,10 +2,18 @@
 //! the Salt roots (no other environment's pillar, no `*.age`), the canonical pillar
 //! streamed from memory into a 0600 root file, `salt-call --local state.apply` with every
 //! secret redacted from its output, and the plaintext pillar removed afterwards.
+//!
+//! Here, the run: its settings, and the fan-out over its hosts ([`targets`]), `jobs` at a
+//! time. Each host goes through `host`'s steps over one `session`, shipping into the
+//! folders `layout` names and running `remote`'s scripts, Salt's output read and redacted
+//! by `salt_output`. What happens is told to a [`Progress`] as it goes, and comes back as
+//! [`HostReport`]s for the closing [`table`]. `pillar` reads the project's plain settings.
 
+mod compat;
 mod host;
 mod layout;
 mod pillar;
+mod progress;
 mod remote;
 mod report;
 mod salt_output;
@@ -13,16 +21,17 @@ mod session;
 mod target;
 
 pub use pillar::pillar_settings;
+pub use progress::Progress;
 pub use report::{table, Applied, HostReport};
 pub use target::{targets, Target};
 
 use crate::project::{EnvName, Project};
 use crate::secret::SecretBytes;
+use futures_util::future::join_all;
 use host::Host;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use salt_output::Redactor;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::cell::RefCell;
+use tokio::sync::Semaphore;
 
 /// What the command line and the project settle for a run.
 pub struct Settings {
@@ -43,7 +52,41 @@ pub struct Settings {
     pub quiet: bool,
 }
 
-/// Provisions every target, `jobs` at a time; one failing does not stop the others.
+/// Provisions every target, `jobs` at a time, telling `progress` as it goes; one failing
+/// does not stop the others.
+pub fn run(
+    project: &Project,
+    settings: &Settings,
+    targets: &[Target],
+    pillar: &SecretBytes,
+    redact: &[&str],
+    progress: &dyn Progress,
+) -> Vec<HostReport> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return none_started(targets, &e),
+    };
+    progress.hosts(&targets.iter().map(Target::label).collect::<Vec<_>>());
+    let limit = Semaphore::new(settings.jobs.max(1));
+    let redactor = Redactor::new(redact);
+    let hosts = targets.iter().enumerate().map(|(index, target)| Host {
+        index,
+        project,
+        settings,
+        target,
+        pillar,
+        redactor: &redactor,
+        progress,
+        steps: RefCell::default(),
+    });
+    runtime.block_on(join_all(hosts.map(|h| h.provision(&limit))))
+}
+
+/// Transitional: [`run`] with the terminal display the binary shows today, for the
+/// binary's call until it passes its own `progress::Terminal` to [`run`].
 pub fn provision(
     project: &Project,
     settings: &Settings,
@@ -51,77 +94,19 @@ pub fn provision(
     pillar: &SecretBytes,
     redact: &[&str],
 ) -> Vec<HostReport> {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            return targets
-                .iter()
-                .map(|t| HostReport {
-                    target: t.label(),
-                    result: Err(format!("cannot start: {e}")),
-                    seconds: 0.0,
-                    steps: vec![],
-                })
-                .collect()
-        }
-    };
-    let progress = MultiProgress::new();
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let limit = Arc::new(tokio::sync::Semaphore::new(settings.jobs.max(1)));
-    let redactor = Redactor::new(redact);
-    runtime.block_on(async {
-        let runs = targets.iter().map(|t| {
-            let limit = Arc::clone(&limit);
-            let bar = progress.add(ProgressBar::new_spinner());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
-                    .expect("static template"),
-            );
-            bar.set_prefix(t.label());
-            bar.enable_steady_tick(Duration::from_millis(120));
-            let host = Host {
-                project,
-                settings,
-                target: t,
-                pillar,
-                redactor: &redactor,
-                bar,
-                progress: &progress,
-                steps: std::cell::RefCell::new(Vec::new()),
-            };
-            async move {
-                let _permit = limit.acquire().await;
-                let start = Instant::now();
-                let result = host.run().await;
-                match &result {
-                    Ok(a) if a.failed.is_empty() => host
-                        .bar
-                        .finish_with_message(format!("done ({} changed)", a.changed)),
-                    Ok(a) => host
-                        .bar
-                        .finish_with_message(format!("{} state(s) failed", a.failed.len())),
-                    Err(e) => host.bar.finish_with_message(format!("failed: {e}")),
-                }
-                host.step("");
-                let steps = host
-                    .steps
-                    .into_inner()
-                    .into_iter()
-                    .map(|(name, _, secs)| (name, secs))
-                    .collect();
-                HostReport {
-                    target: t.label(),
-                    result,
-                    seconds: start.elapsed().as_secs_f64(),
-                    steps,
-                }
-            }
-        });
-        futures_util::future::join_all(runs).await
-    })
+    let terminal = compat::Terminal::new();
+    run(project, settings, targets, pillar, redact, &terminal)
+}
+
+/// Every host's report when the run could not even start.
+fn none_started(targets: &[Target], e: &std::io::Error) -> Vec<HostReport> {
+    targets
+        .iter()
+        .map(|t| HostReport {
+            target: t.label(),
+            result: Err(format!("cannot start: {e}")),
+            seconds: 0.0,
+            steps: vec![],
+        })
+        .collect()
 }
