@@ -149,9 +149,12 @@ impl Host<'_> {
             "--exclude=*.age.sig",
             "--exclude=.vault-*",
         ]);
+        // No other environment's pillar goes to the server.
         for e in &self.settings.other_envs {
             cmd.arg(format!("--exclude=/pillar/{e}/"));
         }
+        // Nor, excluded, does a secrets.sls go from a working tree, or (by --delete)
+        // from the host: only the apply script writes and removes it.
         cmd.arg("--exclude=secrets.sls");
         let ssh_config = self.settings.ssh_config.as_deref();
         cmd.arg("-e").arg(session::rsync_ssh(session, ssh_config));
