@@ -87,20 +87,22 @@ pub fn plan(store: &mut Store, req: Request) -> Result<Plan> {
 }
 
 impl Plan {
-    /// Provisions every server of the plan; one failing does not stop the others.
-    pub fn run(&self, store: &Store) -> Vec<HostReport> {
+    /// Provisions every server of the plan, telling `progress` as it goes; one failing
+    /// does not stop the others.
+    pub fn run(&self, store: &Store, progress: &dyn super::Progress) -> Vec<HostReport> {
         let redact: Vec<&str> = self
             .doc
             .entries()
             .iter()
             .map(|e| e.value().expose())
             .collect();
-        super::provision(
+        super::run(
             &store.project,
             &self.settings,
             &self.targets,
             &self.pillar,
             &redact,
+            progress,
         )
     }
 }

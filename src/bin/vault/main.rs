@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod output;
+mod progress;
 mod usage;
 
 use clap::Parser;

@@ -2,13 +2,15 @@
 
 use crate::cli::ProvisionArgs;
 use crate::output::Ui;
+use crate::progress::Terminal;
 use vault::error::Result;
 use vault::provision::{self, plan};
 use vault::store::Store;
 
 pub fn provision(ui: &Ui, store: &mut Store, args: ProvisionArgs) -> Result<i32> {
     let plan = plan::plan(store, request(args, ui.quiet))?;
-    let reports = plan.run(store);
+    // The display is dropped before the table is printed.
+    let reports = plan.run(store, &Terminal::new());
     if !ui.quiet {
         eprint!("{}", provision::table(&reports, ui.verbose));
     }

@@ -1,0 +1,100 @@
+//! What a run tells its caller afterwards: how each host went, and the closing table.
+
+/// What Salt did on a host.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub changed: usize,
+    pub failed: Vec<String>,
+}
+
+/// How one host went.
+#[derive(Debug)]
+pub struct HostReport {
+    pub target: String,
+    pub result: std::result::Result<Applied, String>,
+    pub seconds: f64,
+    /// Seconds spent in each step: connect, rsync (with the salt-call check), secrets (minion
+    /// config and the pillar), salt-call (with the pillar's removal).
+    pub steps: Vec<(&'static str, f64)>,
+}
+
+impl HostReport {
+    /// Reached, and every state applied.
+    pub fn succeeded(&self) -> bool {
+        matches!(&self.result, Ok(a) if a.failed.is_empty())
+    }
+}
+
+/// The closing table: host, result, changed states, time; with `steps`, each host's time
+/// by step.
+pub fn table(reports: &[HostReport], steps: bool) -> String {
+    let mut table = format!("\n{:<30}{:<31}{:>7}  time\n", "host", "result", "changed");
+    for r in reports {
+        let (result, changed) = match &r.result {
+            Ok(a) if a.failed.is_empty() => ("ok".to_string(), a.changed.to_string()),
+            Ok(a) => (
+                format!("failed: {}", a.failed.join(", ")),
+                a.changed.to_string(),
+            ),
+            Err(e) => (format!("error: {e}"), "-".to_string()),
+        };
+        table.push_str(&format!(
+            "{:<30}{:<31}{:>7}  {:.1}s\n",
+            r.target, result, changed, r.seconds
+        ));
+    }
+    if steps {
+        for r in reports {
+            let steps: Vec<String> = r
+                .steps
+                .iter()
+                .map(|(n, s)| format!("{n} {s:.2}s"))
+                .collect();
+            table.push_str(&format!("{}: {}\n", r.target, steps.join(", ")));
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_says_each_hosts_result() {
+        let report = |target: &str, result| HostReport {
+            target: target.into(),
+            result,
+            seconds: 1.25,
+            steps: vec![("connect", 0.5), ("salt-call", 0.75)],
+        };
+        let reports = [
+            report(
+                "web1",
+                Ok(Applied {
+                    changed: 3,
+                    failed: vec![],
+                }),
+            ),
+            report(
+                "web2",
+                Ok(Applied {
+                    changed: 1,
+                    failed: vec!["gunicorn_restart".into()],
+                }),
+            ),
+            report("web3", Err("cannot reach web3".into())),
+        ];
+        assert!(reports[0].succeeded() && !reports[1].succeeded() && !reports[2].succeeded());
+        let shown = table(&reports, false);
+        let rows: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
+        assert!(rows[0].starts_with("host") && rows[0].ends_with("changed  time"));
+        assert!(
+            rows[1].starts_with("web1") && rows[1].contains(" ok ") && rows[1].ends_with("3  1.2s")
+        );
+        assert!(rows[2].contains("failed: gunicorn_restart"), "{shown}");
+        assert!(rows[3].contains("error: cannot reach web3") && rows[3].contains(" - "));
+        assert_eq!(rows.len(), 4);
+        assert!(table(&reports, true).contains("web1: connect 0.50s, salt-call 0.75s"));
+    }
+}
