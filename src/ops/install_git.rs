@@ -26,9 +26,17 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
         ))
         .with_hint("run `git init` first"));
     }
+    let exe_q = command_name(exe)?;
     let mut done = Vec::new();
-    // `vault` when PATH finds this very binary (it survives upgrades in place); else
-    // its full path, so the drivers work from a build folder too.
+    done.extend(attributes(project)?);
+    done.push(drivers(&git, &exe_q)?);
+    done.push(hook(&git, &exe_q)?);
+    Ok(done)
+}
+
+/// `vault` when PATH finds this very binary (it survives upgrades in place); else its
+/// full path, so the drivers work from a build folder too.
+fn command_name(exe: &Path) -> Result<String> {
     let on_path = std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|d| {
             d.join("vault")
@@ -38,17 +46,17 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
                 .is_some_and(|(a, b)| a == b)
         })
     });
-    let exe_q = if on_path {
-        "vault".to_string()
-    } else {
-        shell_words::quote(
-            exe.to_str()
-                .ok_or_else(|| Error::new("the vault binary's path is not UTF-8"))?,
-        )
-        .into_owned()
-    };
+    if on_path {
+        return Ok("vault".to_string());
+    }
+    let path = exe
+        .to_str()
+        .ok_or_else(|| Error::new("the vault binary's path is not UTF-8"))?;
+    Ok(shell_words::quote(path).into_owned())
+}
 
-    // .gitattributes: add what is missing, keep everything else.
+/// `.gitattributes`: adds what is missing, keeps everything else.
+fn attributes(project: &Project) -> Result<Option<String>> {
     let attrs = project.root().join(".gitattributes");
     project.confined(&attrs)?;
     let current = match std::fs::read_to_string(&attrs) {
@@ -61,20 +69,26 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
         .copied()
         .filter(|l| !current.lines().any(|c| c.trim() == *l))
         .collect();
-    if !missing.is_empty() {
-        let mut text = current.clone();
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str("# vault: diff and merge secrets by key (vault install-git)\n");
-        for l in &missing {
-            text.push_str(l);
-            text.push('\n');
-        }
-        fs::write_atomic(&attrs, text.as_bytes(), Mode::KeepOr0644)?;
-        done.push("wrote .gitattributes (commit it, so every clone uses the drivers)".to_string());
+    if missing.is_empty() {
+        return Ok(None);
     }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# vault: diff and merge secrets by key (vault install-git)\n");
+    for l in &missing {
+        text.push_str(l);
+        text.push('\n');
+    }
+    fs::write_atomic(&attrs, text.as_bytes(), Mode::KeepOr0644)?;
+    Ok(Some(
+        "wrote .gitattributes (commit it, so every clone uses the drivers)".to_string(),
+    ))
+}
 
+/// The diff and merge drivers in this clone's `.git/config`.
+fn drivers(git: &Git, exe_q: &str) -> Result<String> {
     git.set_config("diff.vault.textconv", &format!("{exe_q} textconv"))?;
     git.set_config(
         "merge.vault.name",
@@ -84,31 +98,29 @@ pub fn install(project: &Project, exe: &Path) -> Result<Vec<String>> {
         "merge.vault.driver",
         &format!("{exe_q} merge-file %O %A %B %P"),
     )?;
-    done.push(format!(
+    Ok(format!(
         "set diff.vault and merge.vault in .git/config (running {exe_q}; run install-git again if it moves)"
-    ));
+    ))
+}
 
+/// The pre-commit hook, unless one that vault did not write is there.
+fn hook(git: &Git, exe_q: &str) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
     let hooks = git.hooks_dir()?;
     let hook = hooks.join("pre-commit");
-    let script = format!("#!/bin/sh\n{HOOK_MARK}: refuse plaintext secrets and what `vault check` rejects\nexec {exe_q} pre-commit\n");
-    match std::fs::read_to_string(&hook) {
-        Ok(t) if !t.contains(HOOK_MARK) => {
-            done.push(format!(
-                "left the existing {} alone: add `vault pre-commit` to it",
-                hook.display()
-            ));
-        }
-        _ => {
-            std::fs::create_dir_all(&hooks).map_err(|e| Error::io("cannot create", &hooks, e))?;
-            fs::write_atomic(&hook, script.as_bytes(), Mode::KeepOr0644)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| Error::io("cannot make executable", &hook, e))?;
-            done.push(format!(
-                "installed the pre-commit hook ({})",
-                hook.display()
-            ));
-        }
+    if std::fs::read_to_string(&hook).is_ok_and(|t| !t.contains(HOOK_MARK)) {
+        return Ok(format!(
+            "left the existing {} alone: add `vault pre-commit` to it",
+            hook.display()
+        ));
     }
-    Ok(done)
+    let script = format!("#!/bin/sh\n{HOOK_MARK}: refuse plaintext secrets and what `vault check` rejects\nexec {exe_q} pre-commit\n");
+    std::fs::create_dir_all(&hooks).map_err(|e| Error::io("cannot create", &hooks, e))?;
+    fs::write_atomic(&hook, script.as_bytes(), Mode::KeepOr0644)?;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io("cannot make executable", &hook, e))?;
+    Ok(format!(
+        "installed the pre-commit hook ({})",
+        hook.display()
+    ))
 }
