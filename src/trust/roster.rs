@@ -1,0 +1,59 @@
+//! The grant chain inside one manifest: which roster entries trace back to keys trusted
+//! already, each grant's signature checked as the chain reaches it.
+
+use super::SeenEnv;
+use crate::keys::signing;
+use crate::manifest::{self, Manifest};
+use std::collections::BTreeSet;
+
+/// The roster entries whose grants trace back to `anchors` (or, on first use, to the
+/// founding writer, whose grant is its own). Grants are checked only as the chain
+/// reaches them, so a roster this machine already trusts costs no verification.
+pub fn trusted_roster(
+    m: &Manifest,
+    anchors: Option<&SeenEnv>,
+) -> std::result::Result<BTreeSet<String>, String> {
+    let grant_ok = |r: &manifest::RosterEntry| -> std::result::Result<(), String> {
+        let msg = manifest::grant_message(&m.environment, &r.member, &r.fingerprint, &r.date);
+        let sig = signing::from_line(&r.grant)
+            .map_err(|_| format!("the grant of {} is malformed", r.member))?;
+        let by = signing::verify(signing::GRANT_NAMESPACE, msg.as_bytes(), &sig)
+            .map_err(|_| format!("the grant of {} is not validly signed", r.member))?;
+        if by != r.granted_by {
+            return Err(format!(
+                "the grant of {} is signed by another key than it names",
+                r.member
+            ));
+        }
+        Ok(())
+    };
+    let mut trusted: BTreeSet<String> = BTreeSet::new();
+    match anchors {
+        Some(seen) => trusted.extend(
+            m.roster
+                .iter()
+                .filter(|r| seen.roster.contains(&r.fingerprint))
+                .map(|r| r.fingerprint.clone()),
+        ),
+        None => {
+            for r in m.roster.iter().filter(|r| r.granted_by == r.fingerprint) {
+                grant_ok(r)?;
+                trusted.insert(r.fingerprint.clone());
+            }
+        }
+    }
+    loop {
+        let mut grew = false;
+        for r in &m.roster {
+            if !trusted.contains(&r.fingerprint) && trusted.contains(&r.granted_by) {
+                grant_ok(r)?;
+                trusted.insert(r.fingerprint.clone());
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    Ok(trusted)
+}
