@@ -16,6 +16,7 @@ mod export_properties;
 mod git_workflow;
 mod identities;
 mod interop;
+mod layout;
 mod provision;
 mod salt_states;
 mod symlinks;
