@@ -69,7 +69,7 @@ fn no_module_imports_a_layer_above_its_own() {
             let Some(theirs) = layer(&m) else { continue };
             // Siblings in one layer may use each other only among the leaves (layers 1
             // and 2); store and trust stand alone in theirs.
-            let up = theirs > own || (theirs == own && m != top && own >= 3 && own < 5);
+            let up = theirs > own || (theirs == own && m != top && (3..5).contains(&own));
             if up {
                 upward.push(format!("{}: uses {m}", rel.display()));
             }
