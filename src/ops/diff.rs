@@ -1,20 +1,17 @@
 //! Key-level differences between two versions of an environment: secrets added, removed
 //! and changed, recipients granted and removed, and who signed; values only on request.
-//! Also the one-file views `git diff` shows through vault's textconv driver.
+//! The one-file views `git diff` shows through vault's textconv driver are in
+//! [`super::textconv`].
 
-use crate::envelope;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::export::push_json_string;
 use crate::git::{Git, Version};
 use crate::keys::recipients::{self, Member};
-use crate::manifest::{self, Manifest, RosterEntry};
+use crate::manifest::{Manifest, RosterEntry};
 use crate::project::{EnvName, Project};
 use crate::secret::{SecretBuf, SecretValue};
 use crate::store::{known_roster, signed_manifest, Pair, Store};
-use crate::trust;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Read;
 
 /// One version of an environment, as far as this machine can read it.
 pub struct Snapshot {
@@ -323,136 +320,5 @@ fn with_value(line: &str, value: Option<&SecretValue>) -> SecretBuf {
     s
 }
 
-/// What `git diff` shows for one blob of a `*.age` or `*.age.sig` file (the textconv
-/// driver): the manifest and its signer, or the secret names with a tag per value that
-/// changes when the value does. The tags are keyed with a secret of this machine, so
-/// the output cannot be used to guess a value. Never a value.
-pub fn textconv(store: &mut Store, bytes: &[u8]) -> String {
-    if bytes.starts_with(b"vault manifest v1\n") {
-        return sidecar_view(bytes);
-    }
-    match envelope::header(bytes) {
-        Ok(header) => secrets_view(store, bytes, &header),
-        // Not ours to interpret: show it as it is.
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
-fn sidecar_view(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let (signed, armored) = match manifest::split(&text) {
-        Ok(parts) => parts,
-        Err(why) => return format!("vault manifest: malformed: {why}\n"),
-    };
-    let m = match Manifest::parse(signed) {
-        Ok(m) => m,
-        Err(why) => return format!("vault manifest: malformed: {why}\n"),
-    };
-    let name_of = |fp: &str| {
-        m.roster
-            .iter()
-            .find(|r| r.fingerprint == fp)
-            .map(|r| r.member.clone())
-            .unwrap_or_else(|| "not in the roster".into())
-    };
-    let signer = ssh_key::SshSig::from_pem(armored.trim_end())
-        .ok()
-        .and_then(|sig| {
-            crate::keys::signing::verify(crate::keys::signing::NAMESPACE, signed.as_bytes(), &sig)
-                .ok()
-        });
-    let mut out = format!("vault manifest: {} serial {}\n", m.environment, m.serial);
-    match signer {
-        Some(fp) => out.push_str(&format!("signed by {} {fp}\n", name_of(&fp))),
-        None => out.push_str("signed by: NOT A VALID SIGNATURE\n"),
-    }
-    for r in &m.roster {
-        out.push_str(&format!(
-            "recipient {} {} granted by {} on {}\n",
-            r.member,
-            r.fingerprint,
-            name_of(&r.granted_by),
-            r.date
-        ));
-    }
-    for (name, date) in &m.secrets {
-        out.push_str(&format!("secret {name} changed {date}\n"));
-    }
-    for x in &m.exposed {
-        out.push_str(&format!(
-            "exposed {} to {} since {}\n",
-            x.name, x.member, x.since
-        ));
-    }
-    out
-}
-
-fn secrets_view(store: &mut Store, bytes: &[u8], header: &envelope::Header) -> String {
-    let mut out = String::new();
-    match store
-        .identities
-        .decrypt("this version", bytes)
-        .and_then(|plain| crate::document::Document::parse("this version", plain))
-    {
-        Ok(doc) => match tag_key() {
-            Ok(key) => {
-                out.push_str("vault secrets (values hidden; a tag changes when its value does)\n");
-                for e in doc.entries() {
-                    let mut h = Sha256::new();
-                    h.update(key);
-                    h.update(e.name().as_bytes());
-                    h.update([0]);
-                    h.update(e.value().expose().as_bytes());
-                    let tag = h.finalize();
-                    out.push_str(&format!(
-                        "{} {:02x}{:02x}{:02x}{:02x}{:02x}\n",
-                        e.name(),
-                        tag[0],
-                        tag[1],
-                        tag[2],
-                        tag[3],
-                        tag[4]
-                    ));
-                }
-            }
-            Err(e) => out.push_str(&format!("vault secrets: names only ({e})\n")),
-        },
-        Err(e) => {
-            out.push_str(&format!("vault secrets: not readable here ({e})\n"));
-        }
-    }
-    out.push_str(&format!(
-        "encrypted to {} X25519 and {} SSH keys\n",
-        header.x25519,
-        header.ssh_tags.len()
-    ));
-    out
-}
-
-/// This machine's secret for keying value tags (32 random bytes, made on first use,
-/// mode 0600 in the state folder).
-fn tag_key() -> Result<[u8; 32]> {
-    let dir = trust::state_dir().ok_or_else(|| Error::new("no HOME or XDG_STATE_HOME"))?;
-    let path = dir.join("diff-tag-key");
-    let mut key = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open(&path) {
-        if f.read_exact(&mut key).is_ok() {
-            return Ok(key);
-        }
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut r| r.read_exact(&mut key))
-        .map_err(|e| Error::new(format!("cannot read random bytes: {e}")))?;
-    // Two diffs racing both write a key; the one that lands first wins for both.
-    match crate::fs::write_atomic(&path, &key, crate::fs::Mode::CreateNewPrivate)? {
-        crate::fs::Created::Yes => Ok(key),
-        crate::fs::Created::No => {
-            let mut f =
-                std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-            f.read_exact(&mut key)
-                .map_err(|e| Error::io("cannot read", &path, e))?;
-            Ok(key)
-        }
-    }
-}
+// The binary calls the textconv driver by its old path here.
+pub use super::textconv::textconv;

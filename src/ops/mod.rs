@@ -12,3 +12,4 @@ pub mod merge;
 pub mod precommit;
 pub mod revisions;
 pub mod status;
+pub mod textconv;
