@@ -5,7 +5,7 @@ use crate::common::{self, fingerprint, git, key, Project};
 use std::process::Output;
 
 /// git in the project as `who` (their key decrypts and signs in the drivers).
-fn git_as(p: &Project, who: &str, args: &[&str]) -> Output {
+pub fn git_as(p: &Project, who: &str, args: &[&str]) -> Output {
     common::git_command(p.root())
         .args(args)
         .env("VAULT_IDENTITY", key(who))
@@ -16,7 +16,7 @@ fn git_as(p: &Project, who: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -25,7 +25,7 @@ fn text(o: &Output) -> String {
 }
 
 /// A committed project: staging holds A, B and a multi-line C, with vault's git setup.
-fn repo() -> Project {
+pub fn repo() -> Project {
     let p = Project::new();
     git(p.root(), &["init", "-q"]);
     // The test's home (keys' state, the tag key) lives in the folder; keep it out of git.

@@ -20,5 +20,6 @@ mod layout;
 mod provision;
 mod salt_states;
 mod symlinks;
+mod textconv;
 mod trust;
 mod writes;

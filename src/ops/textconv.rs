@@ -34,27 +34,13 @@ pub fn textconv(store: &mut Store, bytes: &[u8]) -> String {
     }
 }
 
-/// The roster fingerprints a blob of `env` is verified against: what this machine
-/// trusts, or else what it would trust on reading the working tree's pair now (as any
-/// read does on first use). Never each blob's own founders: a forged version in the
-/// history would found itself.
+/// The roster fingerprints a blob of `env` is verified against: those this machine
+/// trusts already (its grants need no checking again; an older serial is what history
+/// holds). Never a blob's own founders: a forged version in the history would found
+/// itself.
 fn anchors(project: &Project, env: &EnvName) -> std::result::Result<SeenEnv, String> {
-    if let Some(seen) = known_roster(project, env) {
-        return Ok(seen);
-    }
-    let worktree = || -> Option<SeenEnv> {
-        let pair = Pair::read(project, env).ok()??;
-        let folder = recipients::members(project, env).ok()?;
-        let v = pair.verify(env, &folder, None).ok()?;
-        Some(SeenEnv {
-            serial: 0,
-            roster: v.trusted,
-        })
-    };
-    worktree().ok_or_else(|| {
-        format!(
-            "this machine trusts no roster of {env} yet: `vault status` in the project reads it"
-        )
+    known_roster(project, env).ok_or_else(|| {
+        format!("this machine has not verified {env} yet: read it once with `vault show {env}`")
     })
 }
 
@@ -165,13 +151,7 @@ fn verified_signature(
     for source in sources {
         let found = source().map_err(|e| format!("cannot search the history: {e}"))?;
         for c in found.into_iter().filter(|c| names_it(&c.sidecar)) {
-            let pair = Pair {
-                ciphertext: ciphertext.to_vec(),
-                sidecar: Some(c.sidecar),
-            };
-            let verdict =
-                anchors(project, &c.env).and_then(|a| pair.verify(&c.env, &c.folder, Some(&a)));
-            match verdict {
+            match verify_candidate(project, ciphertext, c) {
                 Ok(v) => return Ok(v),
                 Err(why) => {
                     first_refusal.get_or_insert(why);
@@ -185,6 +165,26 @@ fn verified_signature(
             "no signature in the working tree, the index or the history signs this version".into()
         }
     })
+}
+
+/// `c` checked as a read checks it. Its signer's trust is checked first, in words that
+/// name only a fingerprint: a forger chooses the names in the folder and the roster.
+fn verify_candidate(
+    project: &Project,
+    ciphertext: &[u8],
+    c: Candidate,
+) -> std::result::Result<Verified, String> {
+    let text = std::str::from_utf8(&c.sidecar).map_err(|_| "the signature file is not text")?;
+    let (signed, armored) =
+        manifest::split(text).map_err(|why| format!("the signature file is malformed: {why}"))?;
+    let m = Manifest::parse(signed).map_err(|why| format!("the manifest is malformed: {why}"))?;
+    sidecar_signer(project, &m, signed, armored)?;
+    let anchors = anchors(project, &c.env)?;
+    let pair = Pair {
+        ciphertext: ciphertext.to_vec(),
+        sidecar: Some(c.sidecar),
+    };
+    pair.verify(&c.env, &c.folder, Some(&anchors))
 }
 
 /// Each environment's sidecar on disk (or, with `index`, as staged), with the working
