@@ -255,6 +255,7 @@ fn merging_different_secrets_is_clean_re_encrypted_and_signed_by_the_merger() {
     );
     let status = p.vault(&["status"]).success().stdout();
     assert!(status.contains("signed: by alice"), "{status}");
+    assert!(!status.contains("exposed"), "nobody left: {status}");
     // The merge is committed, verifies for everyone, and passes the CI gate.
     assert_eq!(git(p.root(), &["status", "--porcelain"]), "");
     let out = p

@@ -246,7 +246,7 @@ fn merge_secrets(
     )?;
     let (doc, from_other) = merge_values(env, &o, &a, &b)?;
     let base = recipients_side(env, &o, &a, &b)?;
-    let manifest = merged_manifest(env, &doc, base, &a, &b);
+    let manifest = merged_manifest(env, &doc, base, [&o, &a, &b]);
     let allowed: BTreeSet<String> = manifest
         .roster
         .iter()
@@ -356,14 +356,13 @@ fn recipients_side<'s>(
 }
 
 /// The manifest of the merged `doc`: `base`'s roster, each secret's date from the side
-/// whose value it kept (today for a value neither had), the exposures that still
-/// hold, and a serial past both sides'.
+/// whose value it kept (today for a value neither had), its exposures (see
+/// [`merged_exposures`]), and a serial past both sides'.
 fn merged_manifest(
     env: &EnvName,
     doc: &Document,
     base: &MergeInput,
-    a: &MergeInput,
-    b: &MergeInput,
+    [o, a, b]: [&MergeInput; 3],
 ) -> Manifest {
     let today = manifest::today();
     let changed_on = |name: &str, value: &str| -> String {
@@ -386,24 +385,88 @@ fn merged_manifest(
             )
         })
         .collect();
-    // An exposure stands while the value is the one that was exposed.
-    let mut exposed: Vec<Exposure> = Vec::new();
-    for s in [a, b] {
-        for x in &s.verified.manifest.exposed {
-            let still = doc.get(&x.name).map(SecretValue::expose)
-                == s.doc.get(&x.name).map(SecretValue::expose);
-            if still && !exposed.contains(x) {
-                exposed.push(x.clone());
-            }
-        }
-    }
     Manifest {
         environment: env.to_string(),
         serial: a.verified.manifest.serial.max(b.verified.manifest.serial) + 1,
         ciphertext: String::new(),
         roster: base.verified.manifest.roster.clone(),
         secrets,
-        exposed,
+        exposed: merged_exposures(doc, base, [o, a, b], &today),
+    }
+}
+
+/// Who could read each merged value and is no longer a member: a value any of the three
+/// inputs held stays exposed to whom that input already marked it exposed, and becomes
+/// exposed to every key of that input's roster that `base`'s (the merged) roster lacks,
+/// since that key's holder can decrypt it from that input's commit. A value none of them
+/// held for a departed key (changed after the revoke) is exposed to nobody.
+fn merged_exposures(
+    doc: &Document,
+    base: &MergeInput,
+    inputs: [&MergeInput; 3],
+    today: &str,
+) -> Vec<Exposure> {
+    let kept: BTreeSet<&str> = base
+        .verified
+        .manifest
+        .roster
+        .iter()
+        .map(|r| r.fingerprint.as_str())
+        .collect();
+    let mut exposed: Vec<Exposure> = Vec::new();
+    for e in doc.entries() {
+        let (name, value) = (e.name(), e.value().expose());
+        let holding = inputs
+            .iter()
+            .filter(|s| s.doc.get(name).map(SecretValue::expose) == Some(value));
+        for s in holding {
+            let m = &s.verified.manifest;
+            let marked = m.exposed.iter().filter(|x| x.name == name).cloned();
+            let departed = m
+                .roster
+                .iter()
+                .filter(|r| !kept.contains(r.fingerprint.as_str()))
+                .map(|r| Exposure {
+                    name: name.to_string(),
+                    since: exposed_since(base, &r.member, m.secret_date(name), today),
+                    member: r.member.clone(),
+                });
+            for x in marked.chain(departed) {
+                add_exposure(&mut exposed, x);
+            }
+        }
+    }
+    exposed
+}
+
+/// When a departed member's exposure of a value began: the day they left, as the side
+/// that removed them records it (its earliest exposure to them), or the value's own date
+/// when it was made after; today when the revoking side no longer records the day.
+fn exposed_since(base: &MergeInput, member: &str, value_date: Option<&str>, today: &str) -> String {
+    let left = base
+        .verified
+        .manifest
+        .exposed
+        .iter()
+        .filter(|x| x.member == member)
+        .map(|x| x.since.as_str())
+        .min();
+    match (left, value_date) {
+        (Some(l), Some(v)) => l.max(v).to_string(),
+        (Some(l), None) => l.to_string(),
+        (None, _) => today.to_string(),
+    }
+}
+
+/// Adds `x`, once per secret and member, keeping the earliest date.
+fn add_exposure(exposed: &mut Vec<Exposure>, x: Exposure) {
+    match exposed
+        .iter_mut()
+        .find(|y| y.name == x.name && y.member == x.member)
+    {
+        Some(y) if x.since < y.since => y.since = x.since,
+        Some(_) => {}
+        None => exposed.push(x),
     }
 }
 
