@@ -328,7 +328,7 @@ fn with_value(line: &str, value: Option<&SecretValue>) -> SecretBuf {
 /// changes when the value does. The tags are keyed with a secret of this machine, so
 /// the output cannot be used to guess a value. Never a value.
 pub fn textconv(store: &mut Store, bytes: &[u8]) -> String {
-    if bytes.starts_with(b"vault manifest v1\n") {
+    if bytes.starts_with(b"vault manifest v") {
         return sidecar_view(bytes);
     }
     match envelope::header(bytes) {
