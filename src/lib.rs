@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod notice;
 pub mod ops;
 pub mod project;
+pub mod project_id;
 pub mod provision;
 pub mod secret;
 pub mod store;

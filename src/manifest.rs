@@ -2,11 +2,13 @@
 //! secrets and to whom they are encrypted, followed by the writer's SSH signature.
 //!
 //! ```text
-//! vault manifest v1
+//! vault manifest v2
+//! project 5f0c...(32 hex digits)
 //! environment staging
 //! serial 7
+//! parent sha256:<hex id of the manifest this one follows>   (none: founding; two: a merge)
 //! ciphertext sha256:<hex of the .age file>
-//! recipient alice SHA256:<fp> granted-by SHA256:<fp> 2026-11-25 <grant signature>
+//! recipient alice SHA256:<fp> granted-by SHA256:<fp> 2026-11-25 3 <grant signature>
 //! secret DB_PASSWORD 2026-11-25
 //! exposed DB_PASSWORD 2026-11-25 carol
 //! -----BEGIN SSH SIGNATURE-----
@@ -15,12 +17,28 @@
 //! ```
 //!
 //! The signature covers every byte before its first line (SSHSIG, namespace `vault`), so
-//! `ssh-keygen -Y verify -n vault` checks it. No line ever holds a secret value.
+//! `ssh-keygen -Y verify -n vault` checks it. A manifest's id is the SHA-256 of those
+//! bytes; its children name it as their parent, so the versions of an environment form
+//! a chain, as git commits do. Each roster entry carries the serial of the manifest that
+//! let it in, and its grant signs the project and that serial: an old grant line cannot
+//! re-admit a key that left the roster after it. Version 1 (no project, parents or grant serials)
+//! is still read, for files written by an older vault. No line ever holds a secret value.
 
+use crate::project_id::ProjectId;
+use sha2::{Digest, Sha256};
 use std::fmt::Write;
 
-const HEADER: &str = "vault manifest v1";
+const HEADER_V1: &str = "vault manifest v1";
+const HEADER_V2: &str = "vault manifest v2";
 pub const SIGNATURE_START: &str = "-----BEGIN SSH SIGNATURE-----";
+
+/// Which of a manifest's single lines have been read.
+#[derive(Default)]
+struct Seen {
+    env: bool,
+    serial: bool,
+    ciphertext: bool,
+}
 
 /// The largest sidecar accepted, in bytes.
 pub const MAX_SIDECAR_BYTES: usize = 1 << 20;
@@ -33,6 +51,8 @@ pub struct RosterEntry {
     /// Fingerprint of the member who granted this key (itself, for a founder).
     pub granted_by: String,
     pub date: String,
+    /// The serial of the manifest that let this key in (None in a version 1 manifest).
+    pub serial: Option<u64>,
     /// The granter's SSHSIG over [`grant_message`], one line of base64.
     pub grant: String,
 }
@@ -47,8 +67,12 @@ pub struct Exposure {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Manifest {
+    /// The project this manifest belongs to (None: version 1, written before identities).
+    pub project: Option<ProjectId>,
     pub environment: String,
     pub serial: u64,
+    /// The ids of the manifests this one follows: none for a founding, two for a merge.
+    pub parents: Vec<String>,
     /// `sha256:<hex>` of the ciphertext file's bytes.
     pub ciphertext: String,
     pub roster: Vec<RosterEntry>,
@@ -61,14 +85,25 @@ impl Manifest {
     /// The exact text that is signed.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{HEADER}");
+        match &self.project {
+            Some(p) => {
+                let _ = writeln!(out, "{HEADER_V2}\nproject {p}");
+            }
+            None => {
+                let _ = writeln!(out, "{HEADER_V1}");
+            }
+        }
         let _ = writeln!(out, "environment {}", self.environment);
         let _ = writeln!(out, "serial {}", self.serial);
+        for p in &self.parents {
+            let _ = writeln!(out, "parent {p}");
+        }
         let _ = writeln!(out, "ciphertext {}", self.ciphertext);
         for r in &self.roster {
+            let serial = r.serial.map(|s| format!(" {s}")).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "recipient {} {} granted-by {} {} {}",
+                "recipient {} {} granted-by {} {}{serial} {}",
                 r.member, r.fingerprint, r.granted_by, r.date, r.grant
             );
         }
@@ -85,56 +120,81 @@ impl Manifest {
     pub fn parse(text: &str) -> Result<Manifest, String> {
         // Lines end in '\n' only: `lines()` would also drop a '\r', and then a manifest
         // would not render back to the bytes that were signed (found by fuzzing).
-        let mut lines = text.split_terminator('\n').enumerate();
-        if lines.next().map(|(_, l)| l) != Some(HEADER) {
-            return Err("not a vault manifest (line 1)".into());
-        }
+        let mut lines = text.split_terminator('\n').enumerate().peekable();
+        let v2 = match lines.next().map(|(_, l)| l) {
+            Some(HEADER_V1) => false,
+            Some(HEADER_V2) => true,
+            _ => return Err("not a vault manifest (line 1)".into()),
+        };
         let mut m = Manifest::default();
-        let (mut env, mut serial, mut ct) = (false, false, false);
+        let mut seen = Seen::default();
         for (i, line) in lines {
             let n = i + 1;
             if line.chars().any(char::is_control) {
                 return Err(format!("malformed line {n}: a control character"));
             }
             let words: Vec<&str> = line.split(' ').collect();
-            let bad = || format!("malformed line {n}");
-            match words.as_slice() {
-                ["environment", e] if !env => {
-                    m.environment = e.to_string();
-                    env = true;
-                }
-                ["serial", s] if !serial => {
-                    m.serial = s.parse().map_err(|_| bad())?;
-                    serial = true;
-                }
-                ["ciphertext", c] if !ct && c.starts_with("sha256:") && c.len() == 71 => {
-                    m.ciphertext = c.to_string();
-                    ct = true;
-                }
-                ["recipient", member, fp, "granted-by", by, date, grant] => {
-                    m.roster.push(RosterEntry {
-                        member: member.to_string(),
-                        fingerprint: fp.to_string(),
-                        granted_by: by.to_string(),
-                        date: check_date(date).ok_or_else(bad)?,
-                        grant: grant.to_string(),
-                    })
-                }
-                ["secret", name, date] => m
-                    .secrets
-                    .push((name.to_string(), check_date(date).ok_or_else(bad)?)),
-                ["exposed", name, since, member] => m.exposed.push(Exposure {
-                    name: name.to_string(),
-                    since: check_date(since).ok_or_else(bad)?,
-                    member: member.to_string(),
-                }),
-                _ => return Err(bad()),
-            }
+            m.read_line(&words, v2, &mut seen)
+                .ok_or_else(|| format!("malformed line {n}"))?;
         }
-        if !(env && serial && ct) {
-            return Err("the manifest lacks its environment, serial or ciphertext line".into());
+        if !(seen.env && seen.serial && seen.ciphertext) || (v2 && m.project.is_none()) {
+            return Err(
+                "the manifest lacks its project, environment, serial or ciphertext line".into(),
+            );
         }
         Ok(m)
+    }
+
+    /// One line of a manifest, in its place: None when it is malformed or out of order.
+    fn read_line(&mut self, words: &[&str], v2: bool, seen: &mut Seen) -> Option<()> {
+        match words {
+            ["project", p] if v2 && !seen.env && self.project.is_none() => {
+                self.project = Some(ProjectId::parse(p)?);
+            }
+            ["environment", e] if !seen.env => {
+                self.environment = e.to_string();
+                seen.env = true;
+            }
+            ["serial", s] if !seen.serial => {
+                self.serial = s.parse().ok()?;
+                seen.serial = true;
+            }
+            ["parent", p] if v2 && seen.serial && !seen.ciphertext && self.parents.len() < 2 => {
+                self.parents.push(check_hash(p)?);
+            }
+            ["ciphertext", c] if !seen.ciphertext => {
+                self.ciphertext = check_hash(c)?;
+                seen.ciphertext = true;
+            }
+            ["recipient", member, fp, "granted-by", by, date, rest @ ..] => {
+                let (serial, grant) = match (v2, rest) {
+                    (false, [grant]) => (None, grant),
+                    (true, [serial, grant]) => (Some(serial.parse().ok()?), grant),
+                    _ => return None,
+                };
+                self.roster.push(RosterEntry {
+                    member: member.to_string(),
+                    fingerprint: fp.to_string(),
+                    granted_by: by.to_string(),
+                    date: check_date(date)?,
+                    serial,
+                    grant: grant.to_string(),
+                })
+            }
+            ["secret", name, date] => self.secrets.push((name.to_string(), check_date(date)?)),
+            ["exposed", name, since, member] => self.exposed.push(Exposure {
+                name: name.to_string(),
+                since: check_date(since)?,
+                member: member.to_string(),
+            }),
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// This manifest's id: `sha256:<hex>` of the exact text that is signed.
+    pub fn id(&self) -> String {
+        hash(self.render().as_bytes())
     }
 
     pub fn secret_date(&self, name: &str) -> Option<&str> {
@@ -153,9 +213,49 @@ pub fn split(sidecar: &str) -> Result<(&str, &str), String> {
     Ok((&sidecar[..at + 1], &sidecar[at + 1..]))
 }
 
+/// Where a grant was made: the project, and the serial of the manifest that let the key
+/// in (version 2); a version 1 grant named only the environment.
+pub struct GrantPlace<'a> {
+    pub project: &'a ProjectId,
+    pub serial: u64,
+}
+
 /// What a grant signature covers.
-pub fn grant_message(env: &str, member: &str, fingerprint: &str, date: &str) -> String {
-    format!("vault grant v1\nenvironment {env}\nmember {member}\nkey {fingerprint}\ndate {date}\n")
+pub fn grant_message(
+    env: &str,
+    member: &str,
+    fingerprint: &str,
+    date: &str,
+    place: Option<&GrantPlace<'_>>,
+) -> String {
+    match place {
+        None => format!(
+            "vault grant v1\nenvironment {env}\nmember {member}\nkey {fingerprint}\ndate {date}\n"
+        ),
+        Some(p) => format!(
+            "vault grant v2\nproject {}\nenvironment {env}\nmember {member}\nkey {fingerprint}\ndate {date}\nserial {}\n",
+            p.project, p.serial
+        ),
+    }
+}
+
+/// `sha256:<hex>` of `bytes`: how ciphertexts and manifests are named.
+pub fn hash(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in Sha256::digest(bytes) {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn check_hash(h: &str) -> Option<String> {
+    let hex = h.strip_prefix("sha256:")?;
+    let ok = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then(|| h.to_string())
 }
 
 fn check_date(d: &str) -> Option<String> {
@@ -224,6 +324,8 @@ mod tests {
     #[test]
     fn round_trip() {
         let m = Manifest {
+            project: None,
+            parents: vec![],
             environment: "staging".into(),
             serial: 3,
             ciphertext: format!("sha256:{}", "ab".repeat(32)),
@@ -232,6 +334,7 @@ mod tests {
                 fingerprint: "SHA256:x".into(),
                 granted_by: "SHA256:x".into(),
                 date: "2026-11-25".into(),
+                serial: None,
                 grant: "U1NIU0lH".into(),
             }],
             secrets: vec![("A".into(), "2026-11-01".into())],
@@ -247,6 +350,46 @@ mod tests {
             .unwrap_err()
             .contains("line 3"));
         assert!(Manifest::parse(&format!("{}bogus\n", m.render())).is_err());
+    }
+
+    #[test]
+    fn version_2_names_its_project_parents_and_grant_serials() {
+        let mut m = Manifest::parse(&format!(
+            "vault manifest v1\nenvironment staging\nserial 3\nciphertext sha256:{}\n",
+            "ab".repeat(32)
+        ))
+        .unwrap();
+        m.project = ProjectId::parse(&"0f".repeat(16));
+        m.parents = vec![format!("sha256:{}", "cd".repeat(32))];
+        m.roster.push(RosterEntry {
+            member: "alice".into(),
+            fingerprint: "SHA256:x".into(),
+            granted_by: "SHA256:x".into(),
+            date: "2026-11-25".into(),
+            serial: Some(3),
+            grant: "U1NIU0lH".into(),
+        });
+        let text = m.render();
+        assert!(
+            text.starts_with("vault manifest v2\nproject 0f0f"),
+            "{text}"
+        );
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+        assert_ne!(
+            m.id(),
+            Manifest::parse(&text.replace("serial 3", "serial 4"))
+                .unwrap()
+                .id()
+        );
+        // A v2 manifest without its project, or a grant without its serial, is refused.
+        assert!(
+            Manifest::parse(&text.replace(&format!("project {}\n", "0f".repeat(16)), "")).is_err()
+        );
+        assert!(Manifest::parse(&text.replace(" 2026-11-25 3 ", " 2026-11-25 ")).is_err());
+        // A parent after the ciphertext line, or three parents, is out of place.
+        let p = format!("parent sha256:{}\n", "cd".repeat(32));
+        assert!(Manifest::parse(&format!("{text}{p}")).is_err());
+        assert!(Manifest::parse(&text.replace(&p, &p.repeat(3))).is_err());
     }
 
     /// Found by `cargo fuzz run sidecar`: a '\r' before a line's end was dropped by the

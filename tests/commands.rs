@@ -419,6 +419,9 @@ fn keygen_to_a_file_is_private_and_usable() {
         format!("{public}\n"),
     )
     .unwrap();
+    // The founder checked the printed fingerprint with the newcomer.
+    p.vault(&["trust", "staging", "--fingerprint", fp])
+        .success();
     p.set("staging", "A", "for-newbie");
     let out = p
         .cmd(&["get", "staging", "A"])

@@ -4,19 +4,28 @@
 use crate::common::{self, key};
 use std::process::Command;
 
+/// `vault ARGS` as `identity` on a fresh machine whose user has checked the founder's
+/// (alice's) fingerprint with her and trusts it, as a newcomer does first.
 fn vault(identity: &str, args: &[&str]) -> common::Run {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vault"))
-        .arg("-C")
-        .arg(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .env("VAULT_IDENTITY", key(identity))
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path().join("state"))
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .output()
-        .unwrap();
-    common::Run(out)
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vault"))
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .env("VAULT_IDENTITY", key(identity))
+            .env("HOME", home.path())
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .output()
+            .unwrap();
+        common::Run(out)
+    };
+    let alice = common::fingerprint("alice_ed25519.pub");
+    for env in ["staging", "production"] {
+        run(&["trust", env, "--fingerprint", &alice]).success();
+    }
+    run(args)
 }
 
 #[test]

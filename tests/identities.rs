@@ -12,6 +12,10 @@ fn daves_project() -> Project {
     let p = Project::new();
     p.add_member("staging", "dave", "dave_ed25519_pass.pub");
     p.add_member("production", "dave", "dave_ed25519_pass.pub");
+    // alice checked dave's fingerprint with him, so her foundings admit him.
+    let fp = common::fingerprint("dave_ed25519_pass.pub");
+    p.vault(&["trust", "staging", "--fingerprint", &fp])
+        .success();
     p.set("staging", "A", "stage-value");
     p.set("production", "B", "prod-value");
     p

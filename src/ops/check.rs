@@ -51,6 +51,7 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
         let anchors = previous.map(|m| SeenEnv {
             serial: m.serial,
             roster: m.roster.into_iter().map(|r| r.fingerprint).collect(),
+            ..SeenEnv::default()
         });
         let v = match pair.verify(env, &folder, anchors.as_ref()) {
             Ok(v) => v,

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::fs::{write_atomic, Created, Mode};
 use crate::project::{EnvName, Project};
+use crate::project_id::ProjectId;
 use std::path::{Path, PathBuf};
 
 /// The layout `init` wrote: the paths it created, and those it found and kept.
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub struct Scaffold {
     pub created: Vec<PathBuf>,
     pub kept: Vec<PathBuf>,
+    /// The project holds secrets but no identity: a member runs `vault migrate`.
+    pub needs_migration: bool,
 }
 
 /// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
@@ -100,7 +103,25 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold>
         create(&mut report, &salt.join(rel), content)?;
     }
     add_gitignore(&mut report, &root.join(".gitignore"))?;
+    identity(project, &mut report)?;
     Ok(report)
+}
+
+/// A new project gets its random identity. One that already holds secrets gets it only
+/// by `vault migrate`, which a member runs and which signs every environment anew.
+fn identity(project: &Project, report: &mut Scaffold) -> Result<()> {
+    let path = project.identity_path();
+    if path.exists() {
+        report.kept.push(path);
+        return Ok(());
+    }
+    for env in project.environments()? {
+        if project.secrets_path(&env).exists() {
+            report.needs_migration = true;
+            return Ok(());
+        }
+    }
+    create(report, &path, &ProjectId::random().render())
 }
 
 /// Creates `path` with `content` unless it exists; atomic, never overwriting.

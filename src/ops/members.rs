@@ -33,6 +33,10 @@ pub fn grant(store: &mut Store, req: &GrantRequest<'_>) -> Result<(EnvName, Writ
     let shown = store.project.display_path(&pub_path);
     let (keys, new_file) = grant_keys(&env, &pub_path, &shown, req.key)?;
     confirm_fingerprints(&env, name, &shown, &keys, req.fingerprints)?;
+    // Checked by voice: this user has verified them (a founding admits them too).
+    for k in &keys {
+        store.remember_key(&k.fingerprint());
+    }
     if let Some(text) = &new_file {
         fs::write_atomic(&pub_path, text.as_bytes(), fs::Mode::CreateNew)?;
         fs::checkpoint("key-file-written");
@@ -198,4 +202,33 @@ pub fn rekey(store: &mut Store, env: &EnvName) -> Result<WriteReport> {
             "{env} has no secrets yet; nothing to rekey"
         ))),
     })
+}
+
+/// Who a confirmed key is: the member names it has in the environment's folder.
+pub struct Trusted {
+    pub env: EnvName,
+    pub members: Vec<String>,
+}
+
+/// Remembers `fingerprint` as a key this user checked with its holder, so a roster it
+/// founded or vouches for is trusted on this machine. It must be a key of `env`'s folder:
+/// a fingerprint confirmed for nobody is a typo.
+pub fn trust(store: &mut Store, env: &str, fingerprint: &str) -> Result<Trusted> {
+    let env = store.project.environment(env)?;
+    let folder = recipients::members(&store.project, &env)?;
+    let members: Vec<String> = folder
+        .iter()
+        .filter(|m| m.keys.iter().any(|k| k.fingerprint() == fingerprint))
+        .map(|m| m.name.clone())
+        .collect();
+    if members.is_empty() {
+        return Err(Error::new(format!(
+            "{env}: no key in recipients/{env}/ has the fingerprint {fingerprint}"
+        ))
+        .with_hint(format!(
+            "copy the fingerprint exactly as `vault status` or the refusal printed it; `ssh-keygen -lf recipients/{env}/NAME.pub` shows each"
+        )));
+    }
+    store.remember_key(fingerprint);
+    Ok(Trusted { env, members })
 }

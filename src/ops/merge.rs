@@ -209,6 +209,7 @@ fn merge_secrets(
         .map(|s| SeenEnv {
             serial: 0,
             roster: s.roster,
+            ..SeenEnv::default()
         });
     let o = side(
         store,
@@ -223,6 +224,7 @@ fn merge_secrets(
     let anchors = SeenEnv {
         serial: o.verified.manifest.serial,
         roster: o.verified.trusted.clone(),
+        ..SeenEnv::default()
     };
     let a = side(
         store,
@@ -385,7 +387,15 @@ fn merged_manifest(
             )
         })
         .collect();
+    // Both sides are parents, as in git; a side in the old format names no id.
+    let (ma, mb) = (&a.verified.manifest, &b.verified.manifest);
+    let parents = match (&ma.project, &mb.project) {
+        (Some(_), Some(_)) => vec![ma.id(), mb.id()],
+        _ => vec![],
+    };
     Manifest {
+        project: ma.project.clone().or_else(|| mb.project.clone()),
+        parents,
         environment: env.to_string(),
         serial: a.verified.manifest.serial.max(b.verified.manifest.serial) + 1,
         ciphertext: String::new(),

@@ -9,6 +9,7 @@ pub mod init;
 pub mod install_git;
 pub mod members;
 pub mod merge;
+pub mod migrate;
 pub mod precommit;
 pub mod revisions;
 pub mod status;

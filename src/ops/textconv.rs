@@ -24,7 +24,7 @@ use std::io::Read;
 /// are keyed with a secret of this machine, so the output cannot be used to guess a
 /// value.
 pub fn textconv(store: &mut Store, bytes: &[u8]) -> String {
-    if bytes.starts_with(b"vault manifest v1\n") {
+    if bytes.starts_with(b"vault manifest v") {
         return sidecar_view(store, bytes);
     }
     match envelope::header(bytes) {

@@ -10,7 +10,9 @@ use crate::keys::recipients::{self, Member};
 use crate::manifest::{self, Manifest, MAX_SIDECAR_BYTES};
 use crate::notice::Level;
 use crate::project::{EnvName, Project};
+use crate::project_id::PROJECT_FILE;
 use crate::trust::{self, SeenEnv, SeenStore, Verified};
+use std::collections::BTreeSet;
 
 /// An environment's two files: its ciphertext, and the sidecar signing it (None when
 /// the sidecar is missing: unsigned).
@@ -72,6 +74,7 @@ pub fn known_roster(project: &Project, env: &EnvName) -> Option<SeenEnv> {
     SeenStore::load(project).get(env).map(|s| SeenEnv {
         serial: 0,
         roster: s.roster,
+        ..SeenEnv::default()
     })
 }
 
@@ -149,8 +152,32 @@ impl Store {
         pair: &Pair,
         folder: &[Member],
     ) -> std::result::Result<Verified, String> {
+        let project = self.project.identity().map_err(|e| e.to_string())?;
+        if let Some(before) = self.seen().identity_changed_from() {
+            return Err(format!(
+                "this checkout's project identity ({PROJECT_FILE}) changed from {before}: a swapped identity would start trust anew, so nothing is trusted until it is restored (git checkout -- {PROJECT_FILE})"
+            ));
+        }
         let seen = self.seen().get(env);
-        pair.verify(env, folder, seen.as_ref())
+        let verified_keys = match seen {
+            None => Some(self.verified_keys()),
+            Some(_) => None,
+        };
+        let ctx = trust::Context {
+            seen: seen.as_ref(),
+            project: project.as_ref(),
+            verified_keys: verified_keys.as_ref(),
+        };
+        trust::verify_in(env, &pair.ciphertext, pair.sidecar.as_deref(), folder, &ctx)
+    }
+
+    /// The keys this user verified: those remembered for the project, and their own.
+    pub(super) fn verified_keys(&mut self) -> BTreeSet<String> {
+        let mut keys = self.seen().verified_keys();
+        if let Ok(Some((_, own))) = self.identities.current() {
+            keys.extend(own.iter().map(|k| k.fingerprint()));
+        }
+        keys
     }
 
     /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.
@@ -173,6 +200,16 @@ impl Store {
             self.notice(
                 Level::Warning,
                 &format!("warning: cannot remember {env}'s serial ({e}): rollback protection on this machine is limited to what it remembered before"),
+            );
+        }
+    }
+
+    /// Remembers a key this user verified (their own, when they sign; one they grant).
+    pub fn remember_key(&mut self, fingerprint: &str) {
+        if let Err(e) = self.seen().add_verified_key(fingerprint) {
+            self.notice(
+                Level::Warning,
+                &format!("warning: cannot remember the key {fingerprint} as verified ({e})"),
             );
         }
     }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::keys::recipients::{self, Member, PublicKey};
 use crate::keys::signing::{self, Signer};
 use crate::manifest::{self, Exposure, Manifest, RosterEntry};
+use crate::notice::Level;
 use crate::project::{EnvName, SECRETS_FILE, SIDECAR_FILE};
 use crate::trust::{self, Verified};
 use sha2::{Digest, Sha256};
@@ -32,6 +33,7 @@ impl Store {
         change: impl FnOnce(Option<Document>) -> Result<Option<Document>>,
     ) -> Result<WriteReport> {
         let folder = recipients::required(&self.project, env)?;
+        let project = self.project.required_identity()?;
         let _lock = self.lock(env)?;
         let Current {
             doc,
@@ -49,11 +51,32 @@ impl Store {
         let today = manifest::today();
         let mut plan = RosterPlan::new(env, &folder, old.as_ref(), &roster_change)?;
         let (mut signer, signer_fp) = self.settle_signer(env, signer, &plan.allowed)?;
-        plan.sign_grants(&mut signer, env, &signer_fp, &today)?;
+        match old.as_ref().map(|v| v.manifest.project.is_none()) {
+            None => {
+                let confirmed = self.verified_keys();
+                plan.found(&signer_fp, &confirmed);
+            }
+            Some(true) => {
+                let n = plan.upgrade();
+                self.notice(
+                    Level::Note,
+                    &format!("{env}: upgraded from vault's old format: your key now vouches for its {n} grant(s), bound to this project"),
+                );
+            }
+            Some(false) => {}
+        }
         let old_manifest = old.as_ref().map(|v| &v.manifest);
+        let serial = self.next_serial(env, old_manifest);
+        let place = manifest::GrantPlace {
+            project: &project,
+            serial,
+        };
+        plan.sign_grants(&mut signer, env, &signer_fp, &today, &place)?;
         let next = Manifest {
+            project: Some(project.clone()),
+            parents: old_manifest.map(|m| vec![m.id()]).unwrap_or_default(),
             environment: env.to_string(),
-            serial: self.next_serial(env, old_manifest),
+            serial,
             ciphertext: String::new(),
             secrets: secret_dates(&new_doc, old_manifest, &old_values, &today),
             exposed: exposures(&new_doc, old_manifest, &old_values, &plan.dropped, &today),
@@ -66,6 +89,7 @@ impl Store {
         let pending = plan.pending(&manifest.roster);
         let verified = plan.written(manifest, signer_fp);
         self.remember(env, &verified, sidecar.as_bytes());
+        self.remember_key(&verified.signer);
         Ok(WriteReport {
             written: Written::Changed,
             pending: pending.into_iter().collect(),
@@ -362,6 +386,24 @@ impl<'f> RosterPlan<'f> {
         Ok(())
     }
 
+    /// A founding admits the founder's own key and the keys this user verified before,
+    /// never the whole folder: a key slipped into a member's file must be granted
+    /// by fingerprint like any other.
+    fn found(&mut self, founder: &str, confirmed: &BTreeSet<String>) {
+        self.new_grants
+            .retain(|(_, fp)| fp == founder || confirmed.contains(fp));
+    }
+
+    /// Takes the grants of an old-format roster (bound to no project or serial) to sign
+    /// anew by the writer, who verified them; returns how many.
+    fn upgrade(&mut self) -> usize {
+        let old: Vec<RosterEntry> = std::mem::take(&mut self.roster);
+        let n = old.len();
+        self.new_grants
+            .extend(old.into_iter().map(|r| (r.member, r.fingerprint)));
+        n
+    }
+
     /// Signs each new grant with the writer's key into the roster, then sorts it.
     fn sign_grants(
         &mut self,
@@ -369,15 +411,17 @@ impl<'f> RosterPlan<'f> {
         env: &EnvName,
         signer_fp: &str,
         today: &str,
+        place: &manifest::GrantPlace<'_>,
     ) -> Result<()> {
         for (member, fp) in std::mem::take(&mut self.new_grants) {
-            let msg = manifest::grant_message(env.as_str(), &member, &fp, today);
+            let msg = manifest::grant_message(env.as_str(), &member, &fp, today, Some(place));
             let grant = signing::to_line(&signer.sign(signing::GRANT_NAMESPACE, msg.as_bytes())?)?;
             self.roster.push(RosterEntry {
                 member,
                 fingerprint: fp,
                 granted_by: signer_fp.to_string(),
                 date: today.to_string(),
+                serial: Some(place.serial),
                 grant,
             });
         }

@@ -1,6 +1,7 @@
 //! What this machine remembers of each environment it verified: the highest serial, the
-//! trusted roster, and the exact pair last verified (so an unchanged pair is not
-//! verified again).
+//! trusted roster, the keys seen to leave it, and the exact pair last verified (so an
+//! unchanged pair is not verified again); and the keys its user verified. It is kept per
+//! project identity, so every clone and worktree of a project on this machine shares it.
 
 use super::{ciphertext_hash, SeenEnv, Verified};
 use crate::error::{Error, Result};
@@ -20,39 +21,83 @@ pub fn state_dir() -> Option<PathBuf> {
 pub struct SeenStore {
     path: Option<PathBuf>,
     data: serde_json::Map<String, serde_json::Value>,
+    /// The identity this checkout had before, when it is not the one it has now.
+    changed_from: Option<String>,
 }
 
+/// The key under which the keys this user verified are kept (no environment is named so:
+/// environment names never start with `_`).
+const VERIFIED_KEYS: &str = "_verified-keys";
+
 impl SeenStore {
+    /// What this machine remembers of `project`: by its identity when it has one (an
+    /// unreadable identity remembers nothing), else by its folder's path.
     pub fn load(project: &Project) -> SeenStore {
-        let Some(base) = state_dir() else {
-            return SeenStore {
-                path: None,
-                data: Default::default(),
-            };
+        let mut store = SeenStore {
+            path: None,
+            data: Default::default(),
+            changed_from: None,
         };
-        let id = ciphertext_hash(project.root().as_os_str().as_encoded_bytes());
-        let path = base.join(format!("seen-{}.json", &id[7..23]));
-        let data = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.as_object().cloned())
+        let Some(base) = state_dir() else {
+            return store;
+        };
+        let at = ciphertext_hash(project.root().as_os_str().as_encoded_bytes());
+        let by_path = base.join(format!("seen-{}.json", &at[7..23]));
+        let path = match project.identity() {
+            Ok(Some(id)) => {
+                store.changed_from = bind_checkout(&base, project, id.as_str());
+                base.join(format!("project-{id}.json"))
+            }
+            Ok(None) => by_path.clone(),
+            Err(_) => return store,
+        };
+        // A project that just got its identity starts from what its folder remembered.
+        store.data = read_map(&path)
+            .or_else(|| read_map(&by_path))
             .unwrap_or_default();
-        SeenStore {
-            path: Some(path),
-            data,
+        store.path = Some(path);
+        store
+    }
+
+    /// The identity this checkout had when this machine last used it, if it changed
+    /// since: a committed identity swapped for another is a fresh start nobody asked for.
+    pub fn identity_changed_from(&self) -> Option<&str> {
+        self.changed_from.as_deref()
+    }
+
+    /// The keys this user verified in this project: confirmed with `vault trust`,
+    /// granted with a checked fingerprint, or their own.
+    pub fn verified_keys(&self) -> std::collections::BTreeSet<String> {
+        strings(self.data.get(VERIFIED_KEYS))
+    }
+
+    /// Remembers that this user verified `fingerprint`.
+    pub fn add_verified_key(&mut self, fingerprint: &str) -> Result<()> {
+        let mut keys = self.verified_keys();
+        if !keys.insert(fingerprint.to_string()) {
+            return Ok(());
         }
+        self.data
+            .insert(VERIFIED_KEYS.to_string(), serde_json::json!(keys));
+        self.save()
     }
 
     pub fn get(&self, env: &EnvName) -> Option<SeenEnv> {
         let e = self.data.get(env.as_str())?;
         Some(SeenEnv {
             serial: e.get("serial")?.as_u64()?,
-            roster: e
-                .get("roster")?
-                .as_array()?
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
+            roster: strings(e.get("roster")),
+            id: e.get("id").and_then(|v| v.as_str()).map(String::from),
+            removed: e
+                .get("removed")
+                .and_then(|v| v.as_object())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            v2: e.get("v2").and_then(|v| v.as_bool()).unwrap_or(false),
         })
     }
 
@@ -65,21 +110,28 @@ impl SeenStore {
             return Ok(());
         }
         let sidecar_hash = ciphertext_hash(sidecar);
-        if seen.is_some_and(|s| s.serial == v.manifest.serial)
+        if seen.as_ref().is_some_and(|s| s.serial == v.manifest.serial)
             && self
                 .verified(env)
                 .is_some_and(|(sc, ct, _)| sc == sidecar_hash && ct == v.manifest.ciphertext)
         {
             return Ok(());
         }
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
+        let mut removed = seen.as_ref().map(|s| s.removed.clone()).unwrap_or_default();
+        for fp in seen.iter().flat_map(|s| &s.roster) {
+            if !v.trusted.contains(fp) {
+                removed.entry(fp.clone()).or_insert(v.manifest.serial);
+            }
+        }
+        let v2 = v.manifest.project.is_some() || seen.as_ref().is_some_and(|s| s.v2);
         self.data.insert(
             env.as_str().to_string(),
             serde_json::json!({
                 "serial": v.manifest.serial,
+                "id": v.manifest.id(),
                 "roster": v.trusted.iter().collect::<Vec<_>>(),
+                "removed": removed,
+                "v2": v2,
                 "verified": {
                     "sidecar": sidecar_hash,
                     "ciphertext": v.manifest.ciphertext,
@@ -88,6 +140,13 @@ impl SeenStore {
                 },
             }),
         );
+        self.save()
+    }
+
+    fn save(&self) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let dir = path.parent().expect("state path has a parent");
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         let bytes = serde_json::to_vec_pretty(&self.data).map_err(|e| Error::new(e.to_string()))?;
@@ -135,4 +194,45 @@ impl SeenStore {
         crate::keys::recipients::parse_file(&text, member)
             .is_ok_and(|keys| keys.iter().any(|k| k.fingerprint() == signer))
     }
+}
+
+fn read_map(path: &std::path::Path) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .as_object()
+        .cloned()
+}
+
+fn strings(v: Option<&serde_json::Value>) -> std::collections::BTreeSet<String> {
+    v.and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Records which identity the checkout at `project`'s path has, and returns the one it
+/// had before when that differs.
+fn bind_checkout(base: &std::path::Path, project: &Project, id: &str) -> Option<String> {
+    let path = base.join("checkouts.json");
+    let mut map = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let at = ciphertext_hash(project.root().as_os_str().as_encoded_bytes());
+    let before = map.get(&at).and_then(|v| v.as_str()).map(String::from);
+    if before.as_deref() == Some(id) {
+        return None;
+    }
+    if before.is_none() {
+        map.insert(at, serde_json::json!(id));
+        let _ = std::fs::create_dir_all(base);
+        let bytes = serde_json::to_vec_pretty(&map).unwrap_or_default();
+        let _ = crate::fs::write_atomic(&path, &bytes, crate::fs::Mode::Private);
+    }
+    before
 }

@@ -9,7 +9,7 @@ mod verify;
 
 pub use memory::{state_dir, SeenStore};
 pub use roster::trusted_roster;
-pub use verify::verify;
+pub use verify::{verify, verify_in, Context};
 
 use crate::manifest::Manifest;
 use sha2::{Digest, Sha256};
@@ -38,8 +38,15 @@ pub struct Verified {
 }
 
 /// The highest serial and the trusted roster this machine has seen for one environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SeenEnv {
     pub serial: u64,
     pub roster: BTreeSet<String>,
+    /// The id of the manifest last verified at that serial (None: not known).
+    pub id: Option<String>,
+    /// Keys seen to leave the roster, with the serial of the version that left them
+    /// out: an entry granted at or before it cannot bring the key back.
+    pub removed: std::collections::BTreeMap<String, u64>,
+    /// A version 2 manifest has been seen: a version 1 one now is a downgrade.
+    pub v2: bool,
 }

@@ -14,7 +14,18 @@ pub fn trusted_roster(
     anchors: Option<&SeenEnv>,
 ) -> std::result::Result<BTreeSet<String>, String> {
     let grant_ok = |r: &manifest::RosterEntry| -> std::result::Result<(), String> {
-        let msg = manifest::grant_message(&m.environment, &r.member, &r.fingerprint, &r.date);
+        let place = match (&m.project, r.serial) {
+            (Some(project), Some(serial)) => Some(manifest::GrantPlace { project, serial }),
+            (None, None) => None,
+            _ => return Err(format!("the grant of {} is malformed", r.member)),
+        };
+        let msg = manifest::grant_message(
+            &m.environment,
+            &r.member,
+            &r.fingerprint,
+            &r.date,
+            place.as_ref(),
+        );
         let sig = signing::from_line(&r.grant)
             .map_err(|_| format!("the grant of {} is malformed", r.member))?;
         let by = signing::verify(signing::GRANT_NAMESPACE, msg.as_bytes(), &sig)

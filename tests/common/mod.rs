@@ -52,6 +52,15 @@ impl Project {
         p.add_member("staging", "bob", "bob.agekey.pub");
         p.add_member("production", "alice", "alice_ed25519.pub");
         p.add_member("production", "carol", "carol_rsa.pub");
+        // alice checked bob's and carol's fingerprints with them: her founding writes
+        // admit them (a founding admits only keys its founder verified).
+        for (env, key_file) in [
+            ("staging", "bob.agekey.pub"),
+            ("production", "carol_rsa.pub"),
+        ] {
+            p.vault(&["trust", env, "--fingerprint", &fingerprint(key_file)])
+                .success();
+        }
         p
     }
 
@@ -313,8 +322,19 @@ pub fn fingerprint(pub_file: &str) -> String {
     fingerprint_of(Path::new(&key(pub_file)))
 }
 
-/// What `ssh-keygen -lf` prints as the fingerprint of the public key in `path`.
+/// What `ssh-keygen -lf` prints as the fingerprint of the public key in `path`; for an
+/// age X25519 key (which ssh-keygen does not read), vault's: the SHA-256 of its text.
 pub fn fingerprint_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    if let Some(age) = text.lines().map(str::trim).find(|l| l.starts_with("age1")) {
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(age.as_bytes());
+        return format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+        );
+    }
     let out = Command::new("ssh-keygen")
         .arg("-lf")
         .arg(path)

@@ -164,6 +164,20 @@ pub enum Command {
         /// The member's name.
         name: String,
     },
+    /// Trust a key on this machine, after checking its fingerprint with its holder.
+    ///
+    /// A machine trusts an environment only when its chain is rooted in a key its user
+    /// verified: their own, one they granted, or one confirmed with this command.
+    Trust {
+        /// The environment whose folder holds the key.
+        env: String,
+        /// The fingerprint its holder read to you over another channel.
+        #[arg(long, required = true, value_name = "SHA256:...")]
+        fingerprint: String,
+    },
+    /// Give a project written by an older vault its identity, and sign each environment
+    /// you can write anew, bound to it.
+    Migrate,
     /// The CI gate (no private key needed): signatures, recipients, plaintext, exposures.
     Check {
         /// Fail when a secret has been exposed for longer than this.

@@ -95,6 +95,10 @@ fn run(cli: Cli) -> vault::error::Result<i32> {
         }
         Command::Revoke { env, name } => members::revoke(ui, &mut ctx.store()?, &env, &name),
         Command::Rekey { envs } => members::rekey(ui, &mut ctx.store()?, &envs),
+        Command::Trust { env, fingerprint } => {
+            members::trust(ui, &mut ctx.store()?, &env, &fingerprint)
+        }
+        Command::Migrate => members::migrate(ui, &mut ctx.store()?),
         Command::Status { json } => report::status(&mut ctx.store()?, json),
         Command::Check { max_exposure_days } => report::check(&ctx.store()?, max_exposure_days),
         Command::Diff { env, revs, values } => report::diff(&mut ctx.store()?, &env, &revs, values),

@@ -1,8 +1,10 @@
-//! Who may read an environment: `grant`, `revoke` and `rekey`, over `vault::ops::members`.
+//! Who may read an environment, and whom this machine trusts: `grant`, `revoke`, `rekey`,
+//! `trust` and `migrate`, over `vault::ops::members` and `vault::ops::migrate`.
 
 use crate::output::Ui;
 use vault::error::Result;
 use vault::ops::members::{self, GrantRequest, Revoked};
+use vault::ops::migrate::{self, Migrated};
 use vault::store::Store;
 
 pub fn grant(ui: &Ui, store: &mut Store, req: &GrantRequest<'_>) -> Result<i32> {
@@ -49,4 +51,40 @@ pub fn rekey(ui: &Ui, store: &mut Store, envs: &[String]) -> Result<i32> {
         ui.roster(&env, &report);
     }
     Ok(0)
+}
+
+pub fn trust(ui: &Ui, store: &mut Store, env: &str, fingerprint: &str) -> Result<i32> {
+    let t = members::trust(store, env, fingerprint)?;
+    ui.note(&format!(
+        "{}: this machine now trusts {fingerprint} ({} in recipients/{}/), and what it founded or vouched for",
+        t.env,
+        t.members.join(", "),
+        t.env
+    ));
+    Ok(0)
+}
+
+/// Exit 1 when an environment is left for another member to migrate.
+pub fn migrate(ui: &Ui, store: &mut Store) -> Result<i32> {
+    let m = migrate::migrate(store)?;
+    if m.created_identity {
+        ui.note("created conf/vault-project, this project's identity: commit it");
+    }
+    let mut left = false;
+    for (env, outcome) in &m.envs {
+        match outcome {
+            Migrated::Upgraded(members) => ui.note(&format!(
+                "{env}: signed anew in the current format, encrypted to {}",
+                members.join(", ")
+            )),
+            Migrated::Current => ui.note(&format!("{env}: already in the current format")),
+            Migrated::Left(why) => {
+                left = true;
+                ui.warn(&format!(
+                    "{env}: not migrated ({why}); a member of {env} runs `vault migrate`"
+                ));
+            }
+        }
+    }
+    Ok(i32::from(left))
 }

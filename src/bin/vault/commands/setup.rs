@@ -47,6 +47,9 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
             ui.note("kept conf/pillar/top.sls: make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment");
         }
     }
+    if report.needs_migration {
+        ui.warn("this project holds secrets but has no identity (conf/vault-project): a member runs `vault migrate` once, and commits what it writes");
+    }
     let first = &envs[0];
     ui.note(&format!(
         "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then `vault edit {first}`"
