@@ -75,29 +75,14 @@ fn differs(checked: std::result::Result<(), String>) -> Sync {
 
 /// How the recipients folder stands against a signed roster.
 pub struct RosterDiff {
-    /// The folder's members, with only their granted keys (members with none left out).
-    pub granted: Vec<Member>,
     /// Keys in the folder never granted: (member, fingerprint).
     pub pending: Vec<(String, String)>,
     /// Granted keys no longer in the folder: (member, fingerprint).
     pub removed: Vec<(String, String)>,
 }
 
-pub fn roster_diff(folder: &[Member], roster: &[crate::manifest::RosterEntry]) -> RosterDiff {
+pub fn roster_diff(folder: &[Member], roster: &[RosterEntry]) -> RosterDiff {
     let granted_fp = |fp: &str| roster.iter().any(|r| r.fingerprint == fp);
-    let granted = folder
-        .iter()
-        .map(|m| Member {
-            keys: m
-                .keys
-                .iter()
-                .filter(|k| granted_fp(&k.fingerprint()))
-                .cloned()
-                .collect(),
-            ..m.clone()
-        })
-        .filter(|m| !m.keys.is_empty())
-        .collect();
     let pending = folder
         .iter()
         .flat_map(|m| {
@@ -117,11 +102,7 @@ pub fn roster_diff(folder: &[Member], roster: &[crate::manifest::RosterEntry]) -
         })
         .map(|r| (r.member.clone(), r.fingerprint.clone()))
         .collect();
-    RosterDiff {
-        granted,
-        pending,
-        removed,
-    }
+    RosterDiff { pending, removed }
 }
 
 /// The state of every environment of the project. Nothing is refused here: what would
