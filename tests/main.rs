@@ -14,6 +14,7 @@ mod example_project;
 mod export_consumers;
 mod export_properties;
 mod git_workflow;
+mod header;
 mod identities;
 mod interop;
 mod layout;

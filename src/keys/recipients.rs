@@ -129,12 +129,27 @@ impl PublicKey {
         self.fp.clone()
     }
 
+    /// [`fingerprint`](Self::fingerprint), borrowed.
+    pub fn fingerprint_str(&self) -> &str {
+        &self.fp
+    }
+
     /// The tag age writes in an SSH recipient stanza for this key; None for X25519,
     /// whose stanzas are anonymous.
     pub fn stanza_tag(&self) -> Option<String> {
         match self.kind {
             KeyKind::X25519 => None,
             _ => Some(STANDARD_NO_PAD.encode(&Sha256::digest(&self.blob)[..4])),
+        }
+    }
+
+    /// The type of the stanza age writes for this key: `ssh-ed25519`, `ssh-rsa` or
+    /// `X25519`.
+    pub fn stanza_type(&self) -> &'static str {
+        match self.kind {
+            KeyKind::Ed25519 => "ssh-ed25519",
+            KeyKind::Rsa { .. } => "ssh-rsa",
+            KeyKind::X25519 => "X25519",
         }
     }
 
@@ -172,6 +187,14 @@ impl PublicKey {
             _ => Box::new(age::ssh::Recipient::from_str(&self.text).map_err(|_| unusable())?),
         })
     }
+}
+
+/// The stanza tag an SSH key with fingerprint `fp` (`SHA256:...`) would have: both are
+/// taken from the SHA-256 of the key's wire form, the tag from its first 4 bytes. For a
+/// key that is not an SSH key the result means nothing; None when `fp` is malformed.
+pub fn stanza_tag_of_fingerprint(fp: &str) -> Option<String> {
+    let digest = STANDARD_NO_PAD.decode(fp.strip_prefix("SHA256:")?).ok()?;
+    (digest.len() == 32).then(|| STANDARD_NO_PAD.encode(&digest[..4]))
 }
 
 /// The members of `env`, sorted by name. A missing folder is an empty list.
@@ -324,6 +347,17 @@ mod tests {
         assert!(!k.text().contains("alice"));
         assert!(k.fingerprint().starts_with("SHA256:"));
         assert_eq!(k.stanza_tag().unwrap().len(), 6);
+        assert_eq!(k.stanza_type(), "ssh-ed25519");
+        assert_eq!(stanza_tag_of_fingerprint(&k.fingerprint()), k.stanza_tag());
+        assert_eq!(stanza_tag_of_fingerprint("SHA256:short"), None);
+        assert_eq!(stanza_tag_of_fingerprint("MD5:x"), None);
+    }
+
+    #[test]
+    fn an_rsa_keys_tag_follows_from_its_fingerprint() {
+        let k = PublicKey::parse(include_str!("../../tests/fixtures/keys/carol_rsa.pub")).unwrap();
+        assert_eq!(k.stanza_type(), "ssh-rsa");
+        assert_eq!(stanza_tag_of_fingerprint(&k.fingerprint()), k.stanza_tag());
     }
 
     #[test]

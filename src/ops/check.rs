@@ -53,7 +53,8 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
             roster: m.roster.into_iter().map(|r| r.fingerprint).collect(),
             ..SeenEnv::default()
         });
-        let v = match pair.verify(env, &folder, anchors.as_ref()) {
+        // The header is a finding of its own (roster_findings), not a signature's.
+        let v = match pair.verify_signature(env, &folder, anchors.as_ref()) {
             Ok(v) => v,
             Err(why) => {
                 findings.push(format!(
@@ -96,7 +97,7 @@ fn roster_findings(
             "{env}: removed member {member} ({fp}) can still read the file: run `vault revoke {env} {member}` (or `vault rekey {env}`)"
         ));
     }
-    match sync_state(&diff.granted, ct) {
+    match sync_state(&v.manifest.roster, folder, ct) {
         Sync::InSync | Sync::NoFile => {}
         Sync::RekeyNeeded(why) => findings.push(format!(
             "{env}: not encrypted to exactly its roster: {}",

@@ -1,18 +1,19 @@
 //! `vault status` and `vault whoami`: the state of every environment, and who you are.
 
-use crate::envelope;
+use crate::envelope::{self, RosterKey};
 use crate::error::Result;
 use crate::keys::recipients::{self, Member, PublicKey};
-use crate::manifest::Exposure;
+use crate::manifest::{Exposure, RosterEntry};
 use crate::project::EnvName;
 use crate::store::Store;
 use crate::trust::Verified;
 
-/// Whether a file is encrypted to exactly its recipients folder.
+/// Whether a file is encrypted to exactly its signed roster.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sync {
     InSync,
-    /// What differs: members whose key the file lacks, and keys it holds beyond the folder.
+    /// What differs between the header and the roster, in the words a reader refuses
+    /// with (one line each).
     RekeyNeeded(Vec<String>),
     NoFile,
     Unreadable(String),
@@ -35,77 +36,53 @@ pub struct EnvStatus {
     pub exposed: Vec<Exposure>,
 }
 
-/// Compares the file's header with the recipients folder. SSH keys are matched by the
-/// tag age writes for them; X25519 stanzas are anonymous, so those are compared by count.
-pub fn sync_state(members: &[Member], ciphertext: &[u8]) -> Sync {
-    let header = match envelope::header(ciphertext) {
-        Ok(h) => h,
-        Err(why) => return Sync::Unreadable(why),
-    };
-    let keys = recipients::distinct_keys(members);
-    let mut diffs = Vec::new();
-    for m in members {
+/// Compares the file's header with the signed `roster` (key types from `folder`), as a
+/// reader does before decrypting: the same check, the same words.
+pub fn sync_state(roster: &[RosterEntry], folder: &[Member], ciphertext: &[u8]) -> Sync {
+    match envelope::header(ciphertext) {
+        Ok(h) => differs(h.matches(roster, folder)),
+        Err(why) => Sync::Unreadable(why),
+    }
+}
+
+/// Like [`sync_state`] for a file whose signature is refused: its header against the
+/// recipients folder, all of whose keys it would hold.
+fn sync_with_folder(folder: &[Member], ciphertext: &[u8]) -> Sync {
+    let mut keys: Vec<RosterKey> = Vec::new();
+    for m in folder {
         for k in &m.keys {
-            if let Some(tag) = k.stanza_tag() {
-                if !header.ssh_tags.contains(&tag) {
-                    diffs.push(format!("not encrypted to {} ({})", m.name, k.fingerprint()));
-                }
+            if !keys.iter().any(|d| d.fingerprint == k.fingerprint_str()) {
+                keys.push(RosterKey {
+                    member: &m.name,
+                    fingerprint: k.fingerprint_str(),
+                    key: Some(k),
+                });
             }
         }
     }
-    let folder_tags: Vec<String> = keys.iter().filter_map(|k| k.stanza_tag()).collect();
-    let extra = header
-        .ssh_tags
-        .iter()
-        .filter(|t| !folder_tags.contains(t))
-        .count();
-    if extra > 0 {
-        diffs.push(format!(
-            "encrypted to {extra} SSH key(s) no longer in the folder"
-        ));
+    match envelope::header(ciphertext) {
+        Ok(h) => differs(h.compare(&keys, "its recipients folder")),
+        Err(why) => Sync::Unreadable(why),
     }
-    let folder_x25519 = keys.iter().filter(|k| k.stanza_tag().is_none()).count();
-    if folder_x25519 != header.x25519 {
-        diffs.push(format!(
-            "{} age key(s) in the folder, {} in the file",
-            folder_x25519, header.x25519
-        ));
-    }
-    if header.other > 0 {
-        diffs.push(format!("{} recipient(s) of another kind", header.other));
-    }
-    if diffs.is_empty() {
-        Sync::InSync
-    } else {
-        Sync::RekeyNeeded(diffs)
+}
+
+fn differs(checked: std::result::Result<(), String>) -> Sync {
+    match checked {
+        Ok(()) => Sync::InSync,
+        Err(why) => Sync::RekeyNeeded(vec![why]),
     }
 }
 
 /// How the recipients folder stands against a signed roster.
 pub struct RosterDiff {
-    /// The folder's members, with only their granted keys (members with none left out).
-    pub granted: Vec<Member>,
     /// Keys in the folder never granted: (member, fingerprint).
     pub pending: Vec<(String, String)>,
     /// Granted keys no longer in the folder: (member, fingerprint).
     pub removed: Vec<(String, String)>,
 }
 
-pub fn roster_diff(folder: &[Member], roster: &[crate::manifest::RosterEntry]) -> RosterDiff {
+pub fn roster_diff(folder: &[Member], roster: &[RosterEntry]) -> RosterDiff {
     let granted_fp = |fp: &str| roster.iter().any(|r| r.fingerprint == fp);
-    let granted = folder
-        .iter()
-        .map(|m| Member {
-            keys: m
-                .keys
-                .iter()
-                .filter(|k| granted_fp(&k.fingerprint()))
-                .cloned()
-                .collect(),
-            ..m.clone()
-        })
-        .filter(|m| !m.keys.is_empty())
-        .collect();
     let pending = folder
         .iter()
         .flat_map(|m| {
@@ -125,11 +102,7 @@ pub fn roster_diff(folder: &[Member], roster: &[crate::manifest::RosterEntry]) -
         })
         .map(|r| (r.member.clone(), r.fingerprint.clone()))
         .collect();
-    RosterDiff {
-        granted,
-        pending,
-        removed,
-    }
+    RosterDiff { pending, removed }
 }
 
 /// The state of every environment of the project. Nothing is refused here: what would
@@ -162,23 +135,28 @@ pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
             }
         };
         let folder = members.unwrap_or_default();
-        let verified = store.verify_report(&env, &disk, &folder);
+        let verified = store.signature_report(&env, &disk, &folder);
         if let Ok(v) = &verified {
             let diff = roster_diff(&folder, &v.manifest.roster);
-            st.sync = sync_state(&diff.granted, &disk.ciphertext);
+            st.sync = sync_state(&v.manifest.roster, &folder, &disk.ciphertext);
             st.pending = diff.pending;
             st.removed = diff.removed;
             st.exposed = v.manifest.exposed.clone();
         } else {
-            st.sync = sync_state(&folder, &disk.ciphertext);
+            st.sync = sync_with_folder(&folder, &disk.ciphertext);
         }
-        st.secrets = if verified.is_ok() || store.skip_verify {
-            store
+        // Decrypted only when a reader would decrypt it: signature and header both hold.
+        let refused = match (&verified, &st.sync) {
+            (Err(_), _) => Some("its signature is refused"),
+            (Ok(_), Sync::InSync) => None,
+            (Ok(_), _) => Some("its header differs from its signed roster"),
+        };
+        st.secrets = match refused {
+            Some(why) if !store.skip_verify => Err(format!("not decrypted: {why}")),
+            _ => store
                 .decrypt(&env, &disk.ciphertext)
                 .map(|d| Some(d.entries().len()))
-                .map_err(|e| e.to_string())
-        } else {
-            Err("not decrypted: its signature is refused".into())
+                .map_err(|e| e.to_string()),
         };
         st.signature = verified.map(Some);
         out.push(st);

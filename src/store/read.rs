@@ -3,7 +3,7 @@
 
 use super::{journal, Store};
 use crate::document::Document;
-use crate::envelope::MAX_CIPHERTEXT_BYTES;
+use crate::envelope::{self, MAX_CIPHERTEXT_BYTES};
 use crate::error::{Error, Result};
 use crate::fs::read_limited;
 use crate::keys::recipients::{self, Member};
@@ -41,9 +41,24 @@ impl Pair {
         self.sidecar.as_deref().and_then(signed_manifest)
     }
 
-    /// Checks the sidecar against the ciphertext, `folder` (the environment's members)
-    /// and `anchors` (what is trusted already); see [`trust::verify`].
+    /// Whether the pair may be decrypted: the sidecar checked against the ciphertext,
+    /// `folder` (the environment's members) and `anchors` (what is trusted already; see
+    /// [`trust::verify`]), then the ciphertext's header against the signed roster.
     pub fn verify(
+        &self,
+        env: &EnvName,
+        folder: &[Member],
+        anchors: Option<&SeenEnv>,
+    ) -> std::result::Result<Verified, String> {
+        let v = self.verify_signature(env, folder, anchors)?;
+        // The signed hash binds the header already: this catches a writer that encrypted
+        // to other keys than the roster it signed (a bug, a stale rekey), not a forger.
+        envelope::check_header(&self.ciphertext, &v.manifest.roster, folder)?;
+        Ok(v)
+    }
+
+    /// The sidecar alone, without the header: for reports that show the header apart.
+    pub fn verify_signature(
         &self,
         env: &EnvName,
         folder: &[Member],
@@ -94,7 +109,9 @@ impl Store {
 
     /// Like [`verify`](Self::verify), but files byte-identical to those this machine last
     /// verified, signed by a key still in its member's file, are not verified again.
+    /// The header is checked against the signed roster either way.
     pub(super) fn verify_for_read(&mut self, env: &EnvName, pair: &Pair) -> Result<()> {
+        let folder = recipients::members(&self.project, env)?;
         if let Some(sidecar) = &pair.sidecar {
             let project = self.project.clone();
             if self
@@ -102,10 +119,15 @@ impl Store {
                 .unchanged_since_verified(&project, env, sidecar, &pair.ciphertext)
             {
                 self.detail(&format!("{env}: unchanged since this machine verified it"));
-                return Ok(());
+                // Its manifest is the one verified; a pair verified before the header
+                // was checked gets that check now.
+                let roster = pair.manifest().map(|m| m.roster).unwrap_or_default();
+                return match envelope::check_header(&pair.ciphertext, &roster, &folder) {
+                    Ok(()) => Ok(()),
+                    Err(why) => self.refuse(env, why),
+                };
             }
         }
-        let folder = recipients::members(&self.project, env)?;
         self.verify(env, pair, &folder).map(drop)
     }
 
@@ -127,21 +149,27 @@ impl Store {
                 self.remember(env, &v, pair.sidecar.as_deref().unwrap_or_default());
                 Ok(Some(v))
             }
-            Err(why) if self.skip_verify => {
-                self.notice(
-                    Level::Warning,
-                    &format!("WARNING: --insecure-skip-verify: {env}: {why}; using it anyway"),
-                );
-                Ok(None)
-            }
-            Err(why) => Err(Error::new(format!(
-                "{env} ({}): refused before decrypting: {why}",
-                self.project.display_path(&self.project.secrets_path(env))
-            ))
-            .with_hint(format!(
-                "see who changed it: git log -p -- conf/pillar/{env} recipients/{env}; --insecure-skip-verify overrides, for recovery only"
-            ))),
+            Err(why) => self.refuse(env, why).map(|()| None),
         }
+    }
+
+    /// Refuses `env` for `why`, before anything is decrypted; with `skip_verify`, a loud
+    /// warning instead.
+    fn refuse(&mut self, env: &EnvName, why: String) -> Result<()> {
+        if self.skip_verify {
+            self.notice(
+                Level::Warning,
+                &format!("WARNING: --insecure-skip-verify: {env}: {why}; using it anyway"),
+            );
+            return Ok(());
+        }
+        Err(Error::new(format!(
+            "{env} ({}): refused before decrypting: {why}",
+            self.project.display_path(&self.project.secrets_path(env))
+        ))
+        .with_hint(format!(
+            "see who changed it: git log -p -- conf/pillar/{env} recipients/{env}; --insecure-skip-verify overrides, for recovery only"
+        )))
     }
 
     /// The verdict on `pair` against what this machine has seen, without refusing or
@@ -178,6 +206,18 @@ impl Store {
             keys.extend(own.iter().map(|k| k.fingerprint()));
         }
         keys
+    }
+
+    /// Like [`verify_report`](Self::verify_report), the sidecar alone: for a report
+    /// that shows the header apart (and decrypts only when that matches too).
+    pub fn signature_report(
+        &mut self,
+        env: &EnvName,
+        pair: &Pair,
+        folder: &[Member],
+    ) -> std::result::Result<Verified, String> {
+        let seen = self.seen().get(env);
+        pair.verify_signature(env, folder, seen.as_ref())
     }
 
     /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.

@@ -481,7 +481,23 @@ pub fn seal(
     if keys.is_empty() {
         return Err(Error::new(format!("{env}: no granted key to encrypt to")));
     }
+    // Exactly one stanza per roster key: a roster key the folder lacks would give a
+    // file every reader refuses.
+    if let Some(r) = manifest
+        .roster
+        .iter()
+        .find(|r| !keys.iter().any(|k| k.fingerprint_str() == r.fingerprint))
+    {
+        return Err(Error::new(format!(
+            "{env}: not written: the roster lists {}'s key ({}), which recipients/{env}/ no longer holds",
+            r.member, r.fingerprint
+        ))
+        .with_hint(format!("`vault rekey {env}` drops it from the roster first")));
+    }
     let ciphertext = envelope::encrypt(doc.text(), &keys)?;
+    // The check every reader makes, made before the pair exists.
+    envelope::check_header(&ciphertext, &manifest.roster, folder)
+        .map_err(|why| Error::new(format!("{env}: not written: {why}")))?;
     manifest.ciphertext = trust::ciphertext_hash(&ciphertext);
     let text = manifest.render();
     let sig = signer.sign(signing::NAMESPACE, text.as_bytes())?;
@@ -489,4 +505,99 @@ pub fn seal(
         .to_pem(ssh_key::LineEnding::LF)
         .map_err(|e| Error::new(format!("cannot encode the signature: {e}")))?;
     Ok((ciphertext, format!("{text}{pem}"), manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Stanza;
+
+    fn key(text: &str) -> PublicKey {
+        PublicKey::parse(text).unwrap()
+    }
+
+    fn member(name: &str, k: &PublicKey) -> Member {
+        Member {
+            name: name.into(),
+            keys: vec![k.clone()],
+        }
+    }
+
+    fn entry(name: &str, k: &PublicKey) -> RosterEntry {
+        RosterEntry {
+            member: name.into(),
+            fingerprint: k.fingerprint(),
+            granted_by: k.fingerprint(),
+            date: "2026-01-01".into(),
+            grant: "unchecked-here".into(),
+        }
+    }
+
+    /// Whom `seal` encrypts to: the roster's keys, each once, nothing else (a folder key
+    /// never granted is left out), then age's one grease stanza.
+    #[test]
+    fn seal_writes_one_stanza_per_roster_key_and_nothing_else() {
+        let alice = key(include_str!("../../tests/fixtures/keys/alice_ed25519.pub"));
+        let bob = key(include_str!("../../tests/fixtures/keys/bob.agekey.pub"));
+        let carol = key(include_str!("../../tests/fixtures/keys/carol_rsa.pub"));
+        let mallory = key(include_str!(
+            "../../tests/fixtures/keys/mallory_ed25519.pub"
+        ));
+        let private = include_str!("../../tests/fixtures/keys/alice_ed25519");
+        let mut signer = Signer::Key(Box::new(
+            ssh_key::PrivateKey::from_openssh(private).unwrap(),
+        ));
+        let env = EnvName::parse("staging").unwrap();
+        let doc = crate::document::empty("staging");
+        // carol is in the folder under two names; mallory is pending (never granted).
+        let folder = vec![
+            member("alice", &alice),
+            member("bob", &bob),
+            member("carol", &carol),
+            member("carol2", &carol),
+            member("mallory", &mallory),
+        ];
+        let roster = vec![
+            entry("alice", &alice),
+            entry("bob", &bob),
+            entry("carol", &carol),
+            entry("carol2", &carol),
+        ];
+        let manifest = Manifest {
+            environment: "staging".into(),
+            roster: roster.clone(),
+            ..Manifest::default()
+        };
+        let (ct, _, m) = seal(&env, &doc, &folder, manifest, &mut signer).unwrap();
+        let h = envelope::header(&ct).unwrap();
+        let tag = |k: &PublicKey| k.stanza_tag().unwrap();
+        assert_eq!(
+            h.stanzas[..3],
+            [
+                Stanza::Ssh {
+                    kind: "ssh-ed25519",
+                    tag: tag(&alice)
+                },
+                Stanza::X25519,
+                Stanza::Ssh {
+                    kind: "ssh-rsa",
+                    tag: tag(&carol)
+                },
+            ]
+        );
+        assert_eq!(h.stanzas[3..], [Stanza::Grease]);
+        assert_eq!(m.ciphertext, trust::ciphertext_hash(&ct));
+        assert_eq!(h.matches(&roster, &folder), Ok(()));
+
+        // A roster key the folder lacks is refused, not left out of the header.
+        let manifest = Manifest {
+            roster: vec![entry("alice", &alice), entry("mallory", &mallory)],
+            ..Manifest::default()
+        };
+        let err = seal(&env, &doc, &folder[..3], manifest, &mut signer).unwrap_err();
+        assert!(
+            err.to_string().contains("the roster lists mallory's key"),
+            "{err}"
+        );
+    }
 }
