@@ -529,6 +529,7 @@ mod tests {
             fingerprint: k.fingerprint(),
             granted_by: k.fingerprint(),
             date: "2026-01-01".into(),
+            serial: None,
             grant: "unchecked-here".into(),
         }
     }
