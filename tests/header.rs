@@ -366,7 +366,7 @@ fn a_remembered_verification_does_not_skip_the_header_check() {
             f.file_name()
                 .unwrap()
                 .to_string_lossy()
-                .starts_with("seen-")
+                .starts_with("project-")
         })
         .unwrap();
     let mut json: serde_json::Value =

@@ -50,7 +50,17 @@ impl Pair {
         folder: &[Member],
         anchors: Option<&SeenEnv>,
     ) -> std::result::Result<Verified, String> {
-        let v = self.verify_signature(env, folder, anchors)?;
+        self.verify_in(env, folder, &trusted_as(anchors))
+    }
+
+    /// [`verify`](Self::verify) against a whole trust context.
+    pub fn verify_in(
+        &self,
+        env: &EnvName,
+        folder: &[Member],
+        ctx: &trust::Context<'_>,
+    ) -> std::result::Result<Verified, String> {
+        let v = self.verify_signature_in(env, folder, ctx)?;
         // The signed hash binds the header already: this catches a writer that encrypted
         // to other keys than the roster it signed (a bug, a stale rekey), not a forger.
         envelope::check_header(&self.ciphertext, &v.manifest.roster, folder)?;
@@ -64,13 +74,24 @@ impl Pair {
         folder: &[Member],
         anchors: Option<&SeenEnv>,
     ) -> std::result::Result<Verified, String> {
-        trust::verify(
-            env,
-            &self.ciphertext,
-            self.sidecar.as_deref(),
-            folder,
-            anchors,
-        )
+        self.verify_signature_in(env, folder, &trusted_as(anchors))
+    }
+
+    fn verify_signature_in(
+        &self,
+        env: &EnvName,
+        folder: &[Member],
+        ctx: &trust::Context<'_>,
+    ) -> std::result::Result<Verified, String> {
+        trust::verify_in(env, &self.ciphertext, self.sidecar.as_deref(), folder, ctx)
+    }
+}
+
+/// A context that holds a sidecar against `anchors` alone.
+fn trusted_as(anchors: Option<&SeenEnv>) -> trust::Context<'_> {
+    trust::Context {
+        seen: anchors,
+        ..trust::Context::default()
     }
 }
 
@@ -180,6 +201,13 @@ impl Store {
         pair: &Pair,
         folder: &[Member],
     ) -> std::result::Result<Verified, String> {
+        let known = self.known(env)?;
+        pair.verify_in(env, folder, &known.context())
+    }
+
+    /// What this machine holds a pair of `env` against: the project's identity, what it
+    /// has seen of `env`, and (on first use) the keys its user verified.
+    fn known(&mut self, env: &EnvName) -> std::result::Result<Known, String> {
         let project = self.project.identity().map_err(|e| e.to_string())?;
         if let Some(before) = self.seen().identity_changed_from() {
             return Err(format!(
@@ -191,12 +219,11 @@ impl Store {
             None => Some(self.verified_keys()),
             Some(_) => None,
         };
-        let ctx = trust::Context {
-            seen: seen.as_ref(),
-            project: project.as_ref(),
-            verified_keys: verified_keys.as_ref(),
-        };
-        trust::verify_in(env, &pair.ciphertext, pair.sidecar.as_deref(), folder, &ctx)
+        Ok(Known {
+            project,
+            seen,
+            verified_keys,
+        })
     }
 
     /// The keys this user verified: those remembered for the project, and their own.
@@ -216,8 +243,8 @@ impl Store {
         pair: &Pair,
         folder: &[Member],
     ) -> std::result::Result<Verified, String> {
-        let seen = self.seen().get(env);
-        pair.verify_signature(env, folder, seen.as_ref())
+        let known = self.known(env)?;
+        pair.verify_signature_in(env, folder, &known.context())
     }
 
     /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.
@@ -251,6 +278,23 @@ impl Store {
                 Level::Warning,
                 &format!("warning: cannot remember the key {fingerprint} as verified ({e})"),
             );
+        }
+    }
+}
+
+/// What a store holds an environment's pair against (see [`Store::verify_report`]).
+struct Known {
+    project: Option<crate::project_id::ProjectId>,
+    seen: Option<SeenEnv>,
+    verified_keys: Option<BTreeSet<String>>,
+}
+
+impl Known {
+    fn context(&self) -> trust::Context<'_> {
+        trust::Context {
+            seen: self.seen.as_ref(),
+            project: self.project.as_ref(),
+            verified_keys: self.verified_keys.as_ref(),
         }
     }
 }
