@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("document", 2),
     ("export", 2),
     ("project", 1),
+    ("process", 1),
     ("git", 1),
     ("fs", 1),
     ("error", 1),
