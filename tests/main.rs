@@ -21,4 +21,5 @@ mod provision;
 mod salt_states;
 mod symlinks;
 mod trust;
+mod work_files;
 mod writes;
