@@ -142,14 +142,14 @@ fi
     let out = common::Run(edit_with(&p, &rt, script).output().unwrap()).success();
     assert!(
         out.stderr()
-            .contains("vault: error: staging: line 3: duplicate secret A"),
+            .contains("vault: error: staging: line 3: duplicate secret name"),
         "{}",
         out.stderr()
     );
     let banner = std::fs::read_to_string(rt.path().join("state.banner")).unwrap();
     assert_eq!(
         banner,
-        "# vault: error: staging: line 3: duplicate secret A (first at line 2)\n# vault: fix the error above, or save the file unchanged to give up.\n"
+        "# vault: error: staging: line 3: duplicate secret name (first at line 2)\n# vault: fix the error above, or save the file unchanged to give up.\n"
     );
     assert_eq!(p.vault(&["get", "staging", "B"]).0.stdout, b"new");
     assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"2");

@@ -17,6 +17,7 @@ mod git_workflow;
 mod identities;
 mod interop;
 mod layout;
+mod names;
 mod provision;
 mod salt_states;
 mod symlinks;
