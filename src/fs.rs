@@ -2,6 +2,7 @@
 //! flushes, and the pause and fail points the crash tests stop vault at.
 
 use crate::error::{Error, Result};
+use rustix::fs::OFlags;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -24,16 +25,54 @@ pub fn sync_dir(dir: &Path) {
 }
 
 /// Reads `path` whole, refusing one larger than `limit`; None when it does not exist.
+/// Opened without blocking and read only when it is a regular file, so a FIFO, a
+/// device or a link to one is refused at once rather than waited on or read forever.
 pub fn read_limited(path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
+    read_regular(path, limit, OFlags::empty())
+}
+
+/// Like [`read_limited`], but a symbolic link is refused rather than followed: for
+/// vault's own work files, which vault never makes links.
+pub fn read_own(path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+    read_regular(path, limit, OFlags::NOFOLLOW)
+}
+
+fn read_regular(path: &Path, limit: usize, extra: OFlags) -> Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = OFlags::NONBLOCK | OFlags::NOCTTY | extra;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(Error::new(format!(
+                "{} is a symbolic link; refusing to follow it",
+                path.display()
+            ))
+            .with_hint(format!(
+                "vault never makes it a link: remove it (rm {})",
+                path.display()
+            )))
+        }
         Err(e) => return Err(Error::io("cannot read", path, e)),
     };
-    let len = file
+    let meta = file
         .metadata()
-        .map_err(|e| Error::io("cannot read", path, e))?
-        .len();
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::new(format!(
+            "{} is not a regular file (a FIFO, a device or a folder); refusing to read it",
+            path.display()
+        ))
+        .with_hint(format!(
+            "replace it with the file itself: rm {}",
+            path.display()
+        )));
+    }
+    let len = meta.len();
     if len > limit as u64 {
         return Err(Error::new(format!(
             "{} is {len} bytes, over the limit of {limit} bytes",
@@ -45,6 +84,42 @@ pub fn read_limited(path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("cannot read", path, e))?;
     Ok(Some(bytes))
+}
+
+/// Creates or replaces the contents of `path`, one of vault's own work files: never
+/// through a symbolic link (refused), mode 0644 for a new one.
+pub fn write_own(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            Error::new(format!(
+                "{} is a symbolic link; refusing to write through it",
+                path.display()
+            ))
+            .with_hint(format!(
+                "vault never makes it a link: remove it (rm {})",
+                path.display()
+            ))
+        } else {
+            Error::io("cannot write", path, e)
+        }
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .map_err(fail)?;
+    let meta = f.metadata().map_err(fail)?;
+    if !meta.is_file() {
+        return Err(Error::new(format!(
+            "{} is not a regular file; refusing to write to it",
+            path.display()
+        )));
+    }
+    f.write_all(bytes).map_err(fail)
 }
 
 /// How an atomic write treats the file it replaces.

@@ -6,7 +6,7 @@
 //! - [`store`]: one environment's pair of files, read, verified and written;
 //! - [`trust`]: the signed roster, its grant chain, and the machine's memory;
 //! - [`keys`], [`envelope`], [`manifest`], [`document`], [`export`]: keys and formats;
-//! - [`project`], [`git`], [`fs`], [`error`], [`secret`], [`notice`]: the ground they stand on.
+//! - [`project`], [`process`], [`git`], [`fs`], [`error`], [`secret`], [`notice`]: the ground they stand on.
 
 pub mod document;
 pub mod envelope;
@@ -18,6 +18,7 @@ pub mod keys;
 pub mod manifest;
 pub mod notice;
 pub mod ops;
+pub mod process;
 pub mod project;
 pub mod project_id;
 pub mod provision;

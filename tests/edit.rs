@@ -142,14 +142,14 @@ fi
     let out = common::Run(edit_with(&p, &rt, script).output().unwrap()).success();
     assert!(
         out.stderr()
-            .contains("vault: error: staging: line 3: duplicate secret A"),
+            .contains("vault: error: staging: line 3: duplicate secret name"),
         "{}",
         out.stderr()
     );
     let banner = std::fs::read_to_string(rt.path().join("state.banner")).unwrap();
     assert_eq!(
         banner,
-        "# vault: error: staging: line 3: duplicate secret A (first at line 2)\n# vault: fix the error above, or save the file unchanged to give up.\n"
+        "# vault: error: staging: line 3: duplicate secret name (first at line 2)\n# vault: fix the error above, or save the file unchanged to give up.\n"
     );
     assert_eq!(p.vault(&["get", "staging", "B"]).0.stdout, b"new");
     assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"2");
@@ -180,42 +180,260 @@ fn giving_up_on_invalid_content_leaves_the_file_untouched() {
     assert!(rt.leftovers().is_empty());
 }
 
+/// Starts `c` (a `vault edit` whose editor records the file's path, then waits) and
+/// returns it once the editor holds the plaintext, with the plaintext file's path.
+fn with_editor_open(mut c: Command, rt: &Runtime) -> (std::process::Child, PathBuf) {
+    let child = c.spawn().unwrap();
+    let marker = rt.path().join("state.path");
+    let start = Instant::now();
+    while !marker.exists() || std::fs::read_to_string(&marker).unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "editor never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let file = PathBuf::from(std::fs::read_to_string(&marker).unwrap().trim());
+    std::fs::remove_file(marker).unwrap();
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("plain-secret"));
+    (child, file)
+}
+
+const WAITING_EDITOR: &str = "echo \"$1\" > \"$STATE.path\"; exec sleep 30";
+
+/// `c` run by a shell that first allows core dumps of any size, as a user might.
+fn with_core_dumps(c: &Command) -> Command {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "ulimit -c unlimited && exec \"$0\" \"$@\""])
+        .arg(c.get_program())
+        .args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    if let Some(dir) = c.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh
+}
+
+/// Files named like a core dump (`core`, `core.PID`, `vault.core`) anywhere under `dir`.
+fn cores_under(dir: &Path) -> Vec<PathBuf> {
+    common::files_under(dir, &[])
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n == "core" || n.starts_with("core.") || n.ends_with(".core")
+        })
+        .collect()
+}
+
+/// Every signal vault edit catches, by number and name, and how vault must end on it:
+/// by the signal itself, or (where its default cannot be restored) with 128 + it.
+fn caught_signals() -> Vec<(i32, String, bool)> {
+    use signal_hook::consts::*;
+    let mut all: Vec<(i32, String, bool)> = [
+        (SIGQUIT, "QUIT"),
+        (SIGUSR1, "USR1"),
+        (SIGUSR2, "USR2"),
+        (SIGALRM, "ALRM"),
+        (SIGPIPE, "PIPE"),
+        (SIGTERM, "TERM"),
+        (SIGINT, "INT"),
+        (SIGHUP, "HUP"),
+        (SIGTRAP, "TRAP"),
+        (SIGABRT, "ABRT"),
+        (SIGXCPU, "XCPU"),
+        (SIGXFSZ, "XFSZ"),
+        (SIGVTALRM, "VTALRM"),
+        (SIGPROF, "PROF"),
+        (SIGSYS, "SYS"),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n, s.to_string(), true))
+    .collect();
+    // SIGIO's default (terminate) is not one signal-hook restores, nor SIGSTKFLT's,
+    // SIGPWR's or a real-time signal's: those end with 128 + the signal.
+    for (n, s) in [
+        (SIGIO, "IO"),
+        (16, "STKFLT"),
+        (30, "PWR"),
+        (34, "RTMIN"),
+        (64, "RTMAX"),
+    ] {
+        all.push((n, s.to_string(), false));
+    }
+    all
+}
+
 #[test]
 fn signals_remove_the_plaintext() {
+    use std::os::unix::process::ExitStatusExt;
     let p = Project::new();
     p.set("staging", "A", "plain-secret");
     let before = p.snapshot();
-    for (sig, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+    for (num, name, by_signal) in caught_signals() {
         let rt = Runtime::new();
-        let script = "echo \"$1\" > \"$STATE.path\"; exec sleep 30";
-        let mut child = edit_with(&p, &rt, script).spawn().unwrap();
-        let marker = rt.path().join("state.path");
-        let start = Instant::now();
-        while !marker.exists() || std::fs::read_to_string(&marker).unwrap().is_empty() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "editor never started"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let file = PathBuf::from(std::fs::read_to_string(&marker).unwrap().trim());
-        assert!(std::fs::read_to_string(&file)
-            .unwrap()
-            .contains("plain-secret"));
+        let c = with_core_dumps(&edit_with(&p, &rt, WAITING_EDITOR));
+        let (mut child, file) = with_editor_open(c, &rt);
         Command::new("kill")
-            .args([&format!("-{sig}"), &child.id().to_string()])
+            .args([&format!("-{num}"), &child.id().to_string()])
             .status()
             .unwrap();
         let status = child.wait().unwrap();
-        assert_eq!(status.code(), Some(code), "SIG{sig}");
+        if by_signal {
+            assert_eq!(status.signal(), Some(num), "SIG{name}: {status}");
+            assert!(!status.core_dumped(), "SIG{name} dumped core");
+        } else {
+            assert_eq!(status.code(), Some(128 + num), "SIG{name}: {status}");
+        }
         assert!(
             !file.exists() && !file.parent().unwrap().exists(),
-            "SIG{sig} left the plaintext"
+            "SIG{name} left the plaintext"
         );
-        std::fs::remove_file(marker).unwrap();
         assert!(rt.leftovers().is_empty(), "{:?}", rt.leftovers());
-        assert_eq!(p.snapshot(), before);
+        assert!(cores_under(p.root()).is_empty(), "SIG{name}: a core file");
+        assert_eq!(p.snapshot(), before, "SIG{name}");
     }
+    // The honest flow after all that: the editor's save is written.
+    let rt = Runtime::new();
+    let script = "printf 'secrets:\\n  A: new-secret\\n' > \"$1\"";
+    common::Run(edit_with(&p, &rt, script).output().unwrap()).success();
+    assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"new-secret");
+}
+
+/// Where cores are written on this machine: a file name (relative to the dumping
+/// process's folder, or absolute), or None when a program receives them.
+fn core_pattern() -> Option<String> {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").ok()?;
+    let pattern = pattern.trim().to_string();
+    (!pattern.starts_with('|')).then_some(pattern)
+}
+
+/// With core dumps allowed by the shell, a vault edit holding plaintext has a core
+/// limit of 0 and is not dumpable, and SIGQUIT (whose default dumps core) leaves no
+/// core, while the same shell's own process does dump one: the machine would write it.
+#[test]
+fn an_editing_vault_dumps_no_core() {
+    use std::os::unix::process::ExitStatusExt;
+    let p = Project::new();
+    p.set("staging", "A", "plain-secret");
+    let rt = Runtime::new();
+    let c = with_core_dumps(&edit_with(&p, &rt, WAITING_EDITOR));
+    let (mut child, _file) = with_editor_open(c, &rt);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().collect::<Vec<_>>()[4..6],
+        ["0", "0"],
+        "{core}"
+    );
+    Command::new("kill")
+        .args(["-QUIT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(3), "{status}");
+    assert!(!status.core_dumped());
+    assert!(cores_under(p.root()).is_empty());
+    // The control: the same shell, its own process quitting, dumps core here.
+    let Some(pattern) = core_pattern() else {
+        eprintln!("SKIPPED the control: cores go to a program on this machine (core_pattern)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctl = Command::new("sh")
+        .args(["-c", "ulimit -c unlimited; exec sleep 5"])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    Command::new("kill")
+        .args(["-QUIT", &ctl.id().to_string()])
+        .status()
+        .unwrap();
+    let st = ctl.wait().unwrap();
+    if pattern.starts_with('/') || !st.core_dumped() {
+        eprintln!("SKIPPED the control: this machine writes no core in the folder ({pattern})");
+        return;
+    }
+    assert!(!cores_under(dir.path()).is_empty(), "{pattern}");
+}
+
+/// A non-dumpable process's /proc files belong to root, whoever runs it: seen by
+/// running vault as an unprivileged user (`setpriv`, when the tests run as root).
+#[test]
+fn an_editing_vault_is_not_dumpable() {
+    if !rustix::process::geteuid().is_root() || !common::have("setpriv") {
+        eprintln!("SKIPPED: needs root and setpriv to run vault as another user");
+        return;
+    }
+    let p = Project::new();
+    p.set("staging", "A", "plain-secret");
+    let rt = Runtime::new();
+    // The user `nobody` gets the project, the runtime folder and a copy of alice's key.
+    let key = p.home.join("alice");
+    std::fs::copy(common::key("alice_ed25519"), &key).unwrap();
+    for path in [p.root(), rt.path()] {
+        let ok = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let as_nobody = |c: &Command| {
+        let mut s = with_core_dumps(c);
+        let sh_args: Vec<_> = std::iter::once(s.get_program().to_owned())
+            .chain(s.get_args().map(|a| a.to_owned()))
+            .collect();
+        let mut n = Command::new("setpriv");
+        n.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(sh_args);
+        for (k, v) in s.get_envs() {
+            match v {
+                Some(v) => n.env(k, v),
+                None => n.env_remove(k),
+            };
+        }
+        n.current_dir(s.get_current_dir().unwrap());
+        s = n;
+        s
+    };
+    let mut c = edit_with(&p, &rt, WAITING_EDITOR);
+    c.env("VAULT_IDENTITY", &key);
+    let (mut child, file) = with_editor_open(as_nobody(&c), &rt);
+    let owner = |pid: u32| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{pid}/status"))
+            .unwrap()
+            .uid()
+    };
+    assert_eq!(
+        owner(child.id()),
+        0,
+        "vault's /proc files are not root's: dumpable"
+    );
+    // The control: the editor it started (a new program: dumpable again) is nobody's.
+    let editor =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+            .unwrap();
+    let editor: u32 = editor.split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(owner(editor), 65534);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!file.exists());
 }
 
 #[test]

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("export", 2),
     ("project", 1),
     ("project_id", 1),
+    ("process", 1),
     ("git", 1),
     ("fs", 1),
     ("error", 1),

@@ -4,6 +4,7 @@
 
 use crate::common::{self, Project};
 use std::os::unix::fs::symlink;
+use std::path::Path;
 
 /// A folder outside the project, holding what an attacker wants vault to use.
 fn outside() -> tempfile::TempDir {
@@ -129,4 +130,94 @@ fn a_link_planted_at_an_export_path_is_replaced_not_followed() {
     assert!(meta.is_file());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+/// `vault ARGS` in `p`, killed (and failed) if it runs for more than ten seconds.
+fn within_ten_seconds(p: &Project, args: &[&str]) -> common::Run {
+    let mut child = p
+        .cmd(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("vault {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    common::Run(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_sidecar_that_is_a_fifo_or_a_device_never_blocks_a_reader() {
+    let p = Project::new();
+    p.set("staging", "A", "x");
+    let sidecar = p.root().join("conf/pillar/staging/secrets.sls.age.sig");
+    let honest = std::fs::read(&sidecar).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("sig"), &honest).unwrap();
+    let fifo = p.root().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // What is put in the sidecar's place: a FIFO itself (None), or a link to a target.
+    let outside = out.path().join("sig");
+    let plant: [(&str, Option<&Path>); 4] = [
+        ("a FIFO", None),
+        (
+            "a link to a FIFO in the project",
+            Some(Path::new("../../../fifo")),
+        ),
+        ("a link to /dev/stdin", Some(Path::new("/dev/stdin"))),
+        ("a link outside the project", Some(&outside)),
+    ];
+    for (what, target) in plant {
+        std::fs::remove_file(&sidecar).unwrap();
+        match target {
+            Some(t) => symlink(t, &sidecar).unwrap(),
+            None => assert!(std::process::Command::new("mkfifo")
+                .arg(&sidecar)
+                .status()
+                .unwrap()
+                .success()),
+        }
+        let check = within_ten_seconds(&p, &["check"]);
+        assert_eq!(check.code(), 1, "{what}: {}", check.stdout());
+        assert!(
+            check.stdout().contains("secrets.sls.age.sig"),
+            "{what}: {}",
+            check.stdout()
+        );
+        for args in [&["get", "staging", "A"][..], &["show", "staging"]] {
+            let run = within_ten_seconds(&p, args);
+            assert_ne!(run.code(), 0, "{what}: {args:?} read it");
+        }
+        // status reports it, and goes on.
+        let status = within_ten_seconds(&p, &["status"]);
+        assert!(
+            status.stdout().contains("secrets.sls.age.sig"),
+            "{what}: {}",
+            status.stdout()
+        );
+        let err = within_ten_seconds(&p, &["get", "staging", "A"]).error();
+        assert!(
+            err.contains("not a regular file")
+                || err.contains("outside the project")
+                || err.contains("symbolic link"),
+            "{what}: {err}"
+        );
+    }
+    // The real file back: every reader reads it.
+    std::fs::remove_file(&sidecar).unwrap();
+    std::fs::write(&sidecar, &honest).unwrap();
+    assert_eq!(within_ten_seconds(&p, &["check"]).code(), 0);
+    assert_eq!(
+        within_ten_seconds(&p, &["get", "staging", "A"]).0.stdout,
+        b"x"
+    );
 }

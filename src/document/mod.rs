@@ -13,7 +13,7 @@ mod read;
 mod validate;
 mod write;
 
-pub use validate::{check_name, check_value};
+pub use validate::{check_name, check_value, controlling, CONTROLLING_NAMES, CONTROLLING_PREFIXES};
 pub use write::push_double_quoted;
 
 use crate::error::Result;
@@ -148,30 +148,30 @@ mod tests {
     #[test]
     fn shapes_that_are_refused() {
         let cases = [
-            ("secrets:\n  A: [1]\n", "line 2: A: the value is a list"),
-            (
-                "secrets:\n  A: {b: c}\n",
-                "line 2: A: the value is a mapping",
-            ),
-            ("secrets:\n  A:\n", "A: the value is null"),
-            ("secrets:\n  A: ~\n", "A: the value is null"),
-            ("secrets:\n  A: null\n", "A: the value is null"),
+            ("secrets:\n  A: [1]\n", "line 2: the value is a list"),
+            ("secrets:\n  A: {b: c}\n", "line 2: the value is a mapping"),
+            ("secrets:\n  A:\n", "line 2: the value is null"),
+            ("secrets:\n  A: ~\n", "line 2: the value is null"),
+            ("secrets:\n  A: null\n", "line 2: the value is null"),
             (
                 "secrets:\n  A: &x v\n  B: *x\n",
-                "A: anchors are not allowed",
+                "line 2: anchors are not allowed",
             ),
             ("secrets:\n  B: *x\n", "invalid YAML"),
-            ("secrets:\n  A: !!str v\n", "A: tags are not allowed"),
+            ("secrets:\n  A: !!str v\n", "line 2: tags are not allowed"),
             (
                 "secrets:\n  A: 1\n  A: 2\n",
-                "line 3: duplicate secret A (first at line 2)",
+                "line 3: duplicate secret name (first at line 2)",
             ),
-            ("secrets:\n  1A: v\n", "line 2: invalid secret name '1A'"),
-            ("secrets:\n  A-B: v\n", "invalid secret name 'A-B'"),
-            ("other: 1\n", "unexpected top-level key 'other'"),
+            (
+                "secrets:\n  1A: v\n",
+                "line 2: invalid secret name: use letters",
+            ),
+            ("secrets:\n  A-B: v\n", "line 2: invalid secret name"),
+            ("other: 1\n", "line 1: unexpected top-level key;"),
             (
                 "secrets:\n  A: 1\nmore: 2\n",
-                "unexpected top-level key 'more'",
+                "line 3: unexpected top-level key;",
             ),
             ("- a\n", "must be a mapping"),
             ("", "the document is empty"),

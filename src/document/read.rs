@@ -64,11 +64,16 @@ impl<'a> Reader<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span)> {
         match self.parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
+            // The parser's words, cut before any character of the text it quotes.
             Some(Err(e)) => Err(Error::new(format!(
                 "{}: line {}: invalid YAML: {}",
                 self.env,
                 e.marker().line(),
                 e.info()
+                    .split(['`', '\'', '"'])
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches([':', ' '])
             ))),
             None => Err(Error::new(format!(
                 "{}: unexpected end of the document",
@@ -136,17 +141,14 @@ impl<'a> Reader<'a> {
     fn check_top_key(&self, key: &str, decorated: bool, line: usize, seen: bool) -> Result<()> {
         if key != "secrets" {
             return Err(self
-                .fail(
-                    line,
-                    &format!("unexpected top-level key '{}'; {SHAPE}", key.escape_debug()),
-                )
+                .fail(line, &format!("unexpected top-level key; {SHAPE}"))
                 .with_hint(HINT));
         }
         if decorated {
             return Err(self.fail(line, "anchors and tags are not allowed"));
         }
         if seen {
-            return Err(self.fail(line, "duplicate key 'secrets'"));
+            return Err(self.fail(line, "duplicate key `secrets`"));
         }
         Ok(())
     }
@@ -187,7 +189,7 @@ impl<'a> Reader<'a> {
                 }
                 _ => return Err(self.fail(line, "every secret name must be a plain NAME")),
             };
-            let value = self.read_value(&name)?;
+            let value = self.read_value()?;
             entries.push(Entry {
                 name,
                 value,
@@ -230,35 +232,35 @@ impl<'a> Reader<'a> {
     ) -> Result<()> {
         check_name(self.env, name, Some(line))?;
         if decorated {
-            return Err(self.fail(line, &format!("{name}: anchors and tags are not allowed")));
+            return Err(self.fail(line, "anchors and tags are not allowed"));
         }
         if let Some(first) = seen.get(name) {
             return Err(self.fail(
                 line,
-                &format!("duplicate secret {name} (first at line {first})"),
+                &format!("duplicate secret name (first at line {first})"),
             ));
         }
         Ok(())
     }
 
-    /// The value of secret `name`: a string scalar, never a collection or an alias.
-    fn read_value(&mut self, name: &str) -> Result<SecretValue> {
+    /// A secret's value: a string scalar, never a collection or an alias. Errors name
+    /// the line, never the secret (its name may be a value typed in the wrong place).
+    fn read_value(&mut self) -> Result<SecretValue> {
         let (ev, vspan) = self.next()?;
         let vline = vspan.start.line();
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
-                self.scalar_value(name, value, style, anchor != 0, tag.is_some(), vline)
+                self.scalar_value(value, style, anchor != 0, tag.is_some(), vline)
             }
-            Event::Alias(_) => Err(self.fail(vline, &format!("{name}: aliases are not allowed"))),
-            Event::SequenceStart(..) => Err(self.fail(
-                vline,
-                &format!("{name}: the value is a list; every value must be a string"),
-            )),
+            Event::Alias(_) => Err(self.fail(vline, "aliases are not allowed")),
+            Event::SequenceStart(..) => {
+                Err(self.fail(vline, "the value is a list; every value must be a string"))
+            }
             Event::MappingStart(..) => Err(self.fail(
                 vline,
-                &format!("{name}: the value is a mapping; every value must be a string"),
+                "the value is a mapping; every value must be a string",
             )),
-            _ => Err(self.fail(vline, &format!("{name}: unexpected value"))),
+            _ => Err(self.fail(vline, "unexpected value")),
         }
     }
 
@@ -266,7 +268,6 @@ impl<'a> Reader<'a> {
     /// string is moved into the secret when it owns one, copied once when it borrows.
     fn scalar_value(
         &self,
-        name: &str,
         value: Cow<'a, str>,
         style: ScalarStyle,
         anchored: bool,
@@ -274,23 +275,18 @@ impl<'a> Reader<'a> {
         line: usize,
     ) -> Result<SecretValue> {
         if anchored {
-            return Err(self.fail(line, &format!("{name}: anchors are not allowed")));
+            return Err(self.fail(line, "anchors are not allowed"));
         }
         if tagged {
-            return Err(self.fail(
-                line,
-                &format!("{name}: tags are not allowed; every value is a string"),
-            ));
+            return Err(self.fail(line, "tags are not allowed; every value is a string"));
         }
         if style == ScalarStyle::Plain && is_null(&value) {
-            return Err(self
-                .fail(line, &format!("{name}: the value is null"))
-                .with_hint(
+            return Err(self.fail(line, "the value is null").with_hint(
                 "write the value, or quote it ('' for empty, '~' or 'null' for those characters)",
             ));
         }
         if value.contains('\0') {
-            return Err(self.fail(line, &format!("{name}: the value holds a NUL character")));
+            return Err(self.fail(line, "the value holds a NUL character"));
         }
         Ok(match value {
             Cow::Owned(s) => SecretValue::new(s),

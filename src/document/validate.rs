@@ -1,21 +1,131 @@
-//! The rules for secret names and for values given to `set`.
+//! The rules for secret names and for values given to `set`. A secret becomes an
+//! environment variable (`vault exec`, exports), so a name that changes how a program,
+//! a shell or the dynamic loader behaves is refused: whoever can write a secret would
+//! otherwise choose the code every consumer runs.
 
 use super::MAX_DOCUMENT_BYTES;
 use crate::error::{Error, Result};
 
-/// Checks a secret name: `[A-Za-z_][A-Za-z0-9_]*`.
+/// Names that change how a program or the loader behaves, refused as secret names.
+/// Each is read by a loader, shell, interpreter or tool to find code or config to run.
+/// `HOME` and the XDG config folders too: shells, git, ssh and interpreters read their
+/// startup and config files there (`~/.ssh/config`'s ProxyCommand, `~/.gitconfig`'s
+/// core.sshCommand), so choosing them chooses commands. (A setting, signed into the
+/// environment's manifest, allowing one of these is for the trust-chain format.)
+pub const CONTROLLING_NAMES: &[&str] = &[
+    // The dynamic loader and libc.
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "DYLD_INSERT_LIBRARIES",
+    "DYLD_LIBRARY_PATH",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "LOCPATH",
+    "NLSPATH",
+    "HOSTALIASES",
+    "RESOLV_HOST_CONF",
+    // Shells.
+    "PATH",
+    "IFS",
+    "HOME",
+    "ENV",
+    "BASH_ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "CDPATH",
+    "ZDOTDIR",
+    // Interpreters and runtimes.
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "NODE_REPL_EXTERNAL_MODULE",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "OPENSSL_CONF",
+    "OPENSSL_ENGINES",
+    // git and the programs tools start.
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_EXEC_PATH",
+    "GIT_ASKPASS",
+    "GIT_EDITOR",
+    "GIT_SEQUENCE_EDITOR",
+    "GIT_PAGER",
+    "GIT_PROXY_COMMAND",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_TEMPLATE_DIR",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "SSH_ASKPASS",
+    "SUDO_ASKPASS",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "MANPAGER",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "BROWSER",
+    "XDG_CONFIG_HOME",
+    "XDG_CONFIG_DIRS",
+    // vault's own: a child that runs vault would run it as the secret says.
+    "VAULT_IDENTITY",
+    "VAULT_TEST_PAUSE",
+    "VAULT_TEST_FAILPOINT",
+];
+
+/// Whole families of such names, by how they start.
+pub const CONTROLLING_PREFIXES: &[&str] = &[
+    "LD_",
+    "DYLD_",
+    "BASH_FUNC_",
+    "PYTHON",
+    "PERL",
+    "RUBY",
+    "GIT_CONFIG",
+];
+
+/// How `name` is shown when it is one of the controlling names: itself when it is in
+/// the fixed list, its family (`LD_*`) when only its start matches, so nothing the
+/// user typed beyond the list is repeated. None for an ordinary name.
+pub fn controlling(name: &str) -> Option<String> {
+    if let Some(n) = CONTROLLING_NAMES.iter().find(|n| **n == name) {
+        return Some((*n).to_string());
+    }
+    CONTROLLING_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(**p))
+        .map(|p| format!("a name starting {p}"))
+}
+
+/// Checks a secret name: `[A-Za-z_][A-Za-z0-9_]*`, and not one that changes how a
+/// program behaves. With `line` (the name was read from a document) an invalid name is
+/// not repeated: it may be a value typed where a name belongs.
 pub fn check_name(env: &str, name: &str, line: Option<usize>) -> Result<()> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        return Ok(());
+    let rule = "use letters, digits and '_', not starting with a digit";
+    if !ok {
+        return Err(Error::new(match line {
+            Some(l) => format!("{env}: line {l}: invalid secret name: {rule}"),
+            None => format!(
+                "{env}: invalid secret name '{}': {rule}",
+                name.escape_debug()
+            ),
+        }));
     }
-    let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
-    Err(Error::new(format!(
-        "{env}: {at}invalid secret name '{}': use letters, digits and '_', not starting with a digit",
-        name.escape_debug()
-    )))
+    if let Some(shown) = controlling(name) {
+        let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+        return Err(Error::new(format!(
+            "{env}: {at}{shown} changes how programs or the loader behave; vault refuses it as a secret name"
+        ))
+        .with_hint("name the secret otherwise (README, Secrets, lists the refused names); a file holding one is refused whole: restore an earlier version from git"));
+    }
+    Ok(())
 }
 
 /// Checks a value given to `set`: no NUL, within the size limit.
@@ -31,4 +141,49 @@ pub fn check_value(env: &str, name: &str, value: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controlling_names_are_refused_and_others_pass() {
+        for name in [
+            "LD_PRELOAD",
+            "LD_BIND_NOW",
+            "DYLD_FALLBACK_LIBRARY_PATH",
+            "BASH_ENV",
+            "BASH_FUNC_x",
+            "PYTHONPATH",
+            "PERL5OPT",
+            "RUBYOPT",
+            "NODE_OPTIONS",
+            "GIT_CONFIG_COUNT",
+            "GIT_SSH_COMMAND",
+            "PATH",
+            "HOME",
+            "IFS",
+        ] {
+            let err = check_name("staging", name, None).unwrap_err();
+            assert!(err.message().contains("changes how programs"), "{err}");
+        }
+        for name in [
+            "DB_PASSWORD",
+            "NODE_ENV",
+            "GIT_TOKEN",
+            "PATHS",
+            "HOME_URL",
+            "ld_preload",
+        ] {
+            check_name("staging", name, None).unwrap();
+        }
+        // A family member the list does not name is shown by its family only.
+        let err = check_name("staging", "LD_hunter2", Some(3)).unwrap_err();
+        assert!(!err.message().contains("hunter2"), "{err}");
+        assert!(
+            err.message().contains("line 3: a name starting LD_"),
+            "{err}"
+        );
+    }
 }

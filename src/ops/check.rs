@@ -34,8 +34,16 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
         };
         duplicates(env, &folder, &mut findings);
         let sc_path = project.sidecar_path(env);
-        // Read as it is, without the store's lock: the gate must not write.
-        let Some(pair) = Pair::read(project, env)? else {
+        // Read as it is, without the store's lock: the gate must not write. A file it
+        // cannot read (a link out of the project, a FIFO) is a finding, not the end.
+        let pair = match Pair::read(project, env) {
+            Ok(pair) => pair,
+            Err(e) => {
+                findings.push(e.to_string());
+                continue;
+            }
+        };
+        let Some(pair) = pair else {
             if sc_path.exists() {
                 findings.push(format!(
                     "{env}: {} exists without its secrets file",
@@ -69,6 +77,9 @@ pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
         exposure_findings(env, &v, &today, max_exposure_days, &mut findings);
     }
     plaintext(project, &mut findings);
+    for path in crate::store::tracked_work_files(project) {
+        findings.push(format!("{path}: a vault work file is carried by a commit; vault refuses to act on it: `git rm {path}`, and see who added it"));
+    }
     let summary = format!(
         "vault check: {} environment(s), {secrets} secret(s), {} finding(s)",
         envs.len(),

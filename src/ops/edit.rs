@@ -1,7 +1,11 @@
 //! `vault edit`: the plaintext in a private folder on tmpfs, the user's editor, and
 //! validation before anything is re-encrypted. The plaintext is overwritten and
-//! removed on every way out: success, invalid content, editor failure, and SIGINT,
-//! SIGTERM or SIGHUP.
+//! removed on every way out: success, invalid content, editor failure, and every
+//! signal that can be caught and whose default would end vault ([`CAUGHT`]); vault then
+//! ends as that signal would have ended it. SIGKILL and SIGSTOP cannot be caught, and a
+//! fault in vault itself (SIGSEGV, SIGBUS, SIGILL, SIGFPE) cannot safely be returned
+//! from: the process holds no core (see `crate::process`), and the next `vault edit`
+//! wipes the folder the killed one left.
 
 use crate::document::{Document, MAX_DOCUMENT_BYTES};
 use crate::error::{Error, Result};
@@ -172,21 +176,50 @@ pub fn run(
     let sig = signal.load(Ordering::SeqCst);
     if sig != 0 {
         // The workspace is already wiped (it is dropped when the session returns); the
-        // caller's lock is released on the way out.
+        // caller's lock is released on the way out, then vault ends by the signal.
+        crate::process::end_by_signal(sig as i32);
         return Err(Error::silent_exit(128 + sig as i32));
     }
     result
 }
 
-/// SIGINT, SIGTERM and SIGHUP recorded in `signal` rather than killing vault, so the
-/// plaintext is wiped on the way out.
+/// The signals watched while the plaintext exists: every one whose default action
+/// ends the process (terminating, or dumping core) and that a handler may return from.
+/// The real-time signals (SIGRTMIN..=SIGRTMAX, default: terminate) are added to these.
+pub const CAUGHT: &[i32] = &[
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGQUIT,
+    signal_hook::consts::SIGTRAP,
+    signal_hook::consts::SIGABRT,
+    signal_hook::consts::SIGUSR1,
+    signal_hook::consts::SIGUSR2,
+    signal_hook::consts::SIGPIPE,
+    signal_hook::consts::SIGALRM,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGXCPU,
+    signal_hook::consts::SIGXFSZ,
+    signal_hook::consts::SIGVTALRM,
+    signal_hook::consts::SIGPROF,
+    signal_hook::consts::SIGIO,
+    signal_hook::consts::SIGSYS,
+    #[cfg(target_os = "linux")]
+    rustix::process::Signal::STKFLT.as_raw(),
+    #[cfg(target_os = "linux")]
+    rustix::process::Signal::POWER.as_raw(),
+];
+
+/// The real-time signals, on Linux as glibc and musl leave them to programs (none
+/// elsewhere).
+fn realtime() -> impl Iterator<Item = i32> {
+    (34..=64).filter(|_| cfg!(target_os = "linux"))
+}
+
+/// Each of [`CAUGHT`] and the real-time signals recorded in `signal` rather than
+/// killing vault, so the plaintext is wiped on the way out.
 fn watch_signals(signal: &Arc<AtomicUsize>) -> Result<Vec<signal_hook::SigId>> {
     let mut ids = Vec::new();
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
+    for sig in CAUGHT.iter().copied().chain(realtime()) {
         let id = signal_hook::flag::register_usize(sig, Arc::clone(signal), sig as usize)
             .map_err(|e| Error::new(format!("cannot set up signal handling: {e}")))?;
         ids.push(id);

@@ -26,6 +26,19 @@ pub fn exec(
     let Some(path) = resolve(program) else {
         return (not_found(&shown), 127);
     };
+    // The document refuses such names already; never exported, whatever built it.
+    if let Some(shown) = doc
+        .entries()
+        .iter()
+        .find_map(|e| crate::document::controlling(e.name()))
+    {
+        return (
+            Error::new(format!(
+                "{shown} changes how programs or the loader behave; vault never exports it"
+            )),
+            126,
+        );
+    }
     let mut cmd = Command::new(path);
     cmd.arg0(program).args(args);
     if clean {

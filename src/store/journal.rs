@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 const JOURNAL: &str = ".vault-journal";
 const OWNER: &str = ".vault-writer";
 const HEADER: &str = "vault journal v1";
+/// A journal names two files; anything longer is not one vault wrote.
+const MAX_JOURNAL_BYTES: usize = 512;
 
 /// Replaces the files in `dir` named by `files` (file name, new bytes) all together,
 /// keeping each existing file's mode (0644 for a new one).
@@ -80,23 +82,20 @@ fn stage<'a>(
     Ok(())
 }
 
-/// Whether a write of `dir` was interrupted after its new files were complete.
+/// Whether a write of `dir` was interrupted after its new files were complete (or
+/// something sits where its journal would: the lock is taken and it is examined).
 pub fn pending(dir: &Path) -> bool {
-    dir.join(JOURNAL).exists()
+    std::fs::symlink_metadata(dir.join(JOURNAL)).is_ok()
 }
 
 /// Marks `dir` as being written by this process; call with the lock held. Returns what
 /// a killed predecessor left, in words, if anything (after repairing it).
 pub fn take_over(dir: &Path) -> Result<Option<String>> {
     let owner = dir.join(OWNER);
-    let previous = std::fs::read_to_string(&owner).ok();
+    let previous = read_owner(&owner)?;
     let repaired = recover(dir)?;
-    std::fs::write(&owner, format!("{}\n", std::process::id()))
-        .map_err(|e| Error::io("cannot write", &owner, e))?;
+    crate::fs::write_own(&owner, format!("{}\n", std::process::id()).as_bytes())?;
     let who = previous
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
         .map(|p| format!("a vault (pid {p}) was stopped while writing, and its lock is free now"));
     Ok(match (who, repaired) {
         (Some(w), Some(r)) => Some(format!("{w}; {r}")),
@@ -104,6 +103,25 @@ pub fn take_over(dir: &Path) -> Result<Option<String>> {
         (None, Some(r)) => Some(r),
         (None, None) => None,
     })
+}
+
+/// The pid a killed writer left in its owner file, if any. The file must be what vault
+/// writes there, a line of at most 10 digits (or empty: killed mid-write); anything
+/// else (a link, a FIFO, other content) is refused and never shown.
+fn read_owner(owner: &Path) -> Result<Option<String>> {
+    let Some(bytes) = crate::fs::read_own(owner, 4096)? else {
+        return Ok(None);
+    };
+    let digits = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    if digits.len() <= 10 && digits.iter().all(u8::is_ascii_digit) {
+        let pid = String::from_utf8_lossy(digits).into_owned();
+        return Ok((!pid.is_empty()).then_some(pid));
+    }
+    Err(Error::new(format!(
+        "{} is not a writer file vault wrote (it holds something other than a pid); refusing to use it",
+        owner.display()
+    ))
+    .with_hint(format!("check who put it there (git log -- {}), then remove it", owner.display())))
 }
 
 /// Ends this process's ownership of `dir` (the lock is released right after).
@@ -116,27 +134,30 @@ pub fn release(dir: &Path) {
 fn recover(dir: &Path) -> Result<Option<String>> {
     let journal_path = dir.join(JOURNAL);
     let mut done = None;
-    match std::fs::read_to_string(&journal_path) {
-        Ok(text) => {
-            let pairs = parse(&text).ok_or_else(|| {
-                Error::new(format!("{} is damaged", journal_path.display()))
-                    .with_hint("compare the folder with `git status`; remove the journal once the two files agree (`vault check`)")
-            })?;
-            for (tmp, target) in &pairs {
-                let from = dir.join(tmp);
-                if from.exists() {
+    if let Some(bytes) = crate::fs::read_own(&journal_path, MAX_JOURNAL_BYTES)? {
+        let damaged = || {
+            Error::new(format!("{} is damaged", journal_path.display()))
+                .with_hint("compare the folder with `git status`; remove the journal once the two files agree (`vault check`)")
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| damaged())?;
+        let pairs = parse(text).ok_or_else(damaged)?;
+        for (tmp, target) in &pairs {
+            let from = dir.join(tmp);
+            match std::fs::symlink_metadata(&from) {
+                // Only a file vault wrote is moved into place: never a link or a FIFO.
+                Ok(meta) if !meta.is_file() => return Err(damaged()),
+                Ok(_) => {
                     let to = dir.join(target);
                     std::fs::rename(&from, &to).map_err(|e| Error::io("cannot write", &to, e))?;
                 }
+                Err(_) => {}
             }
-            sync_dir(dir);
-            std::fs::remove_file(&journal_path)
-                .map_err(|e| Error::io("cannot remove", &journal_path, e))?;
-            sync_dir(dir);
-            done = Some("finished its write (both new files were complete)".to_string());
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("cannot read", &journal_path, e)),
+        sync_dir(dir);
+        std::fs::remove_file(&journal_path)
+            .map_err(|e| Error::io("cannot remove", &journal_path, e))?;
+        sync_dir(dir);
+        done = Some("finished its write (both new files were complete)".to_string());
     }
     let mut removed = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -163,22 +184,31 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 /// The journal's (temporary file, target) pairs; only vault's own names are accepted,
-/// so a planted journal cannot move other files.
+/// each target at most once, so a planted journal cannot move other files.
 fn parse(text: &str) -> Option<Vec<(String, String)>> {
     let mut lines = text.split_terminator('\n');
     if lines.next()? != HEADER {
         return None;
     }
     let targets = [crate::project::SECRETS_FILE, crate::project::SIDECAR_FILE];
-    let mut pairs = Vec::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     for line in lines {
         let (tmp, target) = line.split_once(' ')?;
-        if !is_temp_name(tmp) || !targets.contains(&target) {
+        if !is_temp_name(tmp)
+            || !targets.contains(&target)
+            || pairs.iter().any(|(_, t)| t == target)
+        {
             return None;
         }
         pairs.push((tmp.to_string(), target.to_string()));
     }
-    Some(pairs)
+    (!pairs.is_empty()).then_some(pairs)
+}
+
+/// Whether `name` is one of vault's work files in a pillar folder: the journal, the
+/// writer file, or a temporary file.
+pub fn is_work_file(name: &str) -> bool {
+    name == JOURNAL || name == OWNER || is_temp_name(name)
 }
 
 #[cfg(test)]
@@ -246,5 +276,60 @@ mod tests {
         .unwrap();
         assert!(take_over(d.path()).is_err());
         assert!(d.path().join("x").exists());
+    }
+
+    #[test]
+    fn a_writer_file_that_is_a_link_is_neither_read_nor_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        let key = d.path().join("deploy.key");
+        std::fs::write(&key, b"-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+        std::os::unix::fs::symlink(&key, d.path().join(OWNER)).unwrap();
+        let err = take_over(d.path()).unwrap_err();
+        assert!(err.message().contains("symbolic link"), "{err}");
+        assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
+        assert_eq!(
+            std::fs::read(&key).unwrap(),
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        );
+    }
+
+    #[test]
+    fn a_writer_file_must_hold_a_pid() {
+        let d = tempfile::tempdir().unwrap();
+        for bad in [
+            &b"12 34\n"[..],
+            b"secret-value\n",
+            b"12345678901\n",
+            b"1\n\n",
+        ] {
+            std::fs::write(d.path().join(OWNER), bad).unwrap();
+            let err = take_over(d.path()).unwrap_err();
+            assert!(err.message().contains("not a writer file"), "{err}");
+            assert!(!err.to_string().contains("secret-value"), "{err}");
+        }
+        for good in [&b""[..], b"4242\n", b"4242"] {
+            std::fs::write(d.path().join(OWNER), good).unwrap();
+            take_over(d.path()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_journal_naming_a_target_twice_or_a_link_moves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".vault-a.tmp"), b"x").unwrap();
+        std::fs::write(
+            d.path().join(JOURNAL),
+            "vault journal v1\n.vault-a.tmp secrets.sls.age\n.vault-a.tmp secrets.sls.age\n",
+        )
+        .unwrap();
+        assert!(take_over(d.path()).is_err());
+        std::fs::write(
+            d.path().join(JOURNAL),
+            "vault journal v1\n.vault-b.tmp secrets.sls.age\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join(".vault-b.tmp")).unwrap();
+        assert!(take_over(d.path()).is_err());
+        assert!(!d.path().join("secrets.sls.age").exists());
     }
 }

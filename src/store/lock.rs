@@ -5,7 +5,7 @@
 use super::{journal, Store};
 use crate::error::{Error, Result};
 use crate::notice::Level;
-use crate::project::EnvName;
+use crate::project::{EnvName, Project};
 use std::fs::File;
 
 /// Held while writing an environment; released when dropped (or when the process dies).
@@ -26,6 +26,7 @@ impl Store {
         self.confined(env)?;
         let dir = self.project.env_pillar_dir(env);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        refuse_tracked(&self.project, env)?;
         let file = File::open(&dir).map_err(|e| Error::io("cannot open", &dir, e))?;
         match file.try_lock() {
             Ok(()) => {}
@@ -55,4 +56,43 @@ impl Store {
         self.project.confined(&self.project.secrets_path(env))?;
         self.project.confined(&self.project.sidecar_path(env))
     }
+}
+
+/// vault's work files (journal, writer file, temporary files) that git tracks under
+/// `conf/pillar`, as paths from the project's root: none are ever vault's own, since
+/// vault removes them before it returns, so one in a commit was put there. Empty
+/// outside git.
+pub fn tracked_work_files(project: &Project) -> Vec<String> {
+    let git = crate::git::Git::new(project.root());
+    let pillar = project.display_path(&project.pillar_dir());
+    let Ok(out) = git.output(&["ls-files", "-z", "--", &pillar]) else {
+        return Vec::new();
+    };
+    out.split(|&b| b == 0)
+        .filter_map(|p| std::str::from_utf8(p).ok())
+        .filter(|p| p.rsplit('/').next().is_some_and(journal::is_work_file))
+        .map(String::from)
+        .collect()
+}
+
+/// Refuses to act on `env` while a commit carries a work file in its folder.
+fn refuse_tracked(project: &Project, env: &EnvName) -> Result<()> {
+    let secrets = Project::git_secrets_path(env);
+    let prefix = secrets
+        .rsplit_once('/')
+        .map_or("", |(dir, _)| dir)
+        .to_string()
+        + "/";
+    let Some(path) = tracked_work_files(project)
+        .into_iter()
+        .find(|p| p.starts_with(&prefix))
+    else {
+        return Ok(());
+    };
+    Err(Error::new(format!(
+        "{path} is carried by a commit (git tracks it); vault never acts on a tracked work file"
+    ))
+    .with_hint(format!(
+        "vault never commits it: see who did (git log -- {path}), then `git rm {path}` and commit"
+    )))
 }

@@ -8,7 +8,7 @@ mod lock;
 mod read;
 mod write;
 
-pub use lock::EnvLock;
+pub use lock::{tracked_work_files, EnvLock};
 pub use read::{known_roster, signed_manifest, Pair};
 pub use write::seal;
 

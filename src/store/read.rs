@@ -23,13 +23,17 @@ pub struct Pair {
 
 impl Pair {
     /// `env`'s files as they are on disk, size-limited; None when it has no secrets file
-    /// yet. Neither confined nor waited for: [`Store::read_env`] does both.
+    /// yet. Confined to the project (no link leading out of it is followed) and never
+    /// blocking (a FIFO or a device is refused), for every command alike; not waited
+    /// for: [`Store::read_env`] also waits for a writer to finish.
     pub fn read(project: &Project, env: &EnvName) -> Result<Option<Pair>> {
-        let Some(ciphertext) = read_limited(&project.secrets_path(env), MAX_CIPHERTEXT_BYTES)?
-        else {
+        let (secrets, sidecar) = (project.secrets_path(env), project.sidecar_path(env));
+        project.confined(&secrets)?;
+        project.confined(&sidecar)?;
+        let Some(ciphertext) = read_limited(&secrets, MAX_CIPHERTEXT_BYTES)? else {
             return Ok(None);
         };
-        let sidecar = read_limited(&project.sidecar_path(env), MAX_SIDECAR_BYTES)?;
+        let sidecar = read_limited(&sidecar, MAX_SIDECAR_BYTES)?;
         Ok(Some(Pair {
             ciphertext,
             sidecar,

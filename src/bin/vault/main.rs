@@ -15,6 +15,17 @@ use vault::ops::members::GrantRequest;
 use vault::ops::merge::MergeFiles;
 
 fn main() {
+    // Before anything else: every command may come to hold plaintext.
+    if let Err(e) = vault::process::harden() {
+        let err = vault::error::Error::new(format!(
+            "cannot turn off core dumps for this process: {e}; refusing to run"
+        ))
+        .with_hint(
+            "run vault where prctl and setrlimit are allowed (no seccomp filter denying them)",
+        );
+        output::report(&err);
+        std::process::exit(1);
+    }
     let cli = Cli::try_parse().unwrap_or_else(|e| usage::usage_failure(e));
     let code = match run(cli) {
         Ok(code) => code,
@@ -25,7 +36,8 @@ fn main() {
             err.exit_code()
         }
     };
-    std::process::exit(code);
+    // Ends by the signal that interrupted the command, if one did (after its cleanup).
+    vault::process::exit(code);
 }
 
 /// Runs the command and returns the exit code. Commands that need no project (or find
