@@ -25,5 +25,6 @@ mod salt_states;
 mod symlinks;
 mod textconv;
 mod trust;
+mod trust_chain;
 mod work_files;
 mod writes;
