@@ -1,78 +1,229 @@
-//! `vault check`: the CI gate. It needs no private key: signatures, the grant chain
-//! against the previous version in git, recipients against the roster, the ciphertext's
-//! header, plaintext secrets files, duplicate keys, and how long secrets stay exposed.
+//! `vault check`: the CI gate. It needs no private key: every committed version of each
+//! environment along the checked-out history (signatures and the grant chain, each
+//! version against the one before it: see [`chain`]), then the working tree's files
+//! against the trust at HEAD, recipients against the roster, the ciphertext's header,
+//! plaintext secrets files, duplicate keys, and how long secrets stay exposed.
 
-use crate::error::Result;
+mod chain;
+
+use crate::error::{Error, Result};
+use crate::git::{Batch, Git};
 use crate::keys::recipients::{self, Member};
-use crate::manifest::{self, Manifest};
+use crate::manifest;
 use crate::ops::status::{roster_diff, sync_state, Sync};
 use crate::project::{EnvName, Project};
-use crate::store::{signed_manifest, Pair};
+use crate::store::Pair;
 use crate::trust::{SeenEnv, Verified};
+use chain::{Chain, Edge, Folders, Version};
 use std::path::Path;
 use std::process::Command;
 
-/// What `check` found: one line per problem, and a summary.
+/// What `check` found: one line per problem, notes on what was checked (the founding
+/// of each environment's history; shown with `-v`), and a summary.
 pub struct Findings {
     pub findings: Vec<String>,
+    pub notes: Vec<String>,
     pub summary: String,
 }
 
-/// Checks every environment of `project`, and the project for plaintext secrets files.
+/// How much of the history a check reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The CI gate: every committed version, and a shallow clone is refused.
+    Gate,
+    /// The pre-commit hook: the working tree against the trust at HEAD; past commits'
+    /// findings are the gate's to report, and a shallow clone anchors nothing.
+    WorkingTree,
+}
+
+/// The CI gate: checks every environment of `project` along its whole git history, and
+/// the project for plaintext secrets files. A shallow clone is refused: its history is
+/// cut, so it cannot be checked. A project not in git is checked as its files stand.
 pub fn check(project: &Project, max_exposure_days: i64) -> Result<Findings> {
-    let mut findings = Vec::new();
+    run(project, max_exposure_days, Scope::Gate)
+}
+
+/// What the pre-commit hook refuses: the gate's findings on the files about to be
+/// committed, without those on commits already made.
+pub fn check_working_tree(project: &Project, max_exposure_days: i64) -> Result<Findings> {
+    run(project, max_exposure_days, Scope::WorkingTree)
+}
+
+/// Where the trust each working-tree pair is judged against comes from.
+enum History {
+    /// Not a git repository: no history, each environment trusted from its founders.
+    None,
+    /// A git repository with HEAD (None before the first commit), read by one batch.
+    Git {
+        git: Git,
+        batch: Option<Batch>,
+        folders: Folders,
+    },
+    /// A shallow clone, for the pre-commit hook only.
+    Shallow,
+}
+
+fn run(project: &Project, max_exposure_days: i64, scope: Scope) -> Result<Findings> {
+    let mut history = history(project, scope)?;
+    let mut out = Findings {
+        findings: Vec::new(),
+        notes: Vec::new(),
+        summary: String::new(),
+    };
     let today = manifest::today();
     let envs = project.environments()?;
     let mut secrets = 0;
+    let mut versions = 0;
     for env in &envs {
-        let folder = match recipients::members(project, env) {
-            Ok(f) => f,
-            Err(e) => {
-                findings.push(e.to_string());
-                continue;
-            }
-        };
-        duplicates(env, &folder, &mut findings);
-        let sc_path = project.sidecar_path(env);
-        // Read as it is, without the store's lock: the gate must not write.
-        let Some(pair) = Pair::read(project, env)? else {
-            if sc_path.exists() {
-                findings.push(format!(
-                    "{env}: {} exists without its secrets file",
-                    project.display_path(&sc_path)
-                ));
-            }
+        let chain = walk(&mut history, env)?;
+        versions += chain.versions;
+        out.notes.extend(chain.notes.iter().cloned());
+        if scope == Scope::Gate {
+            out.findings.extend(chain.findings.iter().cloned());
+        }
+        let Some(v) = working_tree(project, env, &chain, &mut out.findings)? else {
             continue;
         };
-        let previous = pair
-            .sidecar
-            .as_deref()
-            .and_then(|current| previous_in_git(project, env, current));
-        let anchors = previous.map(|m| SeenEnv {
-            serial: m.serial,
-            roster: m.roster.into_iter().map(|r| r.fingerprint).collect(),
-        });
-        let v = match pair.verify(env, &folder, anchors.as_ref()) {
-            Ok(v) => v,
-            Err(why) => {
-                findings.push(format!(
-                    "{env}: {}: signature check failed: {why}",
-                    project.display_path(&sc_path)
-                ));
-                continue;
-            }
-        };
         secrets += v.manifest.secrets.len();
-        roster_findings(env, &folder, &v, &pair.ciphertext, &mut findings);
-        exposure_findings(env, &v, &today, max_exposure_days, &mut findings);
+        exposure_findings(env, &v, &today, max_exposure_days, &mut out.findings);
     }
-    plaintext(project, &mut findings);
-    let summary = format!(
-        "vault check: {} environment(s), {secrets} secret(s), {} finding(s)",
+    plaintext(project, &mut out.findings);
+    out.summary = format!(
+        "vault check: {} environment(s), {secrets} secret(s), {} finding(s){}",
         envs.len(),
-        findings.len()
+        out.findings.len(),
+        match history {
+            History::None => "; not in git: the files as they stand, no history checked",
+            History::Shallow => "; a shallow clone: no history checked",
+            History::Git { .. } => "",
+        }
     );
-    Ok(Findings { findings, summary })
+    match history {
+        History::Git { batch: None, .. } => out
+            .notes
+            .push("nothing committed yet: each environment is trusted from its founders".into()),
+        History::Git { .. } => out.notes.push(format!(
+            "{versions} committed version(s) checked, each against the one before it"
+        )),
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The project's history, refused for the gate when it is cut short.
+fn history(project: &Project, scope: Scope) -> Result<History> {
+    let git = Git::new(project.root());
+    if !git.is_repo() {
+        return Ok(History::None);
+    }
+    if git.is_shallow()? {
+        if scope == Scope::WorkingTree {
+            return Ok(History::Shallow);
+        }
+        return Err(Error::new(
+            "this is a shallow clone: its history is cut off, so the versions before the cut cannot be checked (fetch it whole: `git fetch --unshallow`, or `fetch-depth: 0` for a CI checkout)",
+        )
+        .with_hint("run `git fetch --unshallow`, then `vault check`; in CI set `fetch-depth: 0` on the checkout step"));
+    }
+    let batch = match git.head()? {
+        Some(_) => Some(git.batch()?),
+        None => None,
+    };
+    Ok(History::Git {
+        git,
+        batch,
+        folders: Folders::default(),
+    })
+}
+
+/// `env`'s committed history, or an empty one where there is none to read.
+fn walk(history: &mut History, env: &EnvName) -> Result<Chain> {
+    match history {
+        History::Git {
+            git,
+            batch: Some(batch),
+            folders,
+        } => chain::walk(git, batch, folders, env),
+        _ => Ok(Chain {
+            head: None,
+            head_version: None,
+            findings: Vec::new(),
+            notes: Vec::new(),
+            versions: 0,
+        }),
+    }
+}
+
+/// The working tree's pair of `env` judged against the trust at HEAD (as a founding when
+/// nothing is committed), with the findings on its folder and roster. None when it has
+/// no pair, or it fails.
+fn working_tree(
+    project: &Project,
+    env: &EnvName,
+    chain: &Chain,
+    findings: &mut Vec<String>,
+) -> Result<Option<Verified>> {
+    let folder = match recipients::members(project, env) {
+        Ok(f) => f,
+        Err(e) => {
+            findings.push(e.to_string());
+            return Ok(None);
+        }
+    };
+    duplicates(env, &folder, findings);
+    let sc_path = project.sidecar_path(env);
+    // Read as it is, without the store's lock: the gate must not write.
+    let Some(pair) = Pair::read(project, env)? else {
+        if sc_path.exists() {
+            findings.push(format!(
+                "{env}: {} exists without its secrets file",
+                project.display_path(&sc_path)
+            ));
+        }
+        return Ok(None);
+    };
+    let v = match judge_working_tree(env, &pair, &folder, chain) {
+        Ok(v) => v,
+        Err(whys) => {
+            let shown = project.display_path(&sc_path);
+            findings.extend(whys.into_iter().map(|w| format!("{env}: {shown}: {w}")));
+            return Ok(None);
+        }
+    };
+    roster_findings(env, &folder, &v, &pair.ciphertext, findings);
+    Ok(Some(v))
+}
+
+/// The working tree's pair as the next version after HEAD's; HEAD's own verification
+/// when it is the same files.
+fn judge_working_tree(
+    env: &EnvName,
+    pair: &Pair,
+    folder: &[Member],
+    chain: &Chain,
+) -> std::result::Result<Verified, Vec<String>> {
+    let version = Version::of(pair);
+    let same = match &chain.head_version {
+        Some((head, Some(v))) if *head == version => Some(v),
+        _ => None,
+    };
+    let edges: Vec<Edge> = chain
+        .head
+        .iter()
+        .map(|state: &SeenEnv| Edge {
+            state,
+            same,
+            at: "HEAD",
+        })
+        .collect();
+    chain::judge(
+        env,
+        &pair.ciphertext,
+        pair.sidecar.as_deref(),
+        folder,
+        &edges,
+    )
+    .map(|(v, _)| v)
 }
 
 /// Members the roster and the folder disagree on, and a ciphertext not encrypted to
@@ -190,34 +341,4 @@ fn plaintext(project: &Project, findings: &mut Vec<String>) {
             }
         }
     }
-}
-
-/// The manifest of the latest committed version of `env`'s sidecar that differs from
-/// `current`, if git has one.
-fn previous_in_git(project: &Project, env: &EnvName, current: &[u8]) -> Option<Manifest> {
-    let rel = format!("./{}", Project::git_sidecar_path(env));
-    let log = Command::new("git")
-        .arg("-C")
-        .arg(project.root())
-        .args(["log", "--format=%H", "--", &rel])
-        .output()
-        .ok()?;
-    if !log.status.success() {
-        return None;
-    }
-    for commit in String::from_utf8_lossy(&log.stdout).lines() {
-        let Ok(out) = Command::new("git")
-            .arg("-C")
-            .arg(project.root())
-            .args(["show", &format!("{commit}:{rel}")])
-            .output()
-        else {
-            continue;
-        };
-        if !out.status.success() || out.stdout == current {
-            continue;
-        }
-        return signed_manifest(&out.stdout);
-    }
-    None
 }
