@@ -101,14 +101,37 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// mallory's own staging, founded by her: a valid age file to her and alice, and a
-/// manifest she signs as its founder, at `serial`.
+/// The roster lines of staging as alice founded it (alice's own grant and bob's, both
+/// signed by her): public, in the first commit, for an attacker to copy.
+fn founding_roster(p: &Project) -> String {
+    let first = git(p.root(), &["rev-list", "--max-parents=0", "HEAD"]);
+    let sidecar = git(
+        p.root(),
+        &[
+            "show",
+            &format!("{}:conf/pillar/staging/secrets.sls.age.sig", first.trim()),
+        ],
+    );
+    let lines: Vec<String> = manifest_of(sidecar.as_bytes())
+        .lines()
+        .filter(|l| l.starts_with("recipient "))
+        .map(str::to_string)
+        .collect();
+    lines.join("\n")
+}
+
+/// mallory's own staging, founded by her: a valid age file to her, alice and bob, and a
+/// manifest she signs as its founder, at `serial`. alice's genuine founding grants are
+/// copied in, so nobody is pending and the file is in sync with its roster: only the
+/// chain can tell.
 fn mallory_founds(p: &Project, dir: &Path, serial: u64, value: &str) {
+    let roster = founding_roster(p);
     let key = attacker_key(dir, "mallory_ed25519");
     let ct = age_encrypt(
         &[
             pub_line("mallory_ed25519.pub"),
             pub_line("alice_ed25519.pub"),
+            pub_line("bob.agekey.pub"),
         ],
         format!("secrets:\n  A: {value}\n").as_bytes(),
     );
@@ -119,7 +142,7 @@ fn mallory_founds(p: &Project, dir: &Path, serial: u64, value: &str) {
         &format!("vault grant v1\nenvironment staging\nmember mallory\nkey {fp}\ndate {date}\n"),
     );
     let manifest = format!(
-        "vault manifest v1\nenvironment staging\nserial {serial}\nciphertext sha256:{}\nrecipient mallory {fp} granted-by {fp} {date} {grant}\nsecret A {date}\n",
+        "vault manifest v1\nenvironment staging\nserial {serial}\nciphertext sha256:{}\n{roster}\nrecipient mallory {fp} granted-by {fp} {date} {grant}\nsecret A {date}\n",
         sha256(&ct)
     );
     p.add_member("staging", "mallory", "mallory_ed25519.pub");
@@ -349,16 +372,23 @@ fn attack_an_environment_deleted_then_founded_anew_by_mallory() {
     // The deletion itself is no finding: nothing is trusted that was not before.
     let (code, out, _) = check(&p);
     assert_eq!((code, findings(&out)), (0, vec![]), "{out}");
-    // mallory founds it anew, at serial 1 as if it had never existed.
+    // mallory founds it anew, at serial 1 as if it had never existed, then writes
+    // again, so that her second version has her first to verify against.
     let dir = tempfile::tempdir().unwrap();
     mallory_founds(&p, dir.path(), 1, "evil");
     commit(&p, "new staging");
+    mallory_founds(&p, dir.path(), 2, "evil-again");
+    commit(&p, "new staging, again");
     let (code, out, _) = check(&p);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("(new staging): signature check failed: signed by mallory"),
-        "{out}"
-    );
+    for subject in ["new staging", "new staging, again"] {
+        assert!(
+            out.contains(&format!(
+                "({subject}): signature check failed: signed by mallory"
+            )),
+            "{out}"
+        );
+    }
     assert!(!out.contains("(drop staging)"), "{out}");
 }
 
