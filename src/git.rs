@@ -164,6 +164,88 @@ impl Git {
         Ok(result)
     }
 
+    /// True when the repository is a shallow clone: its history is cut off, so nothing
+    /// older than the cut can be read.
+    pub fn is_shallow(&self) -> Result<bool> {
+        let out = self.output(&["rev-parse", "--is-shallow-repository"])?;
+        Ok(String::from_utf8_lossy(&out).trim() == "true")
+    }
+
+    /// The commit HEAD names, or None before the first commit.
+    pub fn head(&self) -> Result<Option<String>> {
+        let out = self.run(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    }
+
+    /// The commits up to HEAD that change any of `paths` (relative to the project root),
+    /// parents first, each with its parents in that same path-limited history. Merges are
+    /// kept whenever both sides changed the paths (`--full-history --simplify-merges`):
+    /// git's default would follow only the side a merge took as it is, hiding the other.
+    pub fn path_history(&self, paths: &[String]) -> Result<Vec<Commit>> {
+        let mut args = vec![
+            "--no-replace-objects",
+            "log",
+            "--no-show-signature",
+            "--reverse",
+            "--topo-order",
+            "--full-history",
+            "--simplify-merges",
+            "--parents",
+            "--format=%H %P%x1f%h%x1f%s",
+            "HEAD",
+            "--",
+        ];
+        let specs: Vec<String> = paths.iter().map(|p| format!("./{p}")).collect();
+        args.extend(specs.iter().map(String::as_str));
+        let out = self.output(&args)?;
+        let mut commits = Vec::new();
+        for line in String::from_utf8_lossy(&out).lines() {
+            let mut fields = line.splitn(3, '\x1f');
+            let (Some(ids), Some(short), subject) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let mut ids = ids.split_whitespace().map(str::to_string);
+            let Some(id) = ids.next() else { continue };
+            commits.push(Commit {
+                id,
+                parents: ids.collect(),
+                short: short.to_string(),
+                subject: subject.unwrap_or("").to_string(),
+            });
+        }
+        Ok(commits)
+    }
+
+    /// One `git cat-file --batch` kept open, to read many files by one process.
+    pub fn batch(&self) -> Result<Batch> {
+        let prefix = String::from_utf8_lossy(&self.output(&["rev-parse", "--show-prefix"])?)
+            .trim()
+            .to_string();
+        let mut child = self
+            .command()
+            .args(["--no-replace-objects", "cat-file", "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::new(format!("cannot run git: {e}")))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(std::io::BufReader::new);
+        match (stdin, stdout) {
+            (Some(stdin), Some(stdout)) => Ok(Batch {
+                child,
+                stdin,
+                stdout,
+                prefix,
+            }),
+            _ => Err(Error::new("git cat-file: no pipe")),
+        }
+    }
+
     /// The names of the files directly in folder `dir` at `rev`.
     pub fn list(&self, rev: &str, dir: &str) -> Result<Vec<String>> {
         let out = self.run(&[
@@ -232,5 +314,83 @@ impl Git {
             .filter(|p| !p.is_empty())
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect())
+    }
+}
+
+/// A commit of a path-limited history (see [`Git::path_history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub id: String,
+    /// Its parents in that history: the nearest commits before it that change the paths.
+    pub parents: Vec<String>,
+    pub short: String,
+    pub subject: String,
+}
+
+/// An object read by [`Batch`]: its id, kind (`blob` for a file, `tree` for a folder),
+/// size, and its bytes when it is a file within the limit asked for.
+pub struct Object {
+    pub id: String,
+    pub kind: String,
+    pub size: u64,
+    pub blob: Option<Vec<u8>>,
+}
+
+/// A running `git cat-file --batch`: each request is answered before the next is sent,
+/// so neither pipe can fill up.
+pub struct Batch {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    prefix: String,
+}
+
+impl Batch {
+    /// The object at `path` (relative to the project root) in commit `rev`, or None
+    /// when it has none. A file larger than `limit` bytes is skipped, not read.
+    pub fn object(&mut self, rev: &str, path: &str, limit: u64) -> Result<Option<Object>> {
+        use std::io::{BufRead, Read, Write};
+        let fail = |e: std::io::Error| Error::new(format!("git cat-file: {e}"));
+        if path.contains('\n') || rev.contains('\n') {
+            return Ok(None);
+        }
+        writeln!(self.stdin, "{rev}:{}{path}", self.prefix).map_err(fail)?;
+        self.stdin.flush().map_err(fail)?;
+        let mut header = String::new();
+        self.stdout.read_line(&mut header).map_err(fail)?;
+        let fields: Vec<&str> = header.split_whitespace().collect();
+        let [id, kind, size] = fields.as_slice() else {
+            // "<rev>:<path> missing"
+            return Ok(None);
+        };
+        let size: u64 = size
+            .parse()
+            .map_err(|_| Error::new("git cat-file: bad size"))?;
+        let keep = *kind == "blob" && size <= limit;
+        let mut bytes = Vec::new();
+        let read = if keep {
+            (&mut self.stdout).take(size + 1).read_to_end(&mut bytes)
+        } else {
+            std::io::copy(&mut (&mut self.stdout).take(size + 1), &mut std::io::sink())
+                .map(|n| n as usize)
+        };
+        if read.map_err(fail)? as u64 != size + 1 {
+            return Err(Error::new("git cat-file: its output was cut short"));
+        }
+        bytes.pop();
+        Ok(Some(Object {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            size,
+            blob: keep.then_some(bytes),
+        }))
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // Its input closes as it is dropped; a git still running is not left behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

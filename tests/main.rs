@@ -7,6 +7,7 @@
 mod common;
 
 mod bad_input;
+mod chain;
 mod commands;
 mod crash;
 mod edit;

@@ -53,7 +53,7 @@ pub fn findings(project: &Project) -> Result<Vec<String>> {
             }
         }
     }
-    let report = check::check(project, 7)?;
+    let report = check::check_working_tree(project, 7)?;
     out.extend(
         report
             .findings

@@ -112,7 +112,9 @@ fn run(cli: Cli) -> vault::error::Result<i32> {
         }
         Command::Migrate => members::migrate(ui, &mut ctx.store()?),
         Command::Status { json } => report::status(&mut ctx.store()?, json),
-        Command::Check { max_exposure_days } => report::check(&ctx.store()?, max_exposure_days),
+        Command::Check { max_exposure_days } => {
+            report::check(&ctx.store()?, ctx.ui, max_exposure_days)
+        }
         Command::Diff { env, revs, values } => report::diff(&mut ctx.store()?, &env, &revs, values),
         Command::Provision(args) => provision::provision(ui, &mut ctx.store()?, args),
     }

@@ -1,6 +1,6 @@
 //! Reading the state without changing it: `status`, `check` (the CI gate) and `diff`.
 
-use crate::output::write_stdout;
+use crate::output::{write_stdout, Ui};
 use serde_json::json;
 use vault::error::{Error, Result};
 use vault::ops::{check, revisions, status};
@@ -142,8 +142,11 @@ fn env_json(s: &status::EnvStatus) -> serde_json::Value {
 }
 
 /// Exit 1 when anything is found.
-pub fn check(store: &Store, max_exposure_days: i64) -> Result<i32> {
+pub fn check(store: &Store, ui: Ui, max_exposure_days: i64) -> Result<i32> {
     let report = check::check(&store.project, max_exposure_days)?;
+    for note in &report.notes {
+        ui.detail(note);
+    }
     let mut out = String::new();
     for f in &report.findings {
         out.push_str(f);
