@@ -516,7 +516,7 @@ fn side(
         ciphertext: ciphertext.to_vec(),
         sidecar: Some(sidecar),
     };
-    let verified = pair.verify(env, &folder, anchors).map_err(|why| {
+    let verified = pair.verify_for(&store.project, env, &folder, anchors).map_err(|why| {
         Error::new(format!(
             "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
         ))

@@ -184,7 +184,7 @@ fn verify_candidate(
         ciphertext: ciphertext.to_vec(),
         sidecar: Some(c.sidecar),
     };
-    pair.verify(&c.env, &c.folder, Some(&anchors))
+    pair.verify_for(project, &c.env, &c.folder, Some(&anchors))
 }
 
 /// Each environment's sidecar on disk (or, with `index`, as staged), with the working

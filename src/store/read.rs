@@ -57,6 +57,24 @@ impl Pair {
         self.verify_in(env, folder, &trusted_as(anchors))
     }
 
+    /// [`verify`](Self::verify), and the manifest must name `project`'s identity (where
+    /// it has one): for another revision or a merge's side, read against what is trusted.
+    pub fn verify_for(
+        &self,
+        project: &Project,
+        env: &EnvName,
+        folder: &[Member],
+        anchors: Option<&SeenEnv>,
+    ) -> std::result::Result<Verified, String> {
+        let id = project.identity().map_err(|e| e.to_string())?;
+        let ctx = trust::Context {
+            seen: anchors,
+            project: id.as_ref(),
+            verified_keys: None,
+        };
+        self.verify_in(env, folder, &ctx)
+    }
+
     /// [`verify`](Self::verify) against a whole trust context.
     pub fn verify_in(
         &self,
