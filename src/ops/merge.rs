@@ -516,11 +516,13 @@ fn side(
         ciphertext: ciphertext.to_vec(),
         sidecar: Some(sidecar),
     };
-    let verified = pair.verify_for(&store.project, env, &folder, anchors).map_err(|why| {
-        Error::new(format!(
-            "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
-        ))
-    })?;
+    let verified = pair
+        .verify_for(&store.project, env, &folder, anchors)
+        .map_err(|why| {
+            Error::new(format!(
+                "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
+            ))
+        })?;
     let doc = store.decrypt(env, ciphertext).map_err(|e| {
         Error::new(format!("{env}: cannot merge without reading it: {e}"))
             .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")
