@@ -193,3 +193,35 @@ fn keygen_stores_the_key_in_the_real_secret_service() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_explicit_identity_is_the_only_one_tried() {
+    let p = Project::new();
+    p.set("staging", "A", "secret-value");
+    // alice's own key sits where vault would look by default...
+    std::fs::copy(key("alice_ed25519"), p.home.join(".ssh/id_ed25519")).unwrap();
+    // ...but the newcomer's key is named, and it is not granted: nothing falls back.
+    let newcomer = key("dave_ed25519_pass.pub").replace(".pub", "");
+    let out = p
+        .bare(&["-i", &newcomer, "get", "staging", "A"])
+        .output()
+        .unwrap();
+    let err = common::Run(out).error();
+    assert!(err.contains("no identity opens staging"), "{err}");
+    assert!(
+        !err.contains("id_ed25519 ("),
+        "only the named key is tried: {err}"
+    );
+    let mut c = p.bare(&["-i", &key("mallory_ed25519"), "set", "staging", "B"]);
+    c.env("HOME", &p.home);
+    let before = p.snapshot();
+    let err = common::run_with_input(c, b"x").error();
+    assert!(
+        err.contains("none of your keys is a granted member"),
+        "{err}"
+    );
+    assert_eq!(p.snapshot(), before, "nothing signed by another key");
+    // Without -i, the default key is used as before.
+    let out = p.bare(&["get", "staging", "A"]).output().unwrap();
+    assert_eq!(out.stdout, b"secret-value");
+}

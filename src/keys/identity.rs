@@ -61,16 +61,24 @@ pub struct Identities {
     sources: Vec<(Source, Option<Loaded>)>,
     /// The source that opened the last file.
     last_used: Option<usize>,
+    /// An identity was named (`-i` or `VAULT_IDENTITY`): it is the only one tried, for
+    /// reading and for signing (ssh-agent's keys sign only for a named age identity,
+    /// which cannot), so nothing is read or signed by a key the user did not choose.
+    explicit: bool,
 }
 
 impl Identities {
-    /// The standard order; `explicit` is `-i` or `VAULT_IDENTITY`.
+    /// The standard order; `explicit` is `-i` or `VAULT_IDENTITY`, and when given, the
+    /// only identity.
     pub fn standard(explicit: Option<PathBuf>) -> Identities {
-        let mut sources = Vec::new();
         if let Some(p) = explicit {
-            sources.push(Source::File(p));
+            return Identities {
+                sources: vec![(Source::File(p), None)],
+                last_used: None,
+                explicit: true,
+            };
         }
-        sources.push(Source::Keyring);
+        let mut sources = vec![Source::Keyring];
         if let Some(home) = std::env::var_os("HOME") {
             let ssh = Path::new(&home).join(".ssh");
             sources.push(Source::DefaultSsh(ssh.join("id_ed25519")));
@@ -79,6 +87,7 @@ impl Identities {
         Identities {
             sources: sources.into_iter().map(|s| (s, None)).collect(),
             last_used: None,
+            explicit: false,
         }
     }
 
@@ -183,7 +192,14 @@ impl Identities {
                 _ => {}
             }
         }
-        for (key, fp) in signing::agent_keys() {
+        // A named SSH key signs alone; a named age identity cannot sign, so the agent's
+        // keys (which the user loaded) may.
+        let agent = if self.explicit && !age_only {
+            vec![]
+        } else {
+            signing::agent_keys()
+        };
+        for (key, fp) in agent {
             if allowed.contains(&fp) {
                 return signing::agent_signer(key);
             }

@@ -17,7 +17,7 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub directory: Option<PathBuf>,
 
-    /// Decrypt with FILE (an age identity file or an OpenSSH private key) first.
+    /// Decrypt and sign with FILE only (an age identity file or an OpenSSH private key).
     #[arg(
         short,
         long,
