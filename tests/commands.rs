@@ -484,3 +484,36 @@ fn verbose_says_what_was_verified_and_what_decrypted_never_values() {
     assert!(!err.contains("hush") && !again.contains("hush"));
     assert!(p.vault(&["get", "staging", "A"]).stderr().is_empty());
 }
+
+#[test]
+fn init_with_a_new_environment_maps_it_in_the_pillar_top() {
+    let p = Project::new();
+    let out = p.vault(&["init", "--env", "qa"]).success();
+    assert!(
+        out.stderr().contains("added qa to conf/pillar/top.sls"),
+        "{}",
+        out.stderr()
+    );
+    let top = std::fs::read_to_string(p.root().join("conf/pillar/top.sls")).unwrap();
+    assert!(
+        top.ends_with("  '*-qa':\n    - qa.env\n    - qa.secrets\n"),
+        "{top}"
+    );
+    assert!(top.contains("  '*-staging':\n"), "{top}");
+    // Again: nothing to add, and nothing said about top.sls at all.
+    let again = p.vault(&["init", "--env", "qa"]).success().stderr();
+    assert!(!again.contains("top.sls"), "{again}");
+    assert_eq!(
+        std::fs::read_to_string(p.root().join("conf/pillar/top.sls")).unwrap(),
+        top
+    );
+    // A top.sls of another shape is left alone, and said so once.
+    std::fs::write(
+        p.root().join("conf/pillar/top.sls"),
+        "base:\n  '*':\n    - project\nother:\n  '*': []\n",
+    )
+    .unwrap();
+    let odd = p.vault(&["init", "--env", "uat"]).success().stderr();
+    assert_eq!(odd.matches("top.sls").count(), 1, "{odd}");
+    assert!(odd.contains("kept conf/pillar/top.sls as it is"), "{odd}");
+}

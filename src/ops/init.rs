@@ -13,6 +13,9 @@ pub struct Scaffold {
     pub kept: Vec<PathBuf>,
     /// The project holds secrets but no identity: a member runs `vault migrate`.
     pub needs_migration: bool,
+    /// Environments added to an existing `conf/pillar/top.sls`; None when it could not
+    /// be done safely (a top.sls of another shape), for the user to do by hand.
+    pub top_added: Option<Vec<EnvName>>,
 }
 
 /// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
@@ -73,7 +76,11 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold>
             "  '*-{env}':\n    - {env}.env\n    - {env}.secrets\n"
         ));
     }
-    create(&mut report, &pillar.join("top.sls"), &top)?;
+    let top_path = pillar.join("top.sls");
+    create(&mut report, &top_path, &top)?;
+    if report.kept.contains(&top_path) {
+        report.top_added = add_to_top(&top_path, envs)?;
+    }
     create(
         &mut report,
         &pillar.join("project.sls"),
@@ -122,6 +129,42 @@ fn identity(project: &Project, report: &mut Scaffold) -> Result<()> {
         }
     }
     create(report, &path, &ProjectId::random().render())
+}
+
+/// Adds each of `envs` that an existing top.sls does not map yet, as `init` writes it,
+/// at the end of its `base:` block; None when `base:` is not its last top-level key
+/// (then appending could land in another block).
+fn add_to_top(path: &Path, envs: &[EnvName]) -> Result<Option<Vec<EnvName>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let top_level: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with([' ', '\t', '#']))
+        .collect();
+    if top_level.last() != Some(&"base:") {
+        return Ok(None);
+    }
+    let missing: Vec<EnvName> = envs
+        .iter()
+        .filter(|env| {
+            let key = format!("'*-{env}':");
+            !text.lines().any(|l| l.trim() == key)
+        })
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(Some(missing));
+    }
+    let mut new = text;
+    if !new.ends_with('\n') {
+        new.push('\n');
+    }
+    for env in &missing {
+        new.push_str(&format!(
+            "  '*-{env}':\n    - {env}.env\n    - {env}.secrets\n"
+        ));
+    }
+    write_atomic(path, new.as_bytes(), Mode::KeepOr0644)?;
+    Ok(Some(missing))
 }
 
 /// Creates `path` with `content` unless it exists; atomic, never overwriting.

@@ -42,10 +42,16 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
     for p in &report.created {
         ui.note(&format!("created {}", project.display_path(p)));
     }
-    for p in &report.kept {
-        if p.file_name().is_some_and(|n| n == "top.sls") {
-            ui.note("kept conf/pillar/top.sls: make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment");
+    match &report.top_added {
+        Some(added) if !added.is_empty() => {
+            let names: Vec<&str> = added.iter().map(|e| e.as_str()).collect();
+            ui.note(&format!(
+                "added {} to conf/pillar/top.sls",
+                names.join(", ")
+            ));
         }
+        Some(_) => {}
+        None => ui.note("kept conf/pillar/top.sls as it is (not the shape vault writes): make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment"),
     }
     if report.needs_migration {
         ui.warn("this project holds secrets but has no identity (conf/vault-project): a member runs `vault migrate` once, and commits what it writes");
