@@ -382,3 +382,34 @@ fn usage_errors_are_one_line_and_never_repeat_an_argument() {
     assert_eq!(out.code(), 0);
     assert!(out.stdout().contains("Usage: vault set"));
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_vault_quietly() {
+    let p = Project::new();
+    p.set("staging", "A", "secret-value");
+    for args in [
+        &["man"][..],
+        &["completions", "bash"],
+        &["show", "staging"],
+        &["status"],
+        &["get", "staging", "A"],
+        &["export", "staging", "--format", "json"],
+    ] {
+        let mut child = p
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before vault writes a byte: its write meets a closed pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(
+            !err.to_lowercase().contains("broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

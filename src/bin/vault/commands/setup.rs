@@ -11,15 +11,21 @@ use vault::ops::{init, status};
 use vault::project::{EnvName, Project};
 use vault::store::Store;
 
+// Both are written whole through `write_stdout`, so a reader that stops early
+// (`vault man | head`) ends them quietly.
 pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
-    clap_complete::generate(shell, &mut Cli::command(), "vault", &mut std::io::stdout());
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "vault", &mut out);
+    write_stdout(&out)?;
     Ok(0)
 }
 
 pub fn man() -> Result<i32> {
+    let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command())
-        .render(&mut std::io::stdout())
+        .render(&mut out)
         .map_err(|e| Error::new(format!("cannot write the manual: {e}")))?;
+    write_stdout(&out)?;
     Ok(0)
 }
 
