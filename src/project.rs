@@ -175,11 +175,23 @@ impl Project {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        Err(
-            Error::new(format!("unknown environment '{name}' (known: {list})"))
-                .with_hint(format!("create it with `vault init --env {name}`")),
-        )
+        let hint = match closest(name, known.iter().map(EnvName::as_str)) {
+            Some(near) => {
+                format!("did you mean {near}? (or create {name} with `vault init --env {name}`)")
+            }
+            None => format!("create it with `vault init --env {name}`"),
+        };
+        Err(Error::new(format!("unknown environment '{name}' (known: {list})")).with_hint(hint))
     }
+}
+
+/// The one of `names` nearest to `typed`, when it is near enough to be a typo.
+pub fn closest<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|n| (strsim::damerau_levenshtein(typed, n), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4) && *d < n.len())
+        .min()
+        .map(|(_, n)| n)
 }
 
 /// A valid environment name: `[a-z0-9][a-z0-9_-]*`, never a path.

@@ -205,6 +205,11 @@ fn no_identity_names_those_tried() {
         err.contains(&format!("{} (not a recipient)", key("mallory_ed25519"))),
         "{err}"
     );
+    // A named identity is the only one tried.
+    assert!(!err.contains("the OS keyring ("), "{err}");
+    // Without one, the keyring and ~/.ssh are, each named with what became of it.
+    let out = p.bare(&["get", "staging", "A"]).output().unwrap();
+    let err = common::Run(out).error();
     assert!(err.contains("the OS keyring ("), "{err}");
     assert!(
         err.contains("id_ed25519 (not found)") && err.contains("id_rsa (not found)"),
@@ -412,4 +417,55 @@ fn a_reader_that_stops_early_ends_vault_quietly() {
         );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn each_stumble_is_answered_with_the_next_command() {
+    let p = Project::new();
+    // A value on the command line: refused, unrepeated, and the ways that work shown.
+    let out = p.vault(&["set", "-i", "k", "staging", "TOKEN", "hunter2"]);
+    let said = out.stderr();
+    assert!(!said.contains("hunter2"), "{said}");
+    assert!(
+        said.contains("hint: give the value on standard input: `printf %s \"$VALUE\" | vault set staging TOKEN`, or from a file: `vault set staging TOKEN --from-file FILE`"),
+        "{said}"
+    );
+    // A misspelt environment: the nearest one.
+    let out = p.vault(&["edit", "stagin"]);
+    assert!(
+        out.stderr().contains(
+            "hint: did you mean staging? (or create stagin with `vault init --env stagin`)"
+        ),
+        "{}",
+        out.stderr()
+    );
+    let out = p.vault(&["edit", "qa"]);
+    assert!(
+        out.stderr()
+            .contains("hint: create it with `vault init --env qa`"),
+        "{}",
+        out.stderr()
+    );
+    // Another tool's command name: what vault calls it.
+    let out = p.vault(&["rotate", "staging", "A"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains(
+            "hint: vault has no `rotate`: give a secret a new value with `vault set ENV NAME`"
+        ),
+        "{}",
+        out.stderr()
+    );
+    // keygen without a keyring (no D-Bus session here): the ways that work headless.
+    let out = p.bare(&["keygen"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("an existing ~/.ssh/id_ed25519 works as it is"),
+        "{said}"
+    );
+    assert!(
+        said.contains("`vault keygen --file ~/.ssh/vault_ed25519`"),
+        "{said}"
+    );
+    assert!(said.contains("dbus-run-session"), "{said}");
 }

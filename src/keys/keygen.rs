@@ -40,7 +40,7 @@ pub fn keygen(dest: Destination<'_>, comment: &str) -> Result<PublicKey> {
     match dest {
         Destination::Keyring => keystore::store_new(&private).map_err(|why| {
             Error::new(format!("cannot store the key in {}: {why}", keystore::NAME))
-                .with_hint("`vault whoami` shows a stored key; `vault keygen --file PATH` writes a key file instead")
+                .with_hint("no keyring here (the usual case over SSH or on a server): an existing ~/.ssh/id_ed25519 works as it is (`vault whoami` shows it); `vault keygen --file ~/.ssh/vault_ed25519` writes a key file; or start a keyring session: `dbus-run-session -- sh -c 'read -rs P; printf %s \"$P\" | gnome-keyring-daemon --unlock >/dev/null; vault keygen'`")
         })?,
         Destination::File(path) => write_new(path, private.as_bytes(), 0o600)
             .and_then(|()| write_new(&pub_path(path), format!("{public_line}\n").as_bytes(), 0o644))?,

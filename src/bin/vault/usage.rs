@@ -22,8 +22,74 @@ pub fn usage_failure(e: clap::Error) -> ! {
     // "error: MESSAGE\n\n  tip: ...\n\nUsage: vault CMD ...\n\nFor more information, ..."
     let text = e.to_string();
     let (message, tips) = message_and_tips(&e, &text);
-    report(&Error::usage(message).with_hint(hint(&tips, &text)));
+    let hint = match e.kind() {
+        ErrorKind::UnknownArgument if typed_subcommand().as_deref() == Some("set") => set_hint(),
+        ErrorKind::InvalidSubcommand => other_name(&e).unwrap_or_else(|| hint(&tips, &text)),
+        _ => hint(&tips, &text),
+    };
+    report(&Error::usage(message).with_hint(hint));
     std::process::exit(2)
+}
+
+/// `vault set ENV NAME VALUE`: the value is refused; show the ways that work, with the
+/// environment and name as typed (never the value).
+fn set_hint() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "set").unwrap_or(0);
+    let mut words: Vec<&str> = Vec::new();
+    let mut rest = args[at + 1..].iter();
+    while let Some(a) = rest.next() {
+        if ["-i", "--identity", "-C", "--from-file"].contains(&a.as_str()) {
+            rest.next(); // the flag's value
+        } else if !a.starts_with('-') && words.len() < 2 {
+            words.push(a);
+        }
+    }
+    let (env, name) = match words.as_slice() {
+        [env, name] => (*env, *name),
+        _ => ("ENV", "NAME"),
+    };
+    format!(
+        "give the value on standard input: `printf %s \"$VALUE\" | vault set {env} {name}`, or from a file: `vault set {env} {name} --from-file FILE`; on a terminal, `vault set {env} {name}` asks with hidden input"
+    )
+}
+
+/// What other tools call the commands vault names otherwise.
+const OTHER_NAMES: &[(&str, &str)] = &[
+    ("rotate", "give a secret a new value with `vault set ENV NAME` (after a revoke, `vault status` lists the exposed ones)"),
+    ("add", "`vault set ENV NAME` sets a secret; `vault grant ENV MEMBER --fingerprint ...` adds a member"),
+    ("put", "`vault set ENV NAME`"),
+    ("rm", "`vault unset ENV NAME`"),
+    ("remove", "`vault unset ENV NAME` removes a secret; `vault revoke ENV MEMBER` removes a member"),
+    ("delete", "`vault unset ENV NAME`"),
+    ("cat", "`vault get ENV NAME`"),
+    ("read", "`vault get ENV NAME`"),
+    ("list", "`vault show ENV` lists names; `vault status` every environment"),
+    ("ls", "`vault show ENV`"),
+    ("run", "`vault exec ENV -- CMD`"),
+    ("decrypt", "`vault get ENV NAME`, `vault show ENV --values`, or `vault export ENV --format F`"),
+    ("encrypt", "`vault set ENV NAME` or `vault edit ENV`: vault encrypts every write"),
+    ("updatekeys", "`vault rekey ENV`"),
+    ("invite", "`vault grant ENV MEMBER --fingerprint ...`"),
+];
+
+/// For a subcommand vault does not have but another tool does, what vault calls it.
+fn other_name(e: &clap::Error) -> Option<String> {
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    OTHER_NAMES
+        .iter()
+        .find(|(name, _)| name == typed)
+        .map(|(_, what)| format!("vault has no `{typed}`: {what}"))
+}
+
+/// The subcommand typed on the command line, if any.
+fn typed_subcommand() -> Option<String> {
+    let cli = Cli::command();
+    std::env::args()
+        .skip(1)
+        .find(|a| cli.get_subcommands().any(|c| c.get_name() == a))
 }
 
 /// clap's message on one line, and its tips; for an unexpected argument, only a flag's
@@ -65,10 +131,7 @@ fn hint(tips: &[&str], text: &str) -> String {
         return format!("usage: {usage} (more with `{} --help`)", command.join(" "));
     }
     // No usage line (a bad option value): name the subcommand that was typed.
-    let cli = Cli::command();
-    let typed = std::env::args()
-        .skip(1)
-        .find(|a| cli.get_subcommands().any(|c| c.get_name() == a));
+    let typed = typed_subcommand();
     format!(
         "more with `vault {}--help`",
         typed.map(|c| c + " ").unwrap_or_default()
