@@ -469,3 +469,29 @@ fn each_stumble_is_answered_with_the_next_command() {
     );
     assert!(said.contains("dbus-run-session"), "{said}");
 }
+
+#[test]
+fn a_newcomer_not_yet_granted_is_told_to_read_their_fingerprint_to_a_member() {
+    let p = Project::new();
+    p.set("staging", "A", "secret-value");
+    p.add_member("staging", "erin", "carol_rsa.pub");
+    let fp = common::fingerprint("carol_rsa.pub");
+    let home = tempfile::tempdir().unwrap();
+    let erin = |args: &[&str]| {
+        let mut c = p.bare(args);
+        c.env("VAULT_IDENTITY", key("carol_rsa"))
+            .env("HOME", home.path())
+            .env("XDG_STATE_HOME", home.path().join("state"));
+        common::Run(c.output().unwrap())
+    };
+    let alice = common::fingerprint("alice_ed25519.pub");
+    erin(&["trust", "staging", "--fingerprint", &alice]).success();
+    let out = erin(&["get", "staging", "A"]);
+    let said = out.stderr();
+    assert!(out.error().contains("no identity opens staging"), "{said}");
+    assert!(
+        said.contains(&format!("hint: your key is in recipients/staging/erin.pub but not granted yet: read your fingerprint {fp} (`vault whoami`) to a member of staging over another channel; they run `vault grant staging erin --fingerprint {fp}`")),
+        "{said}"
+    );
+    assert!(!said.contains("rekey"), "{said}");
+}

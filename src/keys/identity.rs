@@ -148,7 +148,7 @@ impl Identities {
             }
         }
         Err(Error::new(format!("no identity opens {what}; tried: {}", tried.join(", "))).with_hint(
-            "pass your key with -i FILE, or ask a member to add your public key (`vault whoami`) and run `vault rekey`",
+            "pass your key with -i FILE; or propose your public key (`vault whoami` prints it) as recipients/ENV/YOURNAME.pub, and read its fingerprint to a member, who runs `vault grant ENV YOURNAME --fingerprint SHA256:...`",
         ))
     }
 

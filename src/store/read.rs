@@ -269,13 +269,39 @@ impl Store {
         pair.verify_signature_in(env, folder, &known.context())
     }
 
+    /// A file no identity opens, explained for a newcomer whose key is in the folder but
+    /// not granted yet: a rekey cannot help, a grant by fingerprint does.
+    fn explain_unreadable(&mut self, env: &EnvName, e: Error) -> Error {
+        let Ok(Some((_, own))) = self.identities.current() else {
+            return e;
+        };
+        let Ok(folder) = recipients::members(&self.project, env) else {
+            return e;
+        };
+        let pending = folder.iter().find_map(|m| {
+            m.keys
+                .iter()
+                .find(|k| own.iter().any(|o| o.fingerprint() == k.fingerprint()))
+                .map(|k| (m.name.clone(), k.fingerprint()))
+        });
+        match pending {
+            Some((name, fp)) => e.with_hint(format!(
+                "your key is in recipients/{env}/{name}.pub but not granted yet: read your fingerprint {fp} (`vault whoami`) to a member of {env} over another channel; they run `vault grant {env} {name} --fingerprint {fp}`"
+            )),
+            None => e,
+        }
+    }
+
     /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.
     pub fn decrypt(&mut self, env: &EnvName, ciphertext: &[u8]) -> Result<Document> {
         let what = format!(
             "{env} ({})",
             self.project.display_path(&self.project.secrets_path(env))
         );
-        let plain = self.identities.decrypt(&what, ciphertext)?;
+        let plain = match self.identities.decrypt(&what, ciphertext) {
+            Ok(plain) => plain,
+            Err(e) => return Err(self.explain_unreadable(env, e)),
+        };
         if let Some(label) = self.identities.last_used() {
             self.detail(&format!("{env}: decrypted with {label}"));
         }
