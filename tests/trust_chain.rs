@@ -347,7 +347,7 @@ fn attack_a_swapped_project_identity_trusts_nothing() {
     .unwrap();
     let err = refused(&p, "staging");
     assert!(
-        err.contains("project identity (conf/vault-project) changed"),
+        err.contains("project identity (conf/vault-project) is no longer"),
         "{err}"
     );
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
 use crate::git::Git;
 use crate::keys::recipients::{self, Member};
-use crate::manifest::{self, Exposure, Manifest, MAX_SIDECAR_BYTES};
+use crate::manifest::{self, Exposure, Manifest, RosterEntry, MAX_SIDECAR_BYTES};
 use crate::project::{EnvName, Project, SECRETS_FILE};
 use crate::secret::SecretValue;
 use crate::store::{self, Store};
@@ -193,6 +193,56 @@ struct MergeInput {
     doc: Document,
 }
 
+/// A side signed by a key this machine saw leave the roster, with the grant it had
+/// before it left: a departed member writing on a branch from before their removal.
+fn no_departed_signer(
+    env: &EnvName,
+    removed: &std::collections::BTreeMap<String, u64>,
+    sides: [(&str, &MergeInput); 2],
+) -> Result<()> {
+    for (name, side) in sides {
+        let v = &side.verified;
+        let Some(left) = removed.get(&v.signer) else {
+            continue;
+        };
+        let granted_at = v
+            .manifest
+            .roster
+            .iter()
+            .find(|r| r.fingerprint == v.signer)
+            .and_then(|r| r.serial)
+            .unwrap_or(0);
+        if granted_at <= *left {
+            return Err(Error::new(format!(
+                "{env}: {name} is signed by {} ({}), whose key left the roster at serial {left}: a departed member's write; kept ours, unmerged",
+                v.signer_member, v.signer
+            ))
+            .with_hint(format!("see who committed it: git log -p -- conf/pillar/{env}")));
+        }
+    }
+    Ok(())
+}
+
+/// A side older than the common ancestor is a replay of a version from before the
+/// branches parted (its values may be ones a departed member read), not a branch.
+fn no_older_than_the_ancestor(
+    env: &EnvName,
+    o: &MergeInput,
+    sides: [(&str, &MergeInput); 2],
+) -> Result<()> {
+    let base = o.verified.manifest.serial;
+    for (name, side) in sides {
+        let serial = side.verified.manifest.serial;
+        if serial < base {
+            return Err(Error::new(format!(
+                "{env}: {name} (serial {serial}) is older than the common ancestor (serial {base}): a replayed version, not a branch; kept ours, unmerged"
+            ))
+            .with_hint(format!("see who committed it: git log -p -- conf/pillar/{env}")));
+        }
+    }
+    Ok(())
+}
+
 fn merge_secrets(
     store: &mut Store,
     git: &Git,
@@ -204,13 +254,13 @@ fn merge_secrets(
     // The ancestor is trusted as far as this machine trusts the environment; each
     // branch must trace its signer back to the ancestor's roster and not go back in
     // serial, so a branch cannot slip in a re-founded or rolled-back environment.
-    let seen = trust::SeenStore::load(&store.project)
-        .get(env)
-        .map(|s| SeenEnv {
-            serial: 0,
-            roster: s.roster,
-            ..SeenEnv::default()
-        });
+    let seen = store::known_roster(&store.project, env);
+    // The ancestor is from before the branches parted: a key that left since is
+    // expected in it, and is kept out of the result below, not held against it.
+    let before = seen.clone().map(|s| SeenEnv {
+        removed: Default::default(),
+        ..s
+    });
     let o = side(
         store,
         git,
@@ -219,11 +269,15 @@ fn merge_secrets(
         &o_ct,
         &candidates,
         sig_rel,
-        seen.as_ref(),
+        before.as_ref(),
     )?;
+    // A branch from before a revoke still lists the departed key: its values merge (and
+    // are marked exposed to him), its roster does not bring him back, and nothing he
+    // signed after he left is taken (no_departed_signer, merged_manifest).
     let anchors = SeenEnv {
         serial: o.verified.manifest.serial,
         roster: o.verified.trusted.clone(),
+        project: seen.as_ref().and_then(|s| s.project.clone()),
         ..SeenEnv::default()
     };
     let a = side(
@@ -246,9 +300,12 @@ fn merge_secrets(
         sig_rel,
         Some(&anchors),
     )?;
+    no_older_than_the_ancestor(env, &o, [("ours", &a), ("theirs", &b)])?;
     let (doc, from_other) = merge_values(env, &o, &a, &b)?;
     let base = recipients_side(env, &o, &a, &b)?;
-    let manifest = merged_manifest(env, &doc, base, [&o, &a, &b]);
+    let removed = seen.as_ref().map(|s| s.removed.clone()).unwrap_or_default();
+    no_departed_signer(env, &removed, [("ours", &a), ("theirs", &b)])?;
+    let manifest = merged_manifest(env, &doc, base, [&o, &a, &b], &removed);
     let allowed: BTreeSet<String> = manifest
         .roster
         .iter()
@@ -365,8 +422,23 @@ fn merged_manifest(
     doc: &Document,
     base: &MergeInput,
     [o, a, b]: [&MergeInput; 3],
+    removed: &std::collections::BTreeMap<String, u64>,
 ) -> Manifest {
     let today = manifest::today();
+    // A key this machine saw leave comes back only by a grant made after it left, not
+    // from a branch of before: what that branch let it read is exposed below.
+    let roster: Vec<RosterEntry> = base
+        .verified
+        .manifest
+        .roster
+        .iter()
+        .filter(|r| {
+            removed
+                .get(&r.fingerprint)
+                .is_none_or(|left| r.serial.unwrap_or(0) > *left)
+        })
+        .cloned()
+        .collect();
     let changed_on = |name: &str, value: &str| -> String {
         for s in [a, b] {
             if s.doc.get(name).map(SecretValue::expose) == Some(value) {
@@ -399,9 +471,9 @@ fn merged_manifest(
         environment: env.to_string(),
         serial: a.verified.manifest.serial.max(b.verified.manifest.serial) + 1,
         ciphertext: String::new(),
-        roster: base.verified.manifest.roster.clone(),
+        exposed: merged_exposures(doc, base, &roster, [o, a, b], &today),
+        roster,
         secrets,
-        exposed: merged_exposures(doc, base, [o, a, b], &today),
     }
 }
 
@@ -413,16 +485,11 @@ fn merged_manifest(
 fn merged_exposures(
     doc: &Document,
     base: &MergeInput,
+    roster: &[RosterEntry],
     inputs: [&MergeInput; 3],
     today: &str,
 ) -> Vec<Exposure> {
-    let kept: BTreeSet<&str> = base
-        .verified
-        .manifest
-        .roster
-        .iter()
-        .map(|r| r.fingerprint.as_str())
-        .collect();
+    let kept: BTreeSet<&str> = roster.iter().map(|r| r.fingerprint.as_str()).collect();
     let mut exposed: Vec<Exposure> = Vec::new();
     for e in doc.entries() {
         let (name, value) = (e.name(), e.value().expose());

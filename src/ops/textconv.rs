@@ -283,9 +283,10 @@ fn secrets_view(store: &mut Store, bytes: &[u8], header: &envelope::Header) -> S
 
 /// The names and keyed tags of a blob whose signature verified, and who signed it.
 fn secret_lines(store: &mut Store, bytes: &[u8], v: &Verified, out: &mut String) {
+    // The environment it is signed for: a pair copied over another's shows as what it is.
     let signer = format!(
-        "signed by {} {}, serial {}\n",
-        v.signer_member, v.signer, v.manifest.serial
+        "environment {}\nsigned by {} {}, serial {}\n",
+        v.manifest.environment, v.signer_member, v.signer, v.manifest.serial
     );
     let doc = store
         .identities

@@ -131,8 +131,8 @@ pub fn signed_manifest(sidecar: &[u8]) -> Option<Manifest> {
 pub fn known_roster(project: &Project, env: &EnvName) -> Option<SeenEnv> {
     SeenStore::load(project).get(env).map(|s| SeenEnv {
         serial: 0,
-        roster: s.roster,
-        ..SeenEnv::default()
+        id: None,
+        ..s
     })
 }
 
@@ -233,7 +233,7 @@ impl Store {
         let project = self.project.identity().map_err(|e| e.to_string())?;
         if let Some(before) = self.seen().identity_changed_from() {
             return Err(format!(
-                "this checkout's project identity ({PROJECT_FILE}) changed from {before}: a swapped identity would start trust anew, so nothing is trusted until it is restored (git checkout -- {PROJECT_FILE})"
+                "this checkout's project identity ({PROJECT_FILE}) is no longer {before}, the one this machine knew it by: a swapped or removed identity would start trust anew, so nothing is trusted until it is restored (git checkout -- {PROJECT_FILE})"
             ));
         }
         let seen = self.seen().get(env);

@@ -63,7 +63,7 @@ impl Store {
                     &format!("{env}: upgraded from vault's old format: your key now vouches for its {n} grant(s), bound to this project"),
                 );
             }
-            Some(false) => {}
+            Some(false) => plan.revouch(&signer_fp),
         }
         let old_manifest = old.as_ref().map(|v| &v.manifest);
         let serial = self.next_serial(env, old_manifest);
@@ -319,13 +319,14 @@ impl<'f> RosterPlan<'f> {
         let old_roster = old
             .map(|v| v.manifest.roster.as_slice())
             .unwrap_or_default();
+        // A roster line no trusted member vouched for is carried over by nobody: it
+        // leaves with a key that left the folder (and what it could read is exposed).
+        let kept = |r: &RosterEntry| {
+            in_folder(&r.fingerprint) && old.is_some_and(|v| v.trusted.contains(&r.fingerprint))
+        };
         let (roster, new_grants) = match old {
             Some(_) => (
-                old_roster
-                    .iter()
-                    .filter(|r| in_folder(&r.fingerprint))
-                    .cloned()
-                    .collect(),
+                old_roster.iter().filter(|r| kept(r)).cloned().collect(),
                 vec![],
             ),
             None => (
@@ -338,7 +339,7 @@ impl<'f> RosterPlan<'f> {
         };
         let dropped = old_roster
             .iter()
-            .filter(|r| !in_folder(&r.fingerprint))
+            .filter(|r| !kept(r))
             .map(|r| r.member.clone())
             .collect();
         let mut plan = RosterPlan {
@@ -392,6 +393,22 @@ impl<'f> RosterPlan<'f> {
     fn found(&mut self, founder: &str, confirmed: &BTreeSet<String>) {
         self.new_grants
             .retain(|(_, fp)| fp == founder || confirmed.contains(fp));
+    }
+
+    /// Grants the writer vouches for anew: every line whose granter left the roster, and
+    /// the writer's own when the founder left (the writer roots the roster then), so the
+    /// roster traces within itself to one founder for a machine that sees it first.
+    fn revouch(&mut self, writer: &str) {
+        let fps: BTreeSet<String> = self.roster.iter().map(|r| r.fingerprint.clone()).collect();
+        let rooted = self.roster.iter().any(|r| r.granted_by == r.fingerprint);
+        let (again, stay): (Vec<RosterEntry>, Vec<RosterEntry>) =
+            std::mem::take(&mut self.roster).into_iter().partition(|r| {
+                let orphan = r.granted_by != r.fingerprint && !fps.contains(&r.granted_by);
+                orphan || (!rooted && r.fingerprint == writer)
+            });
+        self.roster = stay;
+        self.new_grants
+            .extend(again.into_iter().map(|r| (r.member, r.fingerprint)));
     }
 
     /// Takes the grants of an old-format roster (bound to no project or serial) to sign

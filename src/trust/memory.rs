@@ -48,7 +48,11 @@ impl SeenStore {
                 store.changed_from = bind_checkout(&base, project, id.as_str());
                 base.join(format!("project-{id}.json"))
             }
-            Ok(None) => by_path.clone(),
+            Ok(None) => {
+                // A checkout that had an identity and lost it is not a new project.
+                store.changed_from = bound_identity(&base, project);
+                by_path.clone()
+            }
             Err(_) => return store,
         };
         // A project that just got its identity starts from what its folder remembered.
@@ -98,6 +102,10 @@ impl SeenStore {
                 })
                 .unwrap_or_default(),
             v2: e.get("v2").and_then(|v| v.as_bool()).unwrap_or(false),
+            project: e
+                .get("project")
+                .and_then(|v| v.as_str())
+                .and_then(crate::project_id::ProjectId::parse),
         })
     }
 
@@ -117,13 +125,24 @@ impl SeenStore {
         {
             return Ok(());
         }
+        // A key left when a version that follows the one remembered drops it; a version
+        // of another branch without it (granted on this one since) removed nothing.
         let mut removed = seen.as_ref().map(|s| s.removed.clone()).unwrap_or_default();
-        for fp in seen.iter().flat_map(|s| &s.roster) {
+        let follows = seen
+            .as_ref()
+            .and_then(|s| s.id.as_ref())
+            .is_some_and(|id| v.manifest.parents.contains(id));
+        for fp in seen.iter().filter(|_| follows).flat_map(|s| &s.roster) {
             if !v.trusted.contains(fp) {
                 removed.entry(fp.clone()).or_insert(v.manifest.serial);
             }
         }
         let v2 = v.manifest.project.is_some() || seen.as_ref().is_some_and(|s| s.v2);
+        let project = v
+            .manifest
+            .project
+            .clone()
+            .or_else(|| seen.as_ref().and_then(|s| s.project.clone()));
         self.data.insert(
             env.as_str().to_string(),
             serde_json::json!({
@@ -132,6 +151,7 @@ impl SeenStore {
                 "roster": v.trusted.iter().collect::<Vec<_>>(),
                 "removed": removed,
                 "v2": v2,
+                "project": project.as_ref().map(|p| p.as_str()),
                 "verified": {
                     "sidecar": sidecar_hash,
                     "ciphertext": v.manifest.ciphertext,
@@ -212,6 +232,15 @@ fn strings(v: Option<&serde_json::Value>) -> std::collections::BTreeSet<String> 
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The identity this machine last knew the checkout at `project`'s path by.
+fn bound_identity(base: &std::path::Path, project: &Project) -> Option<String> {
+    let at = ciphertext_hash(project.root().as_os_str().as_encoded_bytes());
+    read_map(&base.join("checkouts.json"))?
+        .get(&at)?
+        .as_str()
+        .map(String::from)
 }
 
 /// Records which identity the checkout at `project`'s path has, and returns the one it

@@ -49,4 +49,7 @@ pub struct SeenEnv {
     pub removed: std::collections::BTreeMap<String, u64>,
     /// A version 2 manifest has been seen: a version 1 one now is a downgrade.
     pub v2: bool,
+    /// The project identity the versions seen were signed for: no other is accepted,
+    /// even where the checkout's own identity file is gone.
+    pub project: Option<crate::project_id::ProjectId>,
 }

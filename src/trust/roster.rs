@@ -47,7 +47,25 @@ pub fn trusted_roster(
                 .map(|r| r.fingerprint.clone()),
         ),
         None => {
-            for r in m.roster.iter().filter(|r| r.granted_by == r.fingerprint) {
+            let founders: Vec<&manifest::RosterEntry> = m
+                .roster
+                .iter()
+                .filter(|r| r.granted_by == r.fingerprint)
+                .collect();
+            // One founder, whose grant is their own: a second self-granted line is
+            // anyone's key, vouched for by nobody.
+            if founders.len() > 1 {
+                let names: Vec<String> = founders
+                    .iter()
+                    .map(|r| format!("{} ({})", r.member, r.fingerprint))
+                    .collect();
+                return Err(format!(
+                    "the roster names {} founders, {}: an environment has one, and every other key is granted by a member",
+                    founders.len(),
+                    names.join(", ")
+                ));
+            }
+            for r in founders {
                 grant_ok(r)?;
                 trusted.insert(r.fingerprint.clone());
             }

@@ -77,6 +77,16 @@ pub fn verify_in(
             member.name
         ));
     }
+    // In the current format every reader is vouched for: a line no trusted member
+    // granted is a reader slipped in, whoever signed the rest.
+    if m.project.is_some() {
+        if let Some(r) = m.roster.iter().find(|r| !trusted.contains(&r.fingerprint)) {
+            return Err(format!(
+                "lets in {} ({}), whose grant does not trace back to a member this machine trusts",
+                r.member, r.fingerprint
+            ));
+        }
+    }
     match (ctx.seen, ctx.verified_keys) {
         (Some(seen), _) => no_rollback(env, &m, seen)?,
         (None, Some(keys)) => rooted_in(env, &m, &signer, &trusted, keys)?,
@@ -111,13 +121,14 @@ fn belongs(
     ciphertext: &[u8],
     ctx: &Context<'_>,
 ) -> std::result::Result<(), String> {
-    match (ctx.project, &m.project) {
+    let expected = ctx.project.or(ctx.seen.and_then(|s| s.project.as_ref()));
+    match (expected, &m.project) {
         (Some(ours), Some(theirs)) if ours != theirs => {
             return Err(format!(
                 "the file is signed for another project ({theirs}), not this one ({ours})"
             ));
         }
-        (Some(_), None) if ctx.seen.is_some_and(|s| s.v2) => {
+        (_, None) if ctx.seen.is_some_and(|s| s.v2) => {
             return Err(format!(
                 "the file is in vault's old format (manifest v1), older than the one already seen for {env} (a downgrade)"
             ));

@@ -296,6 +296,11 @@ fn state_after(before: &[&SeenEnv], v: &Verified, roster: BTreeSet<String>) -> S
         id: Some(v.manifest.id()),
         removed,
         v2: v.manifest.project.is_some() || before.iter().any(|s| s.v2),
+        project: v
+            .manifest
+            .project
+            .clone()
+            .or_else(|| before.iter().find_map(|s| s.project.clone())),
         roster,
     }
 }
@@ -312,6 +317,7 @@ fn combine<'a>(states: impl Iterator<Item = Option<&'a SeenEnv>>) -> Option<Seen
                 id: None,
                 removed: a.removed.into_iter().chain(s.removed.clone()).collect(),
                 v2: a.v2 || s.v2,
+                project: a.project.or_else(|| s.project.clone()),
             },
         })
     })
