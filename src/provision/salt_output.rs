@@ -21,8 +21,10 @@
 //! - **findable anywhere** ([`ANYWHERE_CHARS`] characters or more): redacted wherever it
 //!   appears, inside a longer word too (a long value glued to another is still a leak),
 //!   and where Salt's line wrapping split it: a line ending in its first
-//!   [`ANYWHERE_CHARS`] characters or more, and the rest of it on the lines that follow
-//!   (after their indentation; a space at the break may be dropped, as textwrap does).
+//!   [`ANYWHERE_CHARS`] characters or more, or in its first words ([`MIN_CHARS`] or
+//!   more, as a token), and the rest of it on the lines that follow (after their
+//!   indentation; a space at the break may be dropped, as textwrap does). A shorter
+//!   start before a wrap is shown: each line goes out as it comes, before the next.
 //!
 //! Matching is exact (case and bytes): Salt prints values as they are. A value with a
 //! quote, a backslash or a control character is also looked for as JSON and Python
@@ -248,8 +250,9 @@ impl Stream<'_> {
     }
 
     /// Where `line` ends with the start of needle `n` (its `text`): that start redacted if
-    /// it is long enough to find safely on its own, and the needle followed to the next
-    /// line either way.
+    /// it is long enough to find safely on its own, or is the needle's first words (a wrap
+    /// at a space inside it) and a token's length; the needle followed to the next line
+    /// either way. A shorter start is shown: the line goes out before the next arrives.
     fn wrapped_start(&mut self, line: &str, n: usize, text: &str, spans: &mut Vec<(usize, usize)>) {
         let end = line.trim_end();
         // No start longer than the line: a line's worth of comparisons per needle.
@@ -258,7 +261,11 @@ impl Stream<'_> {
             .filter(|k| text.is_char_boundary(*k))
             .find(|k| end.ends_with(&text[..*k]));
         if let Some(k) = longest {
-            if text[..k].chars().count() >= ANYWHERE_CHARS {
+            let chars = text[..k].chars().count();
+            let words = text[k..].starts_with(char::is_whitespace)
+                && chars >= MIN_CHARS
+                && bounded(end, end.len() - k, end.len());
+            if chars >= ANYWHERE_CHARS || words {
                 spans.push((end.len() - k, end.len()));
             }
             self.carry.push((n, k));
@@ -528,6 +535,13 @@ mod tests {
                 "              and `id` again",
             ]
         );
+        // Wrapped at a space after its first word: that word is caught too.
+        let mut stream = r.stream();
+        assert_eq!(stream.line("   with $HOME"), "   with [redacted]");
+        assert_eq!(stream.line("     and $(id) and `id`."), "     [redacted].");
+        let words = Redactor::new(&["correct horse battery"]);
+        assert_eq!(words.line("   the correct"), "   the [redacted]");
+        assert_eq!(words.line("   incorrect"), "   incorrect");
         // Wrapped after fewer characters than can be found alone: the rest is caught.
         let mut stream = r.stream();
         assert_eq!(stream.line("   Passing sk_li"), "   Passing sk_li");
