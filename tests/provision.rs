@@ -33,8 +33,72 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn distinctive() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
-    AWKWARD.iter().filter(|(_, v)| v.len() > 6)
+/// The AWKWARD values too short to find safely (under 4 characters, a number under 6,
+/// `null`): Salt's output may show them, and the closing table names them instead.
+const UNREDACTED: &[&str] = &["LEADING_ZERO", "YES", "ON", "FLOAT", "NULL_WORD", "TAB"];
+
+/// Long values besides AWKWARD's: one Salt prints glued inside a longer word, one it
+/// wraps over three lines.
+const LONG: &[(&str, &str)] = &[
+    ("GLUED", "Zq8xW2mP4kT7vR1nL5sYb3Hc"),
+    (
+        "WRAPPED",
+        "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",
+    ),
+];
+
+/// A state printing every secret, as a careless one would: in its comment (`pw=VALUE;`,
+/// each line of a multi-line one on a line of its own) and in a warning, which Salt
+/// wraps at 80 columns (a long value glued to the words around it, split after its
+/// eighth character).
+const LEAKY_STATE: &str = r#"{%- for name, value in salt['pillar.get']('secrets', {}).items() %}
+{%- set glue = '' if value|length >= 8 and value.split()|length == 1 and value == value|trim else ' ' %}
+leak_{{ name }}:
+  test.configurable_test_state:
+    - changes: True
+    - comment: {{ ('pw=' ~ value ~ ';')|yaml_dquote }}
+    - warnings: {{ ('w' * 58 ~ glue ~ value ~ glue ~ 'w' * 8)|yaml_dquote }}
+{%- endfor %}
+"#;
+
+/// Adds [`LEAKY_STATE`] to `p`'s states, or (`add` false) takes it away.
+fn add_leaky_state(p: &Project, add: bool) {
+    let salt = p.root().join("conf/salt");
+    let top = std::fs::read_to_string(salt.join("top.sls")).unwrap();
+    let (without, with) = ("    - project\n", "    - project\n    - leak\n");
+    let top = if add {
+        std::fs::write(salt.join("leak.sls"), LEAKY_STATE).unwrap();
+        top.replace(without, with)
+    } else {
+        std::fs::remove_file(salt.join("leak.sls")).unwrap();
+        top.replace(with, without)
+    };
+    std::fs::write(salt.join("top.sls"), top).unwrap();
+}
+
+/// No secret of ordinary length in `log`, vault's whole output (progress, Salt's stream,
+/// the table, errors): no AWKWARD or LONG value but those `unredacted` names, nor any
+/// line of one; and the closing table names the `unredacted` once, never their values.
+fn assert_redacted(log: &str, unredacted: &[&str]) {
+    let findable = AWKWARD.iter().chain(LONG);
+    for (k, v) in findable.filter(|(k, _)| !unredacted.contains(k)) {
+        for piece in v.lines().map(str::trim).filter(|p| !p.is_empty()) {
+            assert!(!log.contains(piece), "{k} appears in the output: {log}");
+        }
+    }
+    let notes: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("not redacted: too short to find safely: "))
+        .collect();
+    assert_eq!(notes.len(), 1, "the names once: {log}");
+    let mut names: Vec<&str> = notes[0].split(", ").collect();
+    names.sort_unstable();
+    let mut want = unredacted.to_vec();
+    want.sort_unstable();
+    assert_eq!(names, want, "{log}");
+    for (k, v) in AWKWARD.iter().filter(|(k, _)| unredacted.contains(k)) {
+        assert!(!notes[0].contains(v), "{k}'s value in the table");
+    }
 }
 
 #[test]
@@ -44,7 +108,7 @@ fn provision_over_loopback_ssh_end_to_end() {
     }
     let Some((tools, app)) = tools() else { return };
     let p = Project::new();
-    for (k, v) in AWKWARD {
+    for (k, v) in AWKWARD.iter().chain(LONG) {
         p.set("staging", k, v);
     }
     p.set("production", "PROD_ONLY", "production-secret-value");
@@ -88,12 +152,8 @@ fn provision_over_loopback_ssh_end_to_end() {
     for (k, v) in AWKWARD {
         assert_eq!(answer["env"][k], *v, "{k} did not arrive exactly");
     }
-    // No value in vault's own output (Salt's, streamed through it, is redacted).
-    for (k, v) in distinctive() {
-        for line in std::iter::once(*v).chain(v.lines()).filter(|l| l.len() > 6) {
-            assert!(!log.contains(line), "{k} appears in the output");
-        }
-    }
+    // No value of ordinary length in vault's output; the short ones are named.
+    assert_redacted(&log, UNREDACTED);
     // The staging server: no production files, nothing encrypted, no plaintext pillar left.
     assert!(!remote.join("srv/pillar/production").exists());
     assert!(remote.join("srv/pillar/staging/env.sls").exists());
@@ -103,7 +163,7 @@ fn provision_over_loopback_ssh_end_to_end() {
     assert!(files_holding(&remote, b"production-secret-value").is_empty());
     // The values live only in the app's 0640 env file: not in Salt's cache or logs, and no
     // plaintext secrets file was ever written on this side.
-    for (k, v) in distinctive() {
+    for (k, v) in AWKWARD.iter().filter(|(_, v)| v.len() > 6) {
         // Only the env file may hold it (shell-escaped where it has a quote).
         let holders = files_holding(&remote, v.as_bytes());
         assert!(
@@ -123,6 +183,36 @@ fn provision_over_loopback_ssh_end_to_end() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o640);
+
+    // A state that prints every secret: no value of ordinary length in vault's output
+    // (Salt's, streamed through vault, is redacted); the short ones are named instead.
+    add_leaky_state(&p, true);
+    let out = provision(&p, &sshd, &server, &[]).success();
+    let log = format!("{}{}", out.stdout(), out.stderr());
+    assert_redacted(&log, UNREDACTED);
+    assert!(log.contains("Comment: pw=[redacted];"), "{log}");
+    assert!(
+        log.contains("Warnings: wwww"),
+        "Salt wrapped no warning: {log}"
+    );
+    // Readable: a short value, and Salt's own words and figures, are not blanked.
+    assert!(
+        log.contains("Comment: pw=yes;") && log.contains("pw=on;"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("] Succeeded: ") && l.contains("(changed=")),
+        "{log}"
+    );
+    // Wrapped at a space inside a value: its first word is not left at a line's end.
+    for (k, v) in AWKWARD.iter().filter(|(k, _)| !UNREDACTED.contains(k)) {
+        let first = v.split_whitespace().next().unwrap_or("");
+        if first.chars().count() >= 4 && first != v.trim() {
+            assert!(!log.lines().any(|l| l.ends_with(first)), "{k}: {log}");
+        }
+    }
+    add_leaky_state(&p, false);
 
     // A changed value: shipped, and the app restarted with it (host key known now).
     let pid = answer["pid"].clone();
@@ -148,9 +238,8 @@ fn provision_over_loopback_ssh_end_to_end() {
         log.contains("ID: secrets_env") && log.contains("Result: None"),
         "Salt's test run should show the secrets file would change: {log}"
     );
-    for (k, v) in distinctive() {
-        assert!(!log.contains(v), "{k} appears in the dry run's output");
-    }
+    // LEADING_ZERO, now `dry`, is still too short to find.
+    assert_redacted(&log, UNREDACTED);
     assert_eq!(server.ask(|_| true)["env"]["LEADING_ZERO"], "00999");
     assert_eq!(
         common::files_under(&remote.join("srv"), &[]),

@@ -105,6 +105,13 @@ impl Plan {
             progress,
         )
     }
+
+    /// The secrets not redacted from Salt's output, by name (too short to find safely,
+    /// see `salt_output`): for the closing table to say so once.
+    pub fn unredacted(&self) -> Vec<String> {
+        let entries = self.doc.entries().iter();
+        super::salt_output::unredacted(entries.map(|e| (e.name(), e.value().expose())))
+    }
 }
 
 /// The run's outcome: an error naming every server that failed.

@@ -26,8 +26,8 @@ impl HostReport {
 }
 
 /// The closing table: host, result, changed states, time; with `steps`, each host's time
-/// by step.
-pub fn table(reports: &[HostReport], steps: bool) -> String {
+/// by step; then, once, the secrets `unredacted` from Salt's output, by name.
+pub fn table(reports: &[HostReport], steps: bool, unredacted: &[String]) -> String {
     let mut table = format!("\n{:<30}{:<31}{:>7}  time\n", "host", "result", "changed");
     for r in reports {
         let (result, changed) = match &r.result {
@@ -52,6 +52,13 @@ pub fn table(reports: &[HostReport], steps: bool) -> String {
                 .collect();
             table.push_str(&format!("{}: {}\n", r.target, steps.join(", ")));
         }
+    }
+    if !unredacted.is_empty() {
+        // Names only: the reader learns which values may show in Salt's output above.
+        let names = unredacted.join(", ");
+        table.push_str(&format!(
+            "not redacted: too short to find safely: {names}\n"
+        ));
     }
     table
 }
@@ -86,7 +93,7 @@ mod tests {
             report("web3", Err("cannot reach web3".into())),
         ];
         assert!(reports[0].succeeded() && !reports[1].succeeded() && !reports[2].succeeded());
-        let shown = table(&reports, false);
+        let shown = table(&reports, false, &[]);
         let rows: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
         assert!(rows[0].starts_with("host") && rows[0].ends_with("changed  time"));
         assert!(
@@ -95,6 +102,25 @@ mod tests {
         assert!(rows[2].contains("failed: gunicorn_restart"), "{shown}");
         assert!(rows[3].contains("error: cannot reach web3") && rows[3].contains(" - "));
         assert_eq!(rows.len(), 4);
-        assert!(table(&reports, true).contains("web1: connect 0.50s, salt-call 0.75s"));
+        assert!(table(&reports, true, &[]).contains("web1: connect 0.50s, salt-call 0.75s"));
+    }
+
+    #[test]
+    fn the_table_names_once_the_secrets_not_redacted() {
+        let reports = [HostReport {
+            target: "web1".into(),
+            result: Ok(Applied::default()),
+            seconds: 1.0,
+            steps: vec![],
+        }];
+        assert!(!table(&reports, false, &[]).contains("not redacted"));
+        let names = ["FLAG".to_string(), "PIN".to_string()];
+        let shown = table(&reports, true, &names);
+        let notes: Vec<&str> = shown
+            .lines()
+            .filter(|l| l.contains("not redacted"))
+            .collect();
+        assert_eq!(notes, ["not redacted: too short to find safely: FLAG, PIN"]);
+        assert_eq!(shown.lines().last(), Some(notes[0]));
     }
 }

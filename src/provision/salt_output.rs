@@ -1,39 +1,326 @@
 //! Reading the apply script's output as it streams: every secret value redacted from each
 //! of Salt's lines before anything else sees it, and what Salt did (changed states, failed
 //! ones) read from the redacted lines.
+//!
+//! How a value is found (SECURITY.md, P15). A value is cut into *pieces*: itself, trimmed,
+//! or each line of a multi-line one, trimmed (a PEM body appears line by line). A piece is
+//! then one of three kinds, by what looking for it would do to Salt's output:
+//!
+//! - **too short to find safely**: fewer than [`MIN_CHARS`] characters, a number of fewer
+//!   than [`MIN_NUMBER_CHARS`], or one of [`COMMON_WORDS`]. Salt prints such strings
+//!   everywhere (`changed=yes`, `Result: True`, a duration, a file mode): blanking them
+//!   would make the output unreadable, and where the marker landed would spell out the
+//!   very word the secret equals. They are not redacted; the closing table names their
+//!   secrets, never their values ([`unredacted`]).
+//! - **a token** (up to [`ANYWHERE_CHARS`] - 1 characters): redacted where it stands as
+//!   a whole token. At each end of the piece that is a token character (a letter or a
+//!   digit of any script, or `_`), the line's neighbouring character must not be one
+//!   (or be the start or end of the line); an end that is not a token character (`-`,
+//!   `~`, `}`) bounds itself. So `hunter2` is redacted in `pw=hunter2;` and in
+//!   `"hunter2"`, not in `hunter23` or `app_hunter2` (where it is not what Salt printed).
+//! - **findable anywhere** ([`ANYWHERE_CHARS`] characters or more): redacted wherever it
+//!   appears, inside a longer word too (a long value glued to another is still a leak),
+//!   and where Salt's line wrapping split it: a line ending in its first
+//!   [`ANYWHERE_CHARS`] characters or more, or in its first words ([`MIN_CHARS`] or
+//!   more, as a token), and the rest of it on the lines that follow (after their
+//!   indentation; a space at the break may be dropped, as textwrap does). A shorter
+//!   start before a wrap is shown: each line goes out as it comes, before the next.
+//!
+//! Matching is exact (case and bytes): Salt prints values as they are. A value with a
+//! quote, a backslash or a control character is also looked for as JSON and Python
+//! escape it. Every redaction is the one marker [`MARKER`], whatever it hides: spans that
+//! overlap or touch (one secret a prefix of another) become one marker, so its length and
+//! count say nothing of the values.
 
 use crate::provision::remote::READY;
 use crate::provision::report::Applied;
+use zeroize::Zeroizing;
+
+/// What replaces every redacted span.
+pub(super) const MARKER: &str = "[redacted]";
+/// Pieces shorter than this (in characters) are too short to find safely.
+const MIN_CHARS: usize = 4;
+/// Pieces of at least this many characters are redacted anywhere, and across a wrap: a
+/// random string this long does not turn up in Salt's output by chance.
+const ANYWHERE_CHARS: usize = 8;
+/// Numbers (digits, with `.,:+-`) shorter than this are too short to find safely: Salt
+/// prints durations, counts, pids, times and file modes of this size on every state.
+const MIN_NUMBER_CHARS: usize = 6;
+/// Words too common in Salt's output to find safely (compared ignoring case): YAML's
+/// booleans and nulls, and the words of the highstate outputter's own frame, printed for
+/// every state. A secret equal to one of these would blank Salt's structure, and the
+/// marker's place would say which word it is.
+pub(super) const COMMON_WORDS: &[&str] = &[
+    "true",
+    "false",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "null",
+    "none",
+    "nil",
+    "local",
+    "name",
+    "result",
+    "comment",
+    "started",
+    "duration",
+    "changes",
+    "summary",
+    "succeeded",
+    "failed",
+    "changed",
+    "total",
+    "states",
+    "function",
+    "warnings",
+];
+
+/// A character that can continue a token: a letter or digit of any script, or `_`.
+fn is_token_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// A value's pieces: the value trimmed, or each line of a multi-line one trimmed; empty
+/// pieces (nothing to find, nothing to leak) left out.
+fn pieces(value: &str) -> impl Iterator<Item = &str> {
+    value.lines().map(str::trim).filter(|p| !p.is_empty())
+}
+
+/// Whether `piece` is too short to find safely (see the module's comment).
+fn too_short(piece: &str) -> bool {
+    let chars = piece.chars().count();
+    let number = piece.chars().any(|c| c.is_ascii_digit())
+        && piece
+            .chars()
+            .all(|c| c.is_ascii_digit() || ".,:+-".contains(c));
+    chars < MIN_CHARS
+        || (number && chars < MIN_NUMBER_CHARS)
+        || COMMON_WORDS.iter().any(|w| w.eq_ignore_ascii_case(piece))
+}
+
+/// The names, of `(name, value)` pairs, whose values are not redacted, or not wholly:
+/// `NAME` when no piece of it is findable, `NAME (some lines)` for a multi-line value with
+/// some too-short lines. Never a value.
+pub(super) fn unredacted<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut names = Vec::new();
+    for (name, value) in entries {
+        let (short, all) =
+            pieces(value).fold((0, 0), |(s, a), p| (s + usize::from(too_short(p)), a + 1));
+        if short == 0 {
+            continue;
+        }
+        names.push(if short == all {
+            name.to_string()
+        } else {
+            format!("{name} (some lines)")
+        });
+    }
+    names
+}
+
+/// How a piece is looked for.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Find {
+    Token,
+    Anywhere,
+}
+
+/// One string to look for.
+struct Needle {
+    text: Zeroizing<String>,
+    find: Find,
+}
+
+/// `value` as JSON (`quote` `"`) or Python (`quote` `'`) escape it inside quotes.
+fn escaped(value: &str, quote: char) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(value.len() * 2));
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Replaces every secret value (and each line of a multi-line one) in Salt's output.
 pub(super) struct Redactor {
-    needles: Vec<zeroize::Zeroizing<String>>,
+    needles: Vec<Needle>,
 }
 
 impl Redactor {
     pub fn new(values: &[&str]) -> Redactor {
-        let mut needles: Vec<zeroize::Zeroizing<String>> = values
-            .iter()
-            .flat_map(|v| std::iter::once(*v).chain(v.lines()))
-            .map(str::trim)
-            .filter(|n| n.chars().count() >= 3)
-            .map(|n| zeroize::Zeroizing::new(n.to_string()))
+        let mut texts: Vec<Zeroizing<String>> = Vec::new();
+        for value in values {
+            let findable = pieces(value).filter(|p| !too_short(p));
+            texts.extend(findable.map(|p| Zeroizing::new(p.to_string())));
+            // As JSON or Python would print it (a comment quoting a value), unless the
+            // value itself is too short to find.
+            let whole = value.trim();
+            if too_short(whole) {
+                continue;
+            }
+            for quote in ['"', '\''] {
+                let e = escaped(whole, quote);
+                if e.as_str() != whole {
+                    texts.push(e);
+                }
+            }
+        }
+        let mut needles: Vec<Needle> = texts
+            .into_iter()
+            .map(|text| {
+                let long = text.chars().count() >= ANYWHERE_CHARS;
+                let find = if long { Find::Anywhere } else { Find::Token };
+                Needle { text, find }
+            })
             .collect();
-        // Longest first, so a value is not half-replaced by a shorter one inside it.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        needles.dedup();
+        needles.sort_by(|a, b| a.text.cmp(&b.text));
+        needles.dedup_by(|a, b| a.text == b.text);
         Redactor { needles }
     }
 
+    /// One line on its own, redacted (no line before it).
+    #[cfg(test)]
     pub fn line(&self, line: &str) -> String {
-        let mut out = line.to_string();
-        for n in &self.needles {
-            if out.contains(n.as_str()) {
-                out = out.replace(n.as_str(), "[redacted]");
+        self.stream().line(line)
+    }
+
+    /// A stream of lines to redact, in order: one per host's output.
+    pub fn stream(&self) -> Stream<'_> {
+        Stream {
+            redactor: self,
+            carry: Vec::new(),
+        }
+    }
+}
+
+/// The lines of one output, redacted in order: a value wrapped over lines is followed
+/// from one to the next.
+pub(super) struct Stream<'r> {
+    redactor: &'r Redactor,
+    /// Values the last line ended inside: the needle, and the bytes of it already seen.
+    carry: Vec<(usize, usize)>,
+}
+
+impl Stream<'_> {
+    pub fn line(&mut self, line: &str) -> String {
+        let mut spans = Vec::new();
+        let carry = std::mem::take(&mut self.carry);
+        for (n, seen) in carry {
+            self.continuation(line, n, seen, &mut spans);
+        }
+        for (n, needle) in self.redactor.needles.iter().enumerate() {
+            whole_matches(line, needle, &mut spans);
+            if needle.find == Find::Anywhere {
+                self.wrapped_start(line, n, &needle.text, &mut spans);
             }
         }
-        out
+        redact_spans(line, spans)
     }
+
+    /// Line `line` after one that ended inside needle `n`, `seen` bytes of it shown: the
+    /// rest of it at the line's start (after indentation, and a space the wrap dropped),
+    /// or the whole line inside it (a value wrapped over three lines or more).
+    fn continuation(&mut self, line: &str, n: usize, seen: usize, spans: &mut Vec<(usize, usize)>) {
+        let text = &self.redactor.needles[n].text;
+        let after = &text[seen..];
+        let rest = after.trim_start();
+        let body = line.trim_start();
+        let start = line.len() - body.len();
+        if body.starts_with(rest) {
+            spans.push((start, start + rest.len()));
+            return;
+        }
+        let body = body.trim_end();
+        if body.chars().count() >= ANYWHERE_CHARS && rest.starts_with(body) {
+            spans.push((start, start + body.len()));
+            let seen = seen + (after.len() - rest.len()) + body.len();
+            self.carry.push((n, seen));
+        }
+    }
+
+    /// Where `line` ends with the start of needle `n` (its `text`): that start redacted if
+    /// it is long enough to find safely on its own, or is the needle's first words (a wrap
+    /// at a space inside it) and a token's length; the needle followed to the next line
+    /// either way. A shorter start is shown: the line goes out before the next arrives.
+    fn wrapped_start(&mut self, line: &str, n: usize, text: &str, spans: &mut Vec<(usize, usize)>) {
+        let end = line.trim_end();
+        // No start longer than the line: a line's worth of comparisons per needle.
+        let longest = (1..text.len().min(end.len() + 1))
+            .rev()
+            .filter(|k| text.is_char_boundary(*k))
+            .find(|k| end.ends_with(&text[..*k]));
+        if let Some(k) = longest {
+            let chars = text[..k].chars().count();
+            let words = text[k..].starts_with(char::is_whitespace)
+                && chars >= MIN_CHARS
+                && bounded(end, end.len() - k, end.len());
+            if chars >= ANYWHERE_CHARS || words {
+                spans.push((end.len() - k, end.len()));
+            }
+            self.carry.push((n, k));
+        }
+    }
+}
+
+/// Every place `needle` stands in `line` (a token where it must be one), overlapping
+/// places included.
+fn whole_matches(line: &str, needle: &Needle, spans: &mut Vec<(usize, usize)>) {
+    let text = needle.text.as_str();
+    let mut from = 0;
+    while let Some(i) = line[from..].find(text) {
+        let (start, end) = (from + i, from + i + text.len());
+        if needle.find == Find::Anywhere || bounded(line, start, end) {
+            spans.push((start, end));
+        }
+        from = start + line[start..].chars().next().map_or(1, char::len_utf8);
+    }
+}
+
+/// Whether `line[start..end]` is a whole token: neither end continues one that goes on
+/// in the line.
+fn bounded(line: &str, start: usize, end: usize) -> bool {
+    let piece = &line[start..end];
+    let glued = |inner: Option<char>, outer: Option<char>| {
+        inner.is_some_and(is_token_char) && outer.is_some_and(is_token_char)
+    };
+    !glued(piece.chars().next(), line[..start].chars().next_back())
+        && !glued(piece.chars().next_back(), line[end..].chars().next())
+}
+
+/// `line` with each span, merged where spans overlap or touch, replaced by one marker.
+fn redact_spans(line: &str, mut spans: Vec<(usize, usize)>) -> String {
+    if spans.is_empty() {
+        return line.to_string();
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(line.len());
+    let mut at = 0;
+    let mut spans = spans.into_iter().peekable();
+    while let Some((start, mut end)) = spans.next() {
+        while let Some(&(s, e)) = spans.peek() {
+            if s > end {
+                break;
+            }
+            end = end.max(e);
+            spans.next();
+        }
+        out.push_str(&line[at..start]);
+        out.push_str(MARKER);
+        at = end;
+    }
+    out.push_str(&line[at..]);
+    out
 }
 
 /// One line of the apply script's standard output, read.
@@ -48,7 +335,7 @@ pub(super) enum Line {
 
 /// The apply script's standard output, line by line.
 pub(super) struct SaltOutput<'r> {
-    redactor: &'r Redactor,
+    redacted: Stream<'r>,
     ready: bool,
     /// The `ID:` of the state whose result comes next.
     last_id: String,
@@ -58,7 +345,7 @@ pub(super) struct SaltOutput<'r> {
 impl<'r> SaltOutput<'r> {
     pub fn new(redactor: &'r Redactor) -> SaltOutput<'r> {
         SaltOutput {
-            redactor,
+            redacted: redactor.stream(),
             ready: false,
             last_id: String::new(),
             applied: Applied::default(),
@@ -75,7 +362,7 @@ impl<'r> SaltOutput<'r> {
                 Line::Script
             };
         }
-        let shown = self.redactor.line(line);
+        let shown = self.redacted.line(line);
         let trimmed = shown.trim();
         if let Some(id) = trimmed.strip_prefix("ID: ") {
             self.last_id = id.to_string();
@@ -107,6 +394,181 @@ mod tests {
         assert_eq!(r.line("pw hunter22 x"), "pw [redacted] x");
         assert_eq!(r.line("  abcdef"), "  [redacted]");
         assert_eq!(r.line("turn on"), "turn on");
+    }
+
+    #[test]
+    fn changed_yes_stays_readable_with_a_secret_yes() {
+        let r = Redactor::new(&["yes", "on", "2", "0123", "true", "Result", "1e3"]);
+        for line in [
+            "changed=yes",
+            "Succeeded: 4 (changed=2)",
+            "  Mode: 0123",
+            "      Result: True",
+            "turn on",
+            "x=1e3",
+        ] {
+            assert_eq!(r.line(line), line);
+        }
+        let named = unredacted([("FLAG", "yes"), ("PIN", "0123"), ("TOKEN", "hunter2-long")]);
+        assert_eq!(named, ["FLAG", "PIN"]);
+    }
+
+    #[test]
+    fn a_value_is_redacted_as_a_token_not_inside_a_longer_word() {
+        let r = Redactor::new(&["hunter2", "~foo", "a,b=c,d"]);
+        for (line, shown) in [
+            ("pw=hunter2;", "pw=[redacted];"),
+            ("\"hunter2\"", "\"[redacted]\""),
+            ("hunter2", "[redacted]"),
+            ("x hunter2\t", "x [redacted]\t"),
+            (
+                "hunter23 app_hunter2 hunter2x",
+                "hunter23 app_hunter2 hunter2x",
+            ),
+            ("HUNTER2", "HUNTER2"),
+            ("at~foo.", "at[redacted]."),
+            ("~foobar", "~foobar"),
+            ("V=a,b=c,d", "V=[redacted]"),
+        ] {
+            assert_eq!(r.line(line), shown, "{line}");
+        }
+        // Bounded matches are found even where an unbounded one overlaps them.
+        let r = Redactor::new(&["ab-ab"]);
+        assert_eq!(r.line("xab-ab-ab"), "xab-[redacted]");
+    }
+
+    #[test]
+    fn a_long_secret_inside_a_longer_token_is_redacted() {
+        let secret = "Zq8xW2mP4kT7vR1nL5sY";
+        assert_eq!(secret.len(), 20);
+        let r = Redactor::new(&[secret]);
+        let line = format!("url=https://x/?key=sk_{secret}Extra&y=1");
+        assert_eq!(r.line(&line), "url=https://x/?key=sk_[redacted]Extra&y=1");
+        assert_eq!(r.line(&format!("{secret}{secret}")), "[redacted]");
+    }
+
+    #[test]
+    fn each_line_of_a_pem_is_redacted() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END PRIVATE KEY-----\n";
+        let r = Redactor::new(&[pem]);
+        let mut stream = r.stream();
+        let shown: Vec<String> = [
+            "+-----BEGIN PRIVATE KEY-----",
+            "+MIIEvQIBADANBg",
+            "+kqhkiG9w0BAQEF",
+        ]
+        .iter()
+        .chain(&[
+            "+-----END PRIVATE KEY-----",
+            "    -----BEGIN CERTIFICATE-----",
+        ])
+        .map(|l| stream.line(l))
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "+[redacted]",
+                "+[redacted]",
+                "+[redacted]",
+                "+[redacted]",
+                "    -----BEGIN CERTIFICATE-----"
+            ]
+        );
+        // Printed by Python or JSON on one line: found too.
+        let json = "{\"key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\nkqhkiG9w0BAQEF\\n-----END PRIVATE KEY-----\"}";
+        assert_eq!(r.line(json), "{\"key\": \"[redacted]\"}");
+    }
+
+    #[test]
+    fn the_marker_never_reveals_a_length_or_a_count() {
+        let values = ["abcd", "hunter22hunter22hunter22hunter22", "Zq8xW2mP4kT7"];
+        let r = Redactor::new(&values);
+        for v in values {
+            assert_eq!(r.line(&format!("pw={v};")), "pw=[redacted];");
+        }
+        // Two secrets side by side: one marker, as for one.
+        let two = format!("pw={}{};", values[1], values[2]);
+        assert_eq!(r.line(&two), "pw=[redacted];");
+    }
+
+    #[test]
+    fn overlapping_secrets_are_both_redacted() {
+        let (short, long) = ("Zq8xW2mP4kT7", "Zq8xW2mP4kT7vR1nL5sY");
+        for values in [[short, long], [long, short]] {
+            let r = Redactor::new(&values);
+            let line = format!("a={short} b={long} c={long}{short} d={short}{long}");
+            assert_eq!(
+                r.line(&line),
+                "a=[redacted] b=[redacted] c=[redacted] d=[redacted]"
+            );
+        }
+        // Token-sized ones too: `hunter2` is not a token inside `hunter22`, but is itself.
+        let r = Redactor::new(&["hunter2", "hunter22"]);
+        assert_eq!(r.line("hunter2 hunter22"), "[redacted] [redacted]");
+    }
+
+    #[test]
+    fn a_value_split_by_salts_line_wrapping_is_followed() {
+        let secret = format!("sk_live_{}", "a1B2c3D4e5F6g7H8i9J0".repeat(6));
+        let spaced = "$HOME and $(id) and `id`";
+        let r = Redactor::new(&[&secret, spaced]);
+        // As Salt's highstate outputter wraps a warning (textwrap, 80 columns, indent 14).
+        let lines = [
+            format!("   Warnings: Passing {}", &secret[..58]),
+            format!("              {}", &secret[58..124]),
+            format!(
+                "              {} in the url; with $HOME and $(id)",
+                &secret[124..]
+            ),
+            "              and `id` instead".to_string(),
+            "              and `id` again".to_string(),
+        ];
+        let mut stream = r.stream();
+        let shown: Vec<String> = lines.iter().map(|l| stream.line(l)).collect();
+        assert_eq!(
+            shown,
+            [
+                "   Warnings: Passing [redacted]",
+                "              [redacted]",
+                "              [redacted] in the url; with [redacted]",
+                "              [redacted] instead",
+                "              and `id` again",
+            ]
+        );
+        // Wrapped at a space after its first word: that word is caught too.
+        let mut stream = r.stream();
+        assert_eq!(stream.line("   with $HOME"), "   with [redacted]");
+        assert_eq!(stream.line("     and $(id) and `id`."), "     [redacted].");
+        let words = Redactor::new(&["correct horse battery"]);
+        assert_eq!(words.line("   the correct"), "   the [redacted]");
+        assert_eq!(words.line("   incorrect"), "   incorrect");
+        // Wrapped after fewer characters than can be found alone: the rest is caught.
+        let mut stream = r.stream();
+        assert_eq!(stream.line("   Passing sk_li"), "   Passing sk_li");
+        let rest = format!("              {} ok", &secret[5..]);
+        assert_eq!(stream.line(&rest), "              [redacted] ok");
+    }
+
+    #[test]
+    fn unredacted_values_are_named_never_shown() {
+        let entries = [
+            ("EMPTY", ""),
+            ("BLANK", "   "),
+            ("PIN", "0123"),
+            ("WORD", "NULL"),
+            (
+                "JSON",
+                "{\n  \"private_key\": \"Zq8xW2mP4kT7vR1nL5sY\"\n}\n",
+            ),
+            ("PEM", "-----BEGIN-----\nabcdefgh\n-----END-----\n"),
+            ("TAB", "a\tb"),
+            ("LONG", "Zq8xW2mP4kT7"),
+            ("ID", "123456"),
+        ];
+        assert_eq!(
+            unredacted(entries),
+            ["PIN", "WORD", "JSON (some lines)", "TAB"]
+        );
     }
 
     #[test]

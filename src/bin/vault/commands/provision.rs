@@ -12,7 +12,10 @@ pub fn provision(ui: &Ui, store: &mut Store, args: ProvisionArgs) -> Result<i32>
     // The display is dropped before the table is printed.
     let reports = plan.run(store, &Terminal::new());
     if !ui.quiet {
-        eprint!("{}", provision::table(&reports, ui.verbose));
+        eprint!(
+            "{}",
+            provision::table(&reports, ui.verbose, &plan.unredacted())
+        );
     }
     plan::verdict(&plan.settings.env, &reports)?;
     Ok(0)
