@@ -259,8 +259,21 @@ fn attack_a_forged_or_replayed_approval_is_refused() {
         text.contains("\nhost 127.0.0.1:1\n") && text.contains("\nfile conf/salt/top.sls sha256:")
     );
 
-    // mallory approves her own state, signing with her key.
     let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed_signers");
+    let alice = common::forge::pub_line("alice_ed25519.pub");
+    std::fs::write(&allowed, format!("alice {}", alice.trim())).unwrap();
+    let at = text.find("-----BEGIN SSH SIGNATURE-----").unwrap();
+    std::fs::write(dir.path().join("approval.sig"), &text[at..]).unwrap();
+    let mut verify = Command::new("ssh-keygen");
+    verify.args(["-Y", "verify", "-I", "alice", "-n", "vault-approval", "-f"]);
+    verify
+        .arg(&allowed)
+        .arg("-s")
+        .arg(dir.path().join("approval.sig"));
+    common::run_with_input(verify, text[..at].as_bytes()).success();
+
+    // mallory approves her own state, signing with her key.
     let mkey = attacker_key(dir.path(), "mallory_ed25519");
     std::fs::write(
         p.root().join("conf/salt/project/leak.sls"),
