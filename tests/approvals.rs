@@ -271,7 +271,7 @@ fn attack_a_forged_or_replayed_approval_is_refused() {
         .arg(&allowed)
         .arg("-s")
         .arg(dir.path().join("approval.sig"));
-    common::run_with_input(verify, text[..at].as_bytes()).success();
+    common::run_with_input(verify, &text.as_bytes()[..at]).success();
 
     // mallory approves her own state, signing with her key.
     let mkey = attacker_key(dir.path(), "mallory_ed25519");
