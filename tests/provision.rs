@@ -20,6 +20,9 @@ fn provision_args(sshd: &Sshd, server: &Server, salt_call: &str) -> Vec<String> 
     ["provision", "staging", "--ssh-config", &config]
         .into_iter()
         .chain(["--remote-root", &remote, "--salt-call", salt_call])
+        // Each change these tests make to the states is approved as a member would:
+        // tests/approvals.rs holds what an unapproved one meets.
+        .chain(["--approve"])
         .map(String::from)
         .collect()
 }
@@ -333,6 +336,7 @@ fn provision_over_loopback_ssh_end_to_end() {
         "root@127.0.0.1:1",
         "--ssh-config",
         &config,
+        "--approve",
     ]);
     assert_eq!(out.code(), 1);
     assert!(
@@ -389,7 +393,7 @@ fn two_hosts_are_provisioned_in_parallel() {
             args.extend(["-H", t]);
         }
         args.extend(["--ssh-config", &config, "--remote-root", &root]);
-        args.extend(["--salt-call", &salt_call]);
+        args.extend(["--salt-call", &salt_call, "--approve"]);
         args.extend_from_slice(extra);
         p.cmd(&args)
     };

@@ -9,6 +9,7 @@
 //! by `salt_output`. What happens is told to a [`Progress`] as it goes, and comes back as
 //! [`HostReport`]s for the closing [`table`]. `pillar` reads the project's plain settings.
 
+pub mod approval;
 mod host;
 mod layout;
 mod pillar;

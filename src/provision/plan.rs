@@ -38,9 +38,15 @@ pub struct Plan {
     doc: Document,
 }
 
-/// Settles a run: reads the pillar's settings, picks the servers, decrypts the secrets
-/// and renders the pillar. Nothing is decrypted before the servers are known to be valid.
-pub fn plan(store: &mut Store, req: Request) -> Result<Plan> {
+/// Settles a run: reads the pillar's settings, picks the servers, holds what would be
+/// shipped to a member's signed approval (`ask` says whether this member approves what
+/// changed), decrypts the secrets and renders the pillar. Nothing is decrypted before
+/// the servers are known to be valid and the inputs approved.
+pub fn plan(
+    store: &mut Store,
+    req: Request,
+    ask: &dyn Fn(&super::approval::Pending) -> super::approval::Consent,
+) -> Result<Plan> {
     let env = store.project.environment(&req.env)?;
     let (project_name, listed) = super::pillar_settings(&store.project, &env)?;
     let given = if req.hosts.is_empty() {
@@ -57,14 +63,17 @@ pub fn plan(store: &mut Store, req: Request) -> Result<Plan> {
         )));
     }
     let targets = super::targets(&given, req.user.as_deref())?;
-    let doc = store.open(&env)?;
-    let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
-    let other_envs = store
+    let other_envs: Vec<EnvName> = store
         .project
         .environments()?
         .into_iter()
         .filter(|e| *e != env)
         .collect();
+    // A dry run too: Salt renders every state (Jinja runs code) and the pillar goes to
+    // a scratch root, so it ships the secrets to the same states and servers.
+    super::approval::require(store, &env, &targets, &other_envs, ask)?;
+    let doc = store.open(&env)?;
+    let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
     let settings = Settings {
         env,
         project_name,

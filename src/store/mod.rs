@@ -119,7 +119,9 @@ impl Store {
         self.write(env, RosterChange::Keep, change)
     }
 
-    fn seen(&mut self) -> &mut SeenStore {
+    /// What this machine remembers of the project (one copy per run, so that every
+    /// record lands in the same file).
+    pub fn seen(&mut self) -> &mut SeenStore {
         self.seen
             .get_or_insert_with(|| SeenStore::load(&self.project))
     }

@@ -28,6 +28,8 @@ pub struct SeenStore {
 /// The key under which the keys this user verified are kept (no environment is named so:
 /// environment names never start with `_`).
 const VERIFIED_KEYS: &str = "_verified-keys";
+/// The key under which the highest approval serial seen per environment is kept.
+const APPROVALS: &str = "_approvals";
 
 impl SeenStore {
     /// What this machine remembers of `project`: by its identity when it has one (an
@@ -83,6 +85,26 @@ impl SeenStore {
         }
         self.data
             .insert(VERIFIED_KEYS.to_string(), serde_json::json!(keys));
+        self.save()
+    }
+
+    /// The highest serial of `env`'s deployment approval this machine has seen.
+    pub fn approval_serial(&self, env: &EnvName) -> Option<u64> {
+        self.data.get(APPROVALS)?.get(env.as_str())?.as_u64()
+    }
+
+    /// Remembers `serial` as seen for `env`'s approval, when it is the highest yet.
+    pub fn record_approval_serial(&mut self, env: &EnvName, serial: u64) -> Result<()> {
+        if self.approval_serial(env).is_some_and(|s| s >= serial) {
+            return Ok(());
+        }
+        let mut map = self
+            .data
+            .get(APPROVALS)
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        map.insert(env.as_str().to_string(), serde_json::json!(serial));
+        self.data.insert(APPROVALS.to_string(), map.into());
         self.save()
     }
 

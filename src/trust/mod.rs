@@ -3,6 +3,7 @@
 //! serial), `roster` traces its grants to trusted members, and `memory` is what this
 //! machine has seen.
 
+pub mod approval;
 mod memory;
 mod roster;
 mod verify;

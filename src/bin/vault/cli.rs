@@ -250,6 +250,9 @@ pub struct ProvisionArgs {
     /// Run Salt with test=True from a scratch copy of the roots: show what would change, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Approve what this run ships (conf/salt, ENV's pillar files, its servers) and sign the approval, without asking.
+    #[arg(long)]
+    pub approve: bool,
     /// Leave the plaintext pillar secrets on the server afterwards.
     #[arg(long, conflicts_with = "dry_run")]
     pub keep_pillar: bool,

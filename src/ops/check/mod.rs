@@ -87,6 +87,12 @@ fn run(project: &Project, max_exposure_days: i64, scope: Scope) -> Result<Findin
             continue;
         };
         secrets += v.manifest.secrets.len();
+        // Deployment inputs not approved: the gate's, not the pre-commit hook's (a member
+        // commits a change to conf/salt before approving it).
+        if scope == Scope::Gate {
+            let approval = crate::provision::approval::findings(project, env, &v, id.as_ref());
+            out.findings.extend(approval);
+        }
         exposure_findings(env, &v, &today, max_exposure_days, &mut out.findings);
     }
     plaintext(project, &mut out.findings);

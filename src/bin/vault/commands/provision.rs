@@ -1,14 +1,19 @@
-//! `vault provision`: the plan from `vault::provision::plan`, run, its table, its verdict.
+//! `vault provision`: the plan from `vault::provision::plan` (its inputs approved first:
+//! asked here, at a terminal, or `--approve`), run, its table, its verdict.
 
 use crate::cli::ProvisionArgs;
 use crate::output::Ui;
 use crate::progress::Terminal;
+use std::io::{BufRead, IsTerminal};
 use vault::error::Result;
+use vault::provision::approval::{Consent, Pending};
 use vault::provision::{self, plan};
 use vault::store::Store;
 
 pub fn provision(ui: &Ui, store: &mut Store, args: ProvisionArgs) -> Result<i32> {
-    let plan = plan::plan(store, request(args, ui.quiet))?;
+    let approve = args.approve;
+    let ask = |p: &Pending| consent(ui, approve, p);
+    let plan = plan::plan(store, request(args, ui.quiet), &ask)?;
     // The display is dropped before the table is printed.
     let reports = plan.run(store, &Terminal::new());
     if !ui.quiet {
@@ -19,6 +24,39 @@ pub fn provision(ui: &Ui, store: &mut Store, args: ProvisionArgs) -> Result<i32>
     }
     plan::verdict(&plan.settings.env, &reports)?;
     Ok(0)
+}
+
+/// Whether the member approves `p`: yes with `--approve` (what is approved is still
+/// shown), else asked (y/N) when there is a terminal to ask at.
+fn consent(ui: &Ui, approve: bool, p: &Pending) -> Consent {
+    let at_terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !approve && !at_terminal {
+        return Consent::NoTerminal;
+    }
+    for line in p.lines() {
+        if approve {
+            ui.note(&line);
+        } else {
+            eprintln!("vault: {line}");
+        }
+    }
+    if approve {
+        ui.note(&format!(
+            "{}: approved with --approve; signing the approval",
+            p.env
+        ));
+        return Consent::Yes;
+    }
+    eprint!(
+        "vault: approve these inputs, sign the approval and provision {}? [y/N] ",
+        p.env
+    );
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim() {
+        "y" | "Y" | "yes" | "Yes" => Consent::Yes,
+        _ => Consent::No,
+    }
 }
 
 fn request(args: ProvisionArgs, quiet: bool) -> plan::Request {
