@@ -484,3 +484,210 @@ fn a_project_of_the_old_format_is_read_then_migrated_by_a_member() {
         "{again}"
     );
 }
+
+// What a fresh-context attack review of trust v2 found, each a regression test.
+
+#[test]
+fn attack_a_second_founder_beside_a_copied_founding_line_is_refused() {
+    let p = Project::new();
+    p.set("staging", "A", "secret-value");
+    let alice_line = roster_line(
+        &std::fs::read(sidecar_path(p.root(), "staging")).unwrap(),
+        "alice",
+    );
+    // mallory's own founding: alice's genuine founding line copied in, and her own.
+    let dir = tempfile::tempdir().unwrap();
+    let mkey = attacker_key(dir.path(), "mallory_ed25519");
+    let id = std::fs::read_to_string(p.root().join("conf/vault-project")).unwrap();
+    let id = id
+        .lines()
+        .find_map(|l| l.strip_prefix("id "))
+        .unwrap()
+        .to_string();
+    let mfp = fingerprint("mallory_ed25519.pub");
+    let date = "2026-11-30";
+    let grant = grant_line(
+        &mkey,
+        &format!("vault grant v2\nproject {id}\nenvironment staging\nmember mallory\nkey {mfp}\ndate {date}\nserial 50\n"),
+    );
+    let ct = age_encrypt(
+        &[
+            pub_line("alice_ed25519.pub"),
+            pub_line("mallory_ed25519.pub"),
+        ],
+        b"secrets:\n  A: evil\n",
+    );
+    let text = format!(
+        "vault manifest v2\nproject {id}\nenvironment staging\nserial 50\nciphertext {}\n{alice_line}\nrecipient mallory {mfp} granted-by {mfp} {date} 50 {grant}\nsecret A {date}\n",
+        sha256(&ct)
+    );
+    p.add_member("staging", "mallory", "mallory_ed25519.pub");
+    std::fs::write(secrets_path(p.root(), "staging"), ct).unwrap();
+    std::fs::write(
+        sidecar_path(p.root(), "staging"),
+        forge::sidecar(&mkey, &text),
+    )
+    .unwrap();
+    // alice's fresh machine, where she trusts her own key: refused, and nothing written.
+    let fresh = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], input: Option<&[u8]>| {
+        let mut c = p.cmd(args);
+        c.env("HOME", fresh.path())
+            .env("XDG_STATE_HOME", fresh.path().join("state"));
+        match input {
+            Some(i) => common::run_with_input(c, i),
+            None => common::Run(c.output().unwrap()),
+        }
+    };
+    let err = run(&["get", "staging", "A"], None).error();
+    assert!(err.contains("the roster names 2 founders"), "{err}");
+    let before = p.snapshot();
+    let err = run(&["set", "staging", "B"], Some(b"for-alice-only")).error();
+    assert!(err.contains("the roster names 2 founders"), "{err}");
+    assert_eq!(p.snapshot(), before);
+    // Her usual machine refuses it too.
+    assert!(refused(&p, "staging").contains("mallory"));
+}
+
+#[test]
+fn attack_a_removed_project_identity_trusts_nothing_on_a_machine_that_knew_it() {
+    let p = Project::new();
+    p.set("staging", "A", "secret-value");
+    std::fs::remove_file(p.root().join("conf/vault-project")).unwrap();
+    let err = refused(&p, "staging");
+    assert!(
+        err.contains("project identity (conf/vault-project) is no longer"),
+        "{err}"
+    );
+}
+
+/// A project in git, with vault's drivers, where alice granted and then revoked carol
+/// in staging (carol's key can sign: she is the departed member).
+fn revoked_carol() -> Project {
+    let p = Project::new();
+    git(p.root(), &["init", "-q"]);
+    std::fs::write(p.root().join(".gitignore"), "secrets.sls\n/home/\n").unwrap();
+    p.vault(&["install-git"]).success();
+    p.set("staging", "A", "alpha");
+    commit_all(&p, "found");
+    p.vault(&[
+        "grant",
+        "staging",
+        "carol",
+        "--key",
+        &key("carol_rsa.pub"),
+        "--fingerprint",
+        &fingerprint("carol_rsa.pub"),
+    ])
+    .success();
+    commit_all(&p, "grant carol");
+    p.vault(&["revoke", "staging", "carol"]).success();
+    p.set("staging", "A", "rotated");
+    commit_all(&p, "revoke carol, rotate");
+    p
+}
+
+fn commit_all(p: &Project, msg: &str) {
+    git(p.root(), &["add", "-A"]);
+    common::git_command(p.root())
+        .args(["commit", "--no-verify", "-qm", msg])
+        .status()
+        .unwrap();
+}
+
+fn merge_as_alice(p: &Project, branch: &str) -> std::process::Output {
+    crate::git_workflow::git_as(p, "alice_ed25519", &["merge", "--no-edit", branch])
+}
+
+fn carol_reads(p: &Project) -> bool {
+    let ct = std::fs::read(secrets_path(p.root(), "staging")).unwrap();
+    let mut c = std::process::Command::new("age");
+    c.args(["-d", "-i", &key("carol_rsa")]);
+    common::run_with_input(c, &ct).0.status.success()
+}
+
+#[test]
+fn attack_a_branch_from_before_a_revoke_brings_nobody_back_through_a_merge() {
+    let p = revoked_carol();
+    // mallory branches from the founding and commits the old pair that granted carol.
+    let granted = git(p.root(), &["rev-parse", "HEAD~1"]);
+    git(p.root(), &["checkout", "-qb", "old", "HEAD~2"]);
+    git(
+        p.root(),
+        &[
+            "checkout",
+            granted.trim(),
+            "--",
+            "conf/pillar/staging",
+            "recipients/staging",
+        ],
+    );
+    commit_all(&p, "carol again");
+    git(p.root(), &["checkout", "-q", "main"]);
+    let out = merge_as_alice(&p, "old");
+    let said = crate::git_workflow::text(&out);
+    // Whatever git makes of it, the file on main is never encrypted to carol.
+    assert!(!carol_reads(&p), "{said}");
+    let sidecar = std::fs::read_to_string(sidecar_path(p.root(), "staging")).unwrap();
+    assert!(!sidecar.contains("recipient carol "), "{said}\n{sidecar}");
+}
+
+#[test]
+fn attack_a_departed_members_write_on_an_old_branch_is_not_merged() {
+    let p = revoked_carol();
+    // carol, on her own machine, writes on a branch from when she was a member.
+    git(p.root(), &["checkout", "-qb", "old", "HEAD~1"]);
+    let home = tempfile::tempdir().unwrap();
+    let mut c = p.bare(&["set", "staging", "EVIL_URL"]);
+    c.env("VAULT_IDENTITY", key("carol_rsa"))
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path().join("state"));
+    let trust = p
+        .bare(&[
+            "trust",
+            "staging",
+            "--fingerprint",
+            &fingerprint("alice_ed25519.pub"),
+        ])
+        .env("VAULT_IDENTITY", key("carol_rsa"))
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(trust.status.success());
+    common::run_with_input(c, b"https://attacker.example").success();
+    commit_all(&p, "carol's url");
+    git(p.root(), &["checkout", "-q", "main"]);
+    let out = merge_as_alice(&p, "old");
+    let said = crate::git_workflow::text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("whose key left the roster at serial"),
+        "{said}"
+    );
+    git(p.root(), &["merge", "--abort"]);
+    let err = p.vault(&["get", "staging", "EVIL_URL"]).error();
+    assert!(err.contains("no secret named EVIL_URL"), "{err}");
+}
+
+#[test]
+fn attack_a_replayed_older_version_on_a_branch_is_not_merged() {
+    let p = revoked_carol();
+    // mallory commits the founding's pair again on a branch from main.
+    git(p.root(), &["checkout", "-qb", "replay"]);
+    let founding = git(p.root(), &["rev-list", "--max-parents=0", "HEAD"]);
+    git(
+        p.root(),
+        &["checkout", founding.trim(), "--", "conf/pillar/staging"],
+    );
+    commit_all(&p, "replay");
+    git(p.root(), &["checkout", "-q", "main"]);
+    p.set("staging", "B", "on-main");
+    commit_all(&p, "B");
+    let out = merge_as_alice(&p, "replay");
+    let said = crate::git_workflow::text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("is older than the common ancestor"), "{said}");
+    git(p.root(), &["merge", "--abort"]);
+    assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"rotated");
+}
