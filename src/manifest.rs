@@ -9,6 +9,7 @@
 //! parent sha256:<hex id of the manifest this one follows>   (none: founding; two: a merge)
 //! ciphertext sha256:<hex of the .age file>
 //! recipient alice SHA256:<fp> granted-by SHA256:<fp> 2026-11-25 3 <grant signature>
+//! allow PYTHONPATH                                   (a controlling name allowed here)
 //! secret DB_PASSWORD 2026-11-25
 //! exposed DB_PASSWORD 2026-11-25 carol
 //! -----BEGIN SSH SIGNATURE-----
@@ -76,6 +77,9 @@ pub struct Manifest {
     /// `sha256:<hex>` of the ciphertext file's bytes.
     pub ciphertext: String,
     pub roster: Vec<RosterEntry>,
+    /// Controlling names (`PYTHONPATH`, ...) a member allowed as secrets of this
+    /// environment (version 2 only; sorted, each once).
+    pub allow: Vec<String>,
     /// Each secret's name and the date its value last changed.
     pub secrets: Vec<(String, String)>,
     pub exposed: Vec<Exposure>,
@@ -106,6 +110,9 @@ impl Manifest {
                 "recipient {} {} granted-by {} {}{serial} {}",
                 r.member, r.fingerprint, r.granted_by, r.date, r.grant
             );
+        }
+        for name in &self.allow {
+            let _ = writeln!(out, "allow {name}");
         }
         for (name, date) in &self.secrets {
             let _ = writeln!(out, "secret {name} {date}");
@@ -180,6 +187,12 @@ impl Manifest {
                     serial,
                     grant: grant.to_string(),
                 })
+            }
+            ["allow", name] if v2 && self.secrets.is_empty() && self.exposed.is_empty() => {
+                if self.allow.last().is_some_and(|last| last.as_str() >= *name) {
+                    return None; // sorted, each once: the rendering is the signed text
+                }
+                self.allow.push(name.to_string())
             }
             ["secret", name, date] => self.secrets.push((name.to_string(), check_date(date)?)),
             ["exposed", name, since, member] => self.exposed.push(Exposure {
@@ -326,6 +339,7 @@ mod tests {
         let m = Manifest {
             project: None,
             parents: vec![],
+            allow: vec![],
             environment: "staging".into(),
             serial: 3,
             ciphertext: format!("sha256:{}", "ab".repeat(32)),

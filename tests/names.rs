@@ -267,3 +267,58 @@ fn the_binary_never_prints_a_scalar_of_a_bad_document() {
         }
     }
 }
+
+#[test]
+fn a_member_allows_a_controlling_name_in_the_signed_manifest() {
+    let p = Project::new();
+    p.set("staging", "A", "a");
+    let err = p
+        .vault_in(&["set", "staging", "PYTHONPATH"], b"/srv/app/lib")
+        .error();
+    assert!(err.contains("changes how programs"), "{err}");
+    // Allowing an ordinary name is a usage error; allowing a controlling one is signed.
+    assert_eq!(p.vault(&["allow", "staging", "DB_URL"]).code(), 2);
+    p.vault(&["allow", "staging", "PYTHONPATH"]).success();
+    let sidecar =
+        std::fs::read_to_string(p.root().join("conf/pillar/staging/secrets.sls.age.sig")).unwrap();
+    assert!(sidecar.contains("\nallow PYTHONPATH\n"), "{sidecar}");
+    p.vault_in(&["set", "staging", "PYTHONPATH"], b"/srv/app/lib")
+        .success();
+    assert_eq!(
+        p.vault(&["get", "staging", "PYTHONPATH"]).0.stdout,
+        b"/srv/app/lib"
+    );
+    let out = p
+        .vault(&[
+            "exec",
+            "staging",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$PYTHONPATH\"",
+        ])
+        .success();
+    assert_eq!(out.0.stdout, b"/srv/app/lib");
+    // Another member's machine reads it too (the allow list travels signed).
+    let out = p
+        .cmd(&["get", "staging", "PYTHONPATH"])
+        .env("VAULT_IDENTITY", key("bob.agekey"))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"/srv/app/lib");
+    // Other controlling names stay refused.
+    let err = p
+        .vault_in(&["set", "staging", "LD_PRELOAD"], b"x.so")
+        .error();
+    assert!(err.contains("changes how programs"), "{err}");
+    // Taken back only once no secret holds it.
+    let err = p
+        .vault(&["allow", "staging", "PYTHONPATH", "--remove"])
+        .error();
+    assert!(err.contains("stays allowed while it is there"), "{err}");
+    p.vault(&["unset", "staging", "PYTHONPATH"]).success();
+    p.vault(&["allow", "staging", "PYTHONPATH", "--remove"])
+        .success();
+    let err = p.vault_in(&["set", "staging", "PYTHONPATH"], b"x").error();
+    assert!(err.contains("changes how programs"), "{err}");
+}

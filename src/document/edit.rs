@@ -2,7 +2,7 @@
 //! parsed back to prove it says what was meant (else the document is written anew).
 
 use super::write::{canonical, render_entry};
-use super::{check_name, check_value, Document};
+use super::{check_name_allowing, check_value, Document};
 use crate::error::Result;
 use crate::secret::{SecretBuf, SecretBytes, SecretValue};
 
@@ -12,7 +12,7 @@ impl Document {
     /// The returned bool is false when comments and layout could not be kept and the
     /// document was written anew in canonical form.
     pub fn with_set(&self, env: &str, name: &str, value: &SecretValue) -> Result<(Document, bool)> {
-        check_name(env, name, None)?;
+        check_name_allowing(env, name, None, &self.allowed)?;
         check_value(env, name, value.expose())?;
         let existing = self.entries.iter().position(|e| e.name == name);
         let expected: Vec<(&str, &str)> = match existing {
@@ -69,7 +69,7 @@ impl Document {
         expected: &[(&str, &str)],
     ) -> Result<(Document, bool)> {
         if let Some(text) = edited {
-            if let Ok(doc) = Document::parse(env, text) {
+            if let Ok(doc) = Document::parse_allowing(env, text, self.allowed.clone()) {
                 let same = doc.entries.len() == expected.len()
                     && doc
                         .entries
@@ -82,9 +82,10 @@ impl Document {
             }
         }
         let mut out = canonical(expected);
-        let doc = Document::parse(
+        let doc = Document::parse_allowing(
             env,
             SecretBytes::new(std::mem::take(&mut *out).into_bytes()),
+            self.allowed.clone(),
         )?;
         Ok((doc, false))
     }

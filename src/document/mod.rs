@@ -13,11 +13,15 @@ mod read;
 mod validate;
 mod write;
 
-pub use validate::{check_name, check_value, controlling, CONTROLLING_NAMES, CONTROLLING_PREFIXES};
+pub use validate::{
+    check_name, check_name_allowing, check_value, controlling, CONTROLLING_NAMES,
+    CONTROLLING_PREFIXES,
+};
 pub use write::push_double_quoted;
 
 use crate::error::Result;
 use crate::secret::{SecretBytes, SecretValue};
+use std::collections::BTreeSet;
 
 /// The largest plaintext document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -28,6 +32,8 @@ pub struct Document {
     text: SecretBytes,
     entries: Vec<Entry>,
     layout: Layout,
+    /// The controlling names its environment's signed manifest allows.
+    allowed: BTreeSet<String>,
 }
 
 /// One `NAME: value` of the document.
@@ -64,12 +70,28 @@ struct Layout {
 impl Document {
     /// Reads `text`; `env` names the environment in every error.
     pub fn parse(env: &str, text: SecretBytes) -> Result<Document> {
-        let (entries, layout) = read::read(env, text.expose())?;
+        Document::parse_allowing(env, text, BTreeSet::new())
+    }
+
+    /// Reads `text` where the environment's signed manifest allows the controlling names
+    /// in `allowed` (`PYTHONPATH`, say); every other one is refused as always.
+    pub fn parse_allowing(
+        env: &str,
+        text: SecretBytes,
+        allowed: BTreeSet<String>,
+    ) -> Result<Document> {
+        let (entries, layout) = read::read(env, text.expose(), &allowed)?;
         Ok(Document {
             text,
             entries,
             layout,
+            allowed,
         })
+    }
+
+    /// The controlling names this document may hold.
+    pub fn allowed(&self) -> &BTreeSet<String> {
+        &self.allowed
     }
 
     /// The document a new environment starts from in `vault edit`.

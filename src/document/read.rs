@@ -1,11 +1,12 @@
 //! Reading the document the failsafe way: every scalar a string as written, and any
 //! shape other than `secrets:` over `NAME: value` an error naming the line, not the value.
 
-use super::{check_name, Entry, Layout, MAX_DOCUMENT_BYTES};
+use super::{check_name_allowing, Entry, Layout, MAX_DOCUMENT_BYTES};
 use crate::error::{Error, Result};
 use crate::secret::SecretValue;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 
 const SHAPE: &str = "the document must be a mapping with the one key `secrets`";
@@ -13,7 +14,11 @@ const HINT: &str =
     "write `secrets:` on the first line, then one indented `NAME: 'value'` per secret";
 
 /// Checks the raw bytes (size, UTF-8, NUL), then reads the entries and their layout.
-pub(super) fn read(env: &str, bytes: &[u8]) -> Result<(Vec<Entry>, Layout)> {
+pub(super) fn read(
+    env: &str,
+    bytes: &[u8],
+    allowed: &BTreeSet<String>,
+) -> Result<(Vec<Entry>, Layout)> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(Error::new(format!(
             "{env}: the secrets document is {} bytes, over the limit of {} bytes",
@@ -36,7 +41,7 @@ pub(super) fn read(env: &str, bytes: &[u8]) -> Result<(Vec<Entry>, Layout)> {
             "{env}: line {line}: the document holds a NUL character"
         )));
     }
-    Reader::new(env, s).read()
+    Reader::new(env, s, allowed).read()
 }
 
 /// The 1-based line holding byte `offset`.
@@ -47,15 +52,18 @@ fn line_of(bytes: &[u8], offset: usize) -> usize {
 /// Walks the parser's events and checks the document's shape.
 struct Reader<'a> {
     env: &'a str,
+    /// Controlling names the signed manifest allows.
+    allowed: &'a BTreeSet<String>,
     /// The text's lines, split once: entries look their lines up by number.
     lines: Vec<&'a str>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
 }
 
 impl<'a> Reader<'a> {
-    fn new(env: &'a str, text: &'a str) -> Self {
+    fn new(env: &'a str, text: &'a str, allowed: &'a BTreeSet<String>) -> Self {
         Reader {
             env,
+            allowed,
             lines: text.split('\n').collect(),
             parser: Parser::new_from_str(text),
         }
@@ -230,7 +238,7 @@ impl<'a> Reader<'a> {
         line: usize,
         seen: &HashMap<String, usize>,
     ) -> Result<()> {
-        check_name(self.env, name, Some(line))?;
+        check_name_allowing(self.env, name, Some(line), self.allowed)?;
         if decorated {
             return Err(self.fail(line, "anchors and tags are not allowed"));
         }

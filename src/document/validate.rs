@@ -5,6 +5,7 @@
 
 use super::MAX_DOCUMENT_BYTES;
 use crate::error::{Error, Result};
+use std::collections::BTreeSet;
 
 /// Names that change how a program or the loader behaves, refused as secret names.
 /// Each is read by a loader, shell, interpreter or tool to find code or config to run.
@@ -105,6 +106,17 @@ pub fn controlling(name: &str) -> Option<String> {
 /// program behaves. With `line` (the name was read from a document) an invalid name is
 /// not repeated: it may be a value typed where a name belongs.
 pub fn check_name(env: &str, name: &str, line: Option<usize>) -> Result<()> {
+    check_name_allowing(env, name, line, &BTreeSet::new())
+}
+
+/// [`check_name`], where the environment's signed manifest allows the controlling names
+/// in `allowed` (`vault allow ENV NAME`).
+pub fn check_name_allowing(
+    env: &str,
+    name: &str,
+    line: Option<usize>,
+    allowed: &BTreeSet<String>,
+) -> Result<()> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -118,12 +130,12 @@ pub fn check_name(env: &str, name: &str, line: Option<usize>) -> Result<()> {
             ),
         }));
     }
-    if let Some(shown) = controlling(name) {
+    if let Some(shown) = controlling(name).filter(|_| !allowed.contains(name)) {
         let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
         return Err(Error::new(format!(
             "{env}: {at}{shown} changes how programs or the loader behave; vault refuses it as a secret name"
         ))
-        .with_hint("name the secret otherwise (README, Secrets, lists the refused names); a file holding one is refused whole: restore an earlier version from git"));
+        .with_hint(format!("name the secret otherwise (README, Secrets, lists the refused names), or, if {env} really must set it, a member allows it in the signed manifest: `vault allow {env} NAME`; a file holding one otherwise is refused whole: restore an earlier version from git")));
     }
     Ok(())
 }

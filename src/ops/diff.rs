@@ -80,7 +80,12 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
         side.unread = Some("its signature did not verify".into());
         return Ok(side);
     }
-    match store.decrypt(env, &pair.ciphertext) {
+    let allowed = side
+        .manifest
+        .as_ref()
+        .map(|m| m.allow.clone())
+        .unwrap_or_default();
+    match store.decrypt_allowing(env, &pair.ciphertext, &allowed) {
         Ok(doc) => {
             side.secrets = Some(
                 doc.entries()

@@ -11,6 +11,7 @@ use crate::document::{Document, MAX_DOCUMENT_BYTES};
 use crate::error::{Error, Result};
 use crate::notice::{Level, Notices};
 use crate::secret::SecretBytes;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -164,12 +165,13 @@ pub fn editor_command() -> Result<Vec<String>> {
 pub fn run(
     env: &str,
     original: &SecretBytes,
+    allowed: &BTreeSet<String>,
     allow_disk: bool,
     notices: &dyn Notices,
 ) -> Result<Outcome> {
     let signal = Arc::new(AtomicUsize::new(0));
     let ids = watch_signals(&signal)?;
-    let result = edit_until_valid(env, original, allow_disk, notices, &signal);
+    let result = edit_until_valid(env, original, allowed, allow_disk, notices, &signal);
     for id in ids {
         signal_hook::low_level::unregister(id);
     }
@@ -231,6 +233,7 @@ fn watch_signals(signal: &Arc<AtomicUsize>) -> Result<Vec<signal_hook::SigId>> {
 fn edit_until_valid(
     env: &str,
     original: &SecretBytes,
+    allowed: &BTreeSet<String>,
     allow_disk: bool,
     notices: &dyn Notices,
     signal: &AtomicUsize,
@@ -249,10 +252,11 @@ fn edit_until_valid(
         if body == original.expose() {
             return Ok(Outcome::Unchanged);
         }
-        let err = match Document::parse(env, SecretBytes::new(body.to_vec())) {
-            Ok(doc) => return Ok(Outcome::Changed(doc)),
-            Err(err) => err,
-        };
+        let err =
+            match Document::parse_allowing(env, SecretBytes::new(body.to_vec()), allowed.clone()) {
+                Ok(doc) => return Ok(Outcome::Changed(doc)),
+                Err(err) => err,
+            };
         if body == strip_error_banner(content.expose()) {
             // Saved again without a fix: give up, leaving the file as it was.
             return Err(Error::new(format!("{err} (nothing was changed)")));

@@ -232,3 +232,22 @@ pub fn trust(store: &mut Store, env: &str, fingerprint: &str) -> Result<Trusted>
     store.remember_key(fingerprint);
     Ok(Trusted { env, members })
 }
+
+/// Allows (or, with `allow` false, no longer allows) a controlling name such as
+/// `PYTHONPATH` as a secret of `env`, in its signed manifest: a member's deliberate,
+/// signed choice that the environment sets it. The content is re-encrypted unchanged.
+pub fn allow(
+    store: &mut Store,
+    env: &str,
+    name: &str,
+    allow: bool,
+) -> Result<(EnvName, WriteReport)> {
+    let env = store.project.environment(env)?;
+    // The name's form only: allowing it is the point.
+    let itself = std::iter::once(name.to_string()).collect();
+    crate::document::check_name_allowing(env.as_str(), name, None, &itself)?;
+    let report = store.write(&env, RosterChange::Allow { name, allow }, |doc| {
+        Ok(Some(store::or_empty(&env, doc)))
+    })?;
+    Ok((env, report))
+}

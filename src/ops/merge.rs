@@ -334,9 +334,11 @@ fn merge_values(
     let (ov, av, bv) = (values(o), values(a), values(b));
     let names: BTreeSet<&String> = ov.keys().chain(av.keys()).chain(bv.keys()).collect();
     let mut conflicts = Vec::new();
-    let mut doc = Document::parse(
+    let allowed = a.doc.allowed().union(b.doc.allowed()).cloned().collect();
+    let mut doc = Document::parse_allowing(
         env.as_str(),
         crate::secret::SecretBytes::new(a.doc.text().to_vec()),
+        allowed,
     )?;
     let mut from_other = Vec::new();
     for name in names {
@@ -465,7 +467,12 @@ fn merged_manifest(
         (Some(_), Some(_)) => vec![ma.id(), mb.id()],
         _ => vec![],
     };
+    // A name allowed on either side (each signed by a member) is allowed in the result.
+    let mut allow: Vec<String> = ma.allow.iter().chain(&mb.allow).cloned().collect();
+    allow.sort();
+    allow.dedup();
     Manifest {
+        allow,
         project: ma.project.clone().or_else(|| mb.project.clone()),
         parents,
         environment: env.to_string(),
@@ -590,7 +597,9 @@ fn side(
                 "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
             ))
         })?;
-    let doc = store.decrypt(env, ciphertext).map_err(|e| {
+    let doc = store
+        .decrypt_allowing(env, ciphertext, &verified.manifest.allow)
+        .map_err(|e| {
         Error::new(format!("{env}: cannot merge without reading it: {e}"))
             .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")
     })?;

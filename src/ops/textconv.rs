@@ -291,7 +291,10 @@ fn secret_lines(store: &mut Store, bytes: &[u8], v: &Verified, out: &mut String)
     let doc = store
         .identities
         .decrypt("this version", bytes)
-        .and_then(|plain| crate::document::Document::parse("this version", plain));
+        .and_then(|plain| {
+            let allowed = v.manifest.allow.iter().cloned().collect();
+            crate::document::Document::parse_allowing("this version", plain, allowed)
+        });
     let doc = match doc {
         Ok(doc) => doc,
         Err(e) => {

@@ -50,6 +50,9 @@ pub enum RosterChange<'a> {
     },
     /// Remove `member`: every secret they could read is marked exposed.
     Revoke { member: &'a str },
+    /// Allow (or no longer allow) a controlling name such as `PYTHONPATH` as a secret
+    /// of the environment, in its signed manifest.
+    Allow { name: &'a str, allow: bool },
 }
 
 /// What a write did, and who it left out.

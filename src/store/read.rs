@@ -293,7 +293,39 @@ impl Store {
     }
 
     /// Decrypts `ciphertext`, read from `env`'s secrets file, into its document.
+    /// The controlling names `env`'s manifest on disk allows, unverified: for refusing a
+    /// name early, before a value is asked for (the write checks again, verified).
+    pub fn allowed_names(&self, env: &EnvName) -> BTreeSet<String> {
+        Pair::read(&self.project, env)
+            .ok()
+            .flatten()
+            .and_then(|p| p.manifest())
+            .map(|m| m.allow.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The controlling names it may hold are those the manifest on disk that signs this
+    /// very ciphertext allows (the pair the caller verified).
     pub fn decrypt(&mut self, env: &EnvName, ciphertext: &[u8]) -> Result<Document> {
+        let hash = trust::ciphertext_hash(ciphertext);
+        let allowed = Pair::read(&self.project, env)
+            .ok()
+            .flatten()
+            .and_then(|p| p.manifest())
+            .filter(|m| m.ciphertext == hash)
+            .map(|m| m.allow)
+            .unwrap_or_default();
+        self.decrypt_allowing(env, ciphertext, &allowed)
+    }
+
+    /// Decrypts `ciphertext` of `env` into its document, which may hold the controlling
+    /// names in `allowed` (from the verified manifest that signs it).
+    pub fn decrypt_allowing(
+        &mut self,
+        env: &EnvName,
+        ciphertext: &[u8],
+        allowed: &[String],
+    ) -> Result<Document> {
         let what = format!(
             "{env} ({})",
             self.project.display_path(&self.project.secrets_path(env))
@@ -305,7 +337,7 @@ impl Store {
         if let Some(label) = self.identities.last_used() {
             self.detail(&format!("{env}: decrypted with {label}"));
         }
-        Document::parse(env.as_str(), plain)
+        Document::parse_allowing(env.as_str(), plain, allowed.iter().cloned().collect())
     }
 
     /// Records what was verified; a failure (a read-only home) is a warning, not a

@@ -72,8 +72,10 @@ impl Store {
             serial,
         };
         plan.sign_grants(&mut signer, env, &signer_fp, &today, &place)?;
+        let allow = next_allow(env, old_manifest, &roster_change, &new_doc)?;
         let next = Manifest {
             project: Some(project.clone()),
+            allow,
             parents: old_manifest.map(|m| vec![m.id()]).unwrap_or_default(),
             environment: env.to_string(),
             serial,
@@ -227,6 +229,39 @@ fn digest(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
 }
 
+/// The controlling names the next manifest allows: the old ones with `change` applied.
+/// A name no longer allowed while a secret holds it is refused, as is allowing a name
+/// that needs no allowing.
+fn next_allow(
+    env: &EnvName,
+    old: Option<&Manifest>,
+    change: &RosterChange<'_>,
+    doc: &Document,
+) -> Result<Vec<String>> {
+    let mut allow: BTreeSet<String> = old
+        .map(|m| m.allow.iter().cloned().collect())
+        .unwrap_or_default();
+    if let RosterChange::Allow { name, allow: on } = change {
+        if crate::document::controlling(name).is_none() {
+            return Err(Error::usage(format!(
+                "{env}: {name} is an ordinary name: it needs no allowing"
+            )));
+        }
+        if *on {
+            allow.insert(name.to_string());
+        } else {
+            if doc.get(name).is_some() {
+                return Err(Error::new(format!(
+                    "{env}: {name} is a secret of {env}: it stays allowed while it is there"
+                ))
+                .with_hint(format!("`vault unset {env} {name}` first")));
+            }
+            allow.remove(*name);
+        }
+    }
+    Ok(allow.into_iter().collect())
+}
+
 /// Each secret with the date its value last changed: kept when the value is unchanged.
 fn secret_dates(
     doc: &Document,
@@ -375,6 +410,7 @@ impl<'f> RosterPlan<'f> {
                     }
                 }
             }
+            RosterChange::Allow { .. } => {}
             RosterChange::Revoke { member } => {
                 // Their entries left the roster with their keys, in `new`.
                 if !self.dropped.contains(*member) {

@@ -175,6 +175,17 @@ pub enum Command {
         #[arg(long, required = true, value_name = "SHA256:...")]
         fingerprint: String,
     },
+    /// Allow a name that changes how programs behave (PYTHONPATH, LD_PRELOAD, ...) as a
+    /// secret of ENV, in its signed manifest; --remove takes it back.
+    Allow {
+        /// The environment.
+        env: String,
+        /// The name (README, Secrets, lists those that need allowing).
+        name: String,
+        /// No longer allow it (refused while a secret of that name is there).
+        #[arg(long)]
+        remove: bool,
+    },
     /// Give a project written by an older vault its identity, and sign each environment
     /// you can write anew, bound to it.
     Migrate,

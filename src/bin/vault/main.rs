@@ -111,6 +111,9 @@ fn run(cli: Cli) -> vault::error::Result<i32> {
             members::trust(ui, &mut ctx.store()?, &env, &fingerprint)
         }
         Command::Migrate => members::migrate(ui, &mut ctx.store()?),
+        Command::Allow { env, name, remove } => {
+            members::allow(ui, &mut ctx.store()?, &env, &name, !remove)
+        }
         Command::Status { json } => report::status(&mut ctx.store()?, json),
         Command::Check { max_exposure_days } => {
             report::check(&ctx.store()?, ctx.ui, max_exposure_days)

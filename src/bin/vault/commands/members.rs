@@ -88,3 +88,14 @@ pub fn migrate(ui: &Ui, store: &mut Store) -> Result<i32> {
     }
     Ok(i32::from(left))
 }
+
+pub fn allow(ui: &Ui, store: &mut Store, env: &str, name: &str, on: bool) -> Result<i32> {
+    let (env, report) = members::allow(store, env, name, on)?;
+    ui.note(&if on {
+        format!("{env}: {name} is allowed as a secret, in the signed manifest")
+    } else {
+        format!("{env}: {name} is no longer allowed")
+    });
+    ui.roster(&env, &report);
+    Ok(0)
+}

@@ -25,8 +25,12 @@ pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i
             Some(doc) => SecretBytes::new(doc.text().to_vec()),
             None => Document::template(env.as_str()),
         };
+        let allowed = current
+            .as_ref()
+            .map(|d| d.allowed().clone())
+            .unwrap_or_default();
         drop(current);
-        match edit::run(env.as_str(), &original, allow_disk, ui)? {
+        match edit::run(env.as_str(), &original, &allowed, allow_disk, ui)? {
             edit::Outcome::Unchanged => Ok(None),
             edit::Outcome::Changed(doc) => {
                 saved = doc.entries().len();
@@ -97,7 +101,7 @@ pub fn set(
     raw: bool,
 ) -> Result<i32> {
     let env = store.project.environment(env)?;
-    document::check_name(env.as_str(), name, None)?;
+    document::check_name_allowing(env.as_str(), name, None, &store.allowed_names(&env))?;
     let value = read_value(name, from_file, raw)?;
     document::check_value(env.as_str(), name, value.expose())?;
     let mut layout_lost = false;
@@ -127,7 +131,7 @@ pub fn set(
 
 pub fn unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
     let env = store.project.environment(env)?;
-    document::check_name(env.as_str(), name, None)?;
+    document::check_name_allowing(env.as_str(), name, None, &store.allowed_names(&env))?;
     let mut missing = false;
     let report = store.modify(&env, |doc| {
         let Some(doc) = doc else {
