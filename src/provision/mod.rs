@@ -10,6 +10,7 @@
 //! [`HostReport`]s for the closing [`table`]. `pillar` reads the project's plain settings.
 
 mod host;
+mod known_hosts;
 mod layout;
 mod pillar;
 pub mod plan;
@@ -92,6 +93,7 @@ fn none_started(targets: &[Target], e: &std::io::Error) -> Vec<HostReport> {
         .map(|t| HostReport {
             target: t.label(),
             result: Err(format!("cannot start: {e}")),
+            hint: None,
             seconds: 0.0,
             steps: vec![],
         })
