@@ -510,3 +510,139 @@ fn later_runs_as_a_developer_through_sudo() {
         out.stderr()
     );
 }
+
+/// Points staging's hosts at `sshd`, and its settings at `server`.
+fn staging_to(p: &Project, sshd: &Sshd, server: &Server) {
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls).unwrap().replace(
+        "hosts: []",
+        &format!("hosts: ['root@127.0.0.1:{}']", sshd.port),
+    );
+    std::fs::write(&env_sls, format!("{text}{}", server.pillar_settings())).unwrap();
+}
+
+/// A refused run: exit 1, the error line (last but one) naming the host, the key
+/// known_hosts hold and the one presented, the hint how to check and replace it; and
+/// with -q, nothing but those two lines.
+#[track_caller]
+fn assert_refused(out: &common::Run, sshd: &Sshd, known: &str, presented: &str) {
+    assert_eq!(out.code(), 1, "{}", out.stderr());
+    let err = out.stderr();
+    let lines: Vec<&str> = err.lines().collect();
+    let (error, hint) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+    let name = format!("[127.0.0.1]:{}", sshd.port);
+    assert_eq!(
+        error,
+        format!(
+            "vault: error: staging: the host key of root@127.0.0.1:{} has changed: known_hosts \
+             holds {known} for {name}, the host now presents {presented}; refused, nothing was sent",
+            sshd.port
+        ),
+        "{err}"
+    );
+    let kind = presented.split(' ').next().unwrap().to_lowercase();
+    let known_hosts = sshd.dir.path().join("known_hosts");
+    for part in [
+        format!("ssh-keygen -lf /etc/ssh/ssh_host_{kind}_key.pub"),
+        format!("only if it says {},", presented.split(' ').nth(1).unwrap()),
+        format!("`ssh-keygen -f {} -R '{name}'`", known_hosts.display()),
+        "`vault provision staging --accept-new-host-key`".into(),
+    ] {
+        assert!(hint.starts_with("hint: ") && hint.contains(&part), "{hint}");
+    }
+}
+
+#[test]
+fn a_changed_host_key_is_refused_with_or_without_the_flag() {
+    if !common::have("rsync") {
+        return;
+    }
+    let Some((tools, app)) = tools() else { return };
+    let p = Project::new();
+    p.set("staging", "TOKEN", "first-token-value");
+    let server = Server::start(&tools, &app);
+    let mut sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    staging_to(&p, &sshd, &server);
+    let known_hosts = sshd.dir.path().join("known_hosts");
+
+    // First contact: the flag adds the key (accept-new), and says which.
+    let first = sshd.fingerprint();
+    let out = provision(&p, &sshd, &server, &["--accept-new-host-key"]).success();
+    let shown = format!(
+        "host key accepted: {first} (ED25519), now in {}",
+        known_hosts.display()
+    );
+    assert!(out.stderr().contains(&shown), "{}", out.stderr());
+    server.ask(|v| v["env"]["TOKEN"] == "first-token-value");
+
+    // What a run would ship now: a new value, a new state file.
+    p.set("staging", "TOKEN", "second-token-value");
+    let new_state = p.root().join("conf/salt/project/after-the-change.txt");
+    std::fs::write(&new_state, "shipped only to the real server\n").unwrap();
+    let remote = server.root.path().to_path_buf();
+    let shipped = || {
+        let etc = common::files_under(&remote.join("etc"), &[]);
+        (common::files_under(&remote.join("srv"), &[]), etc)
+    };
+    let (before, known_before) = (shipped(), std::fs::read(&known_hosts).unwrap());
+
+    // Someone else answers on the server's address with a key of their own: of the same
+    // type, then of another. With or without the flag, nothing goes to it.
+    let mut last = String::new();
+    for kind in ["ed25519", "rsa"] {
+        sshd.replace_host_key(kind);
+        let presented = format!("{} {}", kind.to_uppercase(), sshd.fingerprint());
+        for flags in [
+            &[][..],
+            &["--accept-new-host-key"],
+            &["-q", "--accept-new-host-key"],
+        ] {
+            let out = provision(&p, &sshd, &server, flags);
+            assert_refused(&out, &sshd, &format!("ED25519 {first}"), &presented);
+            if flags.contains(&"-q") {
+                out.refused(1);
+            }
+            assert!(!out.stderr().contains("second-token-value"));
+            assert_eq!(shipped(), before, "something was shipped to a changed host");
+            assert!(files_holding(&remote, b"second-token-value").is_empty());
+            assert!(!remote.join("srv/pillar/staging/secrets.sls").exists());
+            let known_now = std::fs::read(&known_hosts).unwrap();
+            assert_eq!(known_now, known_before, "known_hosts took the new key");
+        }
+        last = presented;
+    }
+    assert!(!remote
+        .join("srv/salt/project/after-the-change.txt")
+        .exists());
+
+    // The honest flow: the admin confirms the new key; the member removes the old one as
+    // the hint says, accepts the new one, and later runs need no flag.
+    let name = format!("[127.0.0.1]:{}", sshd.port);
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-f")
+        .arg(&known_hosts)
+        .args(["-R", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = provision(&p, &sshd, &server, &["--accept-new-host-key"]).success();
+    let fingerprint = last.split(' ').nth(1).unwrap();
+    assert!(
+        out.stderr()
+            .contains(&format!("host key accepted: {fingerprint} (RSA)")),
+        "{}",
+        out.stderr()
+    );
+    server.ask(|v| v["env"]["TOKEN"] == "second-token-value");
+    assert!(remote
+        .join("srv/salt/project/after-the-change.txt")
+        .exists());
+    p.set("staging", "TOKEN", "third-token-value");
+    let out = provision(&p, &sshd, &server, &[]).success();
+    assert!(
+        !out.stderr().contains("host key accepted"),
+        "{}",
+        out.stderr()
+    );
+    server.ask(|v| v["env"]["TOKEN"] == "third-token-value");
+}

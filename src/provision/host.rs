@@ -19,6 +19,22 @@ use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Semaphore;
 
+/// Why a host's run stopped: one line, and for a refusal the member must act on (a changed
+/// host key) the next step.
+pub(super) struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            hint: None,
+        }
+    }
+}
+
 /// One host of a run, and what it shares with the others.
 pub(super) struct Host<'a> {
     /// The host's place in the run's list: how [`Progress`] names it.
@@ -53,13 +69,17 @@ impl Host<'_> {
     pub async fn provision(self, limit: &Semaphore) -> HostReport {
         let _permit = limit.acquire().await;
         let start = Instant::now();
-        let result = self.run().await;
+        let (result, hint) = match self.run().await {
+            Ok(a) => (Ok(a), None),
+            Err(f) => (Err(f.message), f.hint),
+        };
         self.progress.finished(self.index, &result);
         self.step("");
         let steps = self.steps.into_inner();
         HostReport {
             target: self.target.label(),
             result,
+            hint,
             seconds: start.elapsed().as_secs_f64(),
             steps: steps
                 .into_iter()
@@ -69,19 +89,17 @@ impl Host<'_> {
     }
 
     /// Connects, provisions, and closes the connection however the steps went.
-    async fn run(&self) -> Result<Applied, String> {
+    async fn run(&self) -> Result<Applied, Failure> {
         self.step("connect");
-        let session = session::connect(self.target, self.settings).await?;
-        if self.settings.accept_new_host_key {
-            let config = self.settings.ssh_config.as_deref();
-            if let Some(fp) = session::known_host_fingerprint(self.target, config) {
-                let msg = format!("host key accepted: {fp}");
-                self.progress.note(self.index, &msg);
-            }
+        let (session, accepted) = session::connect(self.target, self.settings).await?;
+        if let Some((file, key)) = accepted {
+            let (fp, kind) = (&key.fingerprint, &key.kind);
+            let msg = format!("host key accepted: {fp} ({kind}), now in {file}");
+            self.progress.note(self.index, &msg);
         }
         let result = self.steps(&session).await;
         let _ = session.close().await;
-        result
+        Ok(result?)
     }
 
     /// The two round trips over the connection, and what they leave on the server

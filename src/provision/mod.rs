@@ -11,6 +11,7 @@
 
 pub mod approval;
 mod host;
+mod known_hosts;
 mod layout;
 mod pillar;
 pub mod plan;
@@ -93,6 +94,7 @@ fn none_started(targets: &[Target], e: &std::io::Error) -> Vec<HostReport> {
         .map(|t| HostReport {
             target: t.label(),
             result: Err(format!("cannot start: {e}")),
+            hint: None,
             seconds: 0.0,
             steps: vec![],
         })

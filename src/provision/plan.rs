@@ -123,7 +123,8 @@ impl Plan {
     }
 }
 
-/// The run's outcome: an error naming every server that failed.
+/// The run's outcome: an error naming every server that failed, led by a refusal the
+/// member must act on (a changed host key), with its hint.
 pub fn verdict(env: &EnvName, reports: &[HostReport]) -> Result<()> {
     let failed: Vec<&str> = reports
         .iter()
@@ -131,11 +132,60 @@ pub fn verdict(env: &EnvName, reports: &[HostReport]) -> Result<()> {
         .map(|r| r.target.as_str())
         .collect();
     if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::new(format!(
+        return Ok(());
+    }
+    let refused = reports
+        .iter()
+        .find_map(|r| Some((r.result.as_ref().err()?, r.hint.as_ref()?, &r.target)));
+    let Some((why, hint, target)) = refused else {
+        return Err(Error::new(format!(
             "{env}: provisioning failed on {}",
             failed.join(", ")
-        )))
+        )));
+    };
+    let others: Vec<&str> = failed.into_iter().filter(|t| t != target).collect();
+    let mut message = format!("{env}: {why}");
+    if !others.is_empty() {
+        message.push_str(&format!("; provisioning failed on {}", others.join(", ")));
+    }
+    Err(Error::new(message).with_hint(hint.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_host_key_leads_the_verdict_with_its_hint() {
+        let report =
+            |target: &str, result: std::result::Result<(), &str>, hint: Option<&str>| HostReport {
+                target: target.into(),
+                result: result.map(|_| Default::default()).map_err(String::from),
+                hint: hint.map(String::from),
+                seconds: 0.0,
+                steps: vec![],
+            };
+        let env = EnvName::parse("staging").unwrap();
+        let err = verdict(
+            &env,
+            &[
+                report("web1", Err("cannot reach web1"), None),
+                report(
+                    "web2",
+                    Err("the host key of web2 has changed"),
+                    Some("check it"),
+                ),
+                report("web3", Ok(()), None),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "staging: the host key of web2 has changed; provisioning failed on web1"
+        );
+        assert_eq!(err.hint(), Some("check it"));
+        let err = verdict(&env, &[report("web1", Err("cannot reach web1"), None)]).unwrap_err();
+        assert_eq!(err.message(), "staging: provisioning failed on web1");
+        assert!(verdict(&env, &[report("web3", Ok(()), None)]).is_ok());
     }
 }

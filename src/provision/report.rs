@@ -12,6 +12,9 @@ pub struct Applied {
 pub struct HostReport {
     pub target: String,
     pub result: std::result::Result<Applied, String>,
+    /// For a host refused for a reason the member must act on (a changed host key): the
+    /// next step, which the run's error then leads with.
+    pub hint: Option<String>,
     pub seconds: f64,
     /// Seconds spent in each step: connect, rsync (with the salt-call check), secrets (minion
     /// config and the pillar), salt-call (with the pillar's removal).
@@ -72,6 +75,7 @@ mod tests {
         let report = |target: &str, result| HostReport {
             target: target.into(),
             result,
+            hint: None,
             seconds: 1.25,
             steps: vec![("connect", 0.5), ("salt-call", 0.75)],
         };

@@ -212,13 +212,7 @@ impl Sshd {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let public = format!("{}.pub", authorized_private_key.display());
         std::fs::copy(public, d.join("authorized_keys")).unwrap();
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", ""])
-            .arg("-f")
-            .arg(d.join("host_key"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        new_host_key(d, "ed25519");
         let port = free_port();
         std::fs::write(
             d.join("sshd_config"),
@@ -255,25 +249,17 @@ impl Sshd {
             };
             std::fs::copy(src, home.join(format!(".{f}"))).unwrap();
         }
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(r#"mount --bind "$1" /root && exec /usr/sbin/sshd -D -e -f "$2""#)
-            .arg("sh")
-            .arg(&home)
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "sshd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = spawn_sshd(d, port);
         Sshd { dir, port, child }
+    }
+
+    /// The same server on the same port with a new host key of `kind` (what a member's
+    /// ssh sees of a man in the middle, or of a reinstalled server).
+    pub fn replace_host_key(&mut self, kind: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        new_host_key(self.dir.path(), kind);
+        self.child = spawn_sshd(self.dir.path(), self.port);
     }
 
     pub fn ssh_config(&self) -> String {
@@ -284,6 +270,44 @@ impl Sshd {
     pub fn fingerprint(&self) -> String {
         super::fingerprint_of(&self.dir.path().join("host_key.pub"))
     }
+}
+
+/// A new host key at `d`/host_key, of `kind` (ed25519, rsa, ecdsa).
+fn new_host_key(d: &Path, kind: &str) {
+    for f in ["host_key", "host_key.pub"] {
+        let _ = std::fs::remove_file(d.join(f));
+    }
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", ""])
+        .arg("-f")
+        .arg(d.join("host_key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+/// sshd as set up in `d`, listening on `port` once this returns.
+fn spawn_sshd(d: &Path, port: u16) -> Child {
+    let home = d.join("roothome");
+    let child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /root && exec /usr/sbin/sshd -D -e -f "$2""#)
+        .arg("sh")
+        .arg(&home)
+        .arg(d.join("sshd_config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sshd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 /// Ends the SSH master connections whose control sockets are in `dir` (those of a vault

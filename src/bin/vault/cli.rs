@@ -255,7 +255,7 @@ pub struct ProvisionArgs {
     /// The SSH user for hosts that name none: root for a first provision, later a developer with sudo.
     #[arg(short = 'u', long, value_name = "USER")]
     pub user: Option<String>,
-    /// Accept and remember the host key of a server met for the first time (prints its fingerprint).
+    /// Accept and remember the host key of a server met for the first time (prints its fingerprint); a changed key is always refused.
     #[arg(long)]
     pub accept_new_host_key: bool,
     /// Run Salt with test=True from a scratch copy of the roots: show what would change, change nothing.
