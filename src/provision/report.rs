@@ -116,6 +116,7 @@ mod tests {
             result: Ok(Applied::default()),
             seconds: 1.0,
             steps: vec![],
+            hint: None,
         }];
         assert!(!table(&reports, false, &[]).contains("not redacted"));
         let names = ["FLAG".to_string(), "PIN".to_string()];
