@@ -379,6 +379,8 @@ fn a_remembered_verification_does_not_skip_the_header_check() {
         )
     };
     let verified = &mut json["staging"]["verified"];
+    // An older vault recorded no header check with it.
+    verified.as_object_mut().unwrap().remove("header");
     verified["sidecar"] = hash(sidecar(&p, "staging")).into();
     verified["ciphertext"] = hash(p.secrets("staging")).into();
     std::fs::write(&seen, serde_json::to_vec(&json).unwrap()).unwrap();

@@ -72,7 +72,7 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
     // The roster this machine already trusts needs no grant checked again (as for reads);
     // an older serial is expected here, so it is not held against the version.
     let anchors = known_roster(&store.project, env);
-    match pair.verify_for(&store.project, env, &side.folder, anchors.as_ref()) {
+    match store.verify_other(env, &pair, &side.folder, anchors.as_ref()) {
         Ok(v) => side.signer = Some(format!("{} ({})", v.signer_member, v.signer)),
         Err(why) => side.unverified = Some(why),
     }

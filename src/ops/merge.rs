@@ -590,8 +590,8 @@ fn side(
         ciphertext: ciphertext.to_vec(),
         sidecar: Some(sidecar),
     };
-    let verified = pair
-        .verify_for(&store.project, env, &folder, anchors)
+    let verified = store
+        .verify_other(env, &pair, &folder, anchors)
         .map_err(|why| {
             Error::new(format!(
                 "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"

@@ -96,8 +96,8 @@ impl Store {
                 "add one with `vault set {env} NAME`, or `vault edit {env}`"
             ))
         })?;
-        self.verify_for_read(env, &pair)?;
-        self.decrypt(env, &pair.ciphertext)
+        let allowed = self.verify_for_read(env, &pair)?;
+        self.decrypt_allowing(env, &pair.ciphertext, &allowed)
     }
 
     /// The members the verified roster of `env` grants, or None when it has no secrets.

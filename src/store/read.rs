@@ -12,7 +12,7 @@ use crate::notice::Level;
 use crate::project::{EnvName, Project};
 use crate::project_id::PROJECT_FILE;
 use crate::trust::{self, SeenEnv, SeenStore, Verified};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An environment's two files: its ciphertext, and the sidecar signing it (None when
 /// the sidecar is missing: unsigned).
@@ -153,8 +153,8 @@ impl Store {
     /// Like [`verify`](Self::verify), but files byte-identical to those this machine last
     /// verified, signed by a key still in its member's file, are not verified again.
     /// The header is checked against the signed roster either way.
-    pub(super) fn verify_for_read(&mut self, env: &EnvName, pair: &Pair) -> Result<()> {
-        let folder = recipients::members(&self.project, env)?;
+    /// Returns the controlling names the verified manifest allows.
+    pub(super) fn verify_for_read(&mut self, env: &EnvName, pair: &Pair) -> Result<Vec<String>> {
         if let Some(sidecar) = &pair.sidecar {
             let project = self.project.clone();
             if self
@@ -162,16 +162,24 @@ impl Store {
                 .unchanged_since_verified(&project, env, sidecar, &pair.ciphertext)
             {
                 self.detail(&format!("{env}: unchanged since this machine verified it"));
-                // Its manifest is the one verified; a pair verified before the header
-                // was checked gets that check now.
-                let roster = pair.manifest().map(|m| m.roster).unwrap_or_default();
-                return match envelope::check_header(&pair.ciphertext, &roster, &folder) {
-                    Ok(()) => Ok(()),
-                    Err(why) => self.refuse(env, why),
-                };
+                let manifest = pair.manifest().unwrap_or_default();
+                // A pair an older vault verified did not have its header checked: now.
+                if !self.seen().header_checked(env) {
+                    let folder = recipients::members(&self.project, env)?;
+                    match envelope::check_header(&pair.ciphertext, &manifest.roster, &folder) {
+                        // Best effort: checked again next time if it cannot be recorded.
+                        Ok(()) => drop(self.seen().mark_header_checked(env)),
+                        Err(why) => self.refuse(env, why)?,
+                    }
+                }
+                return Ok(manifest.allow);
             }
         }
-        self.verify(env, pair, &folder).map(drop)
+        let folder = recipients::members(&self.project, env)?;
+        let v = self.verify(env, pair, &folder)?;
+        Ok(v.map(|v| v.manifest.allow)
+            .or_else(|| pair.manifest().map(|m| m.allow))
+            .unwrap_or_default())
     }
 
     /// Checks `pair` against `folder` (the environment's members) before anything is
@@ -183,6 +191,7 @@ impl Store {
         pair: &Pair,
         folder: &[Member],
     ) -> Result<Option<Verified>> {
+        self.learn_removals(env, pair);
         match self.verify_report(env, pair, folder) {
             Ok(v) => {
                 self.detail(&format!(
@@ -246,6 +255,106 @@ impl Store {
             seen,
             verified_keys,
         })
+    }
+
+    /// Learns, before `pair` is verified, which keys left `env`'s roster in the committed
+    /// versions between the remembered one and `pair`'s parent (best effort).
+    fn learn_removals(&mut self, env: &EnvName, pair: &Pair) {
+        let Some(m) = pair.manifest() else { return };
+        let learnt = self.removals_since(env, &m);
+        if let Err(e) = self.seen().learn_removals(env, &learnt) {
+            self.notice(
+                Level::Warning,
+                &format!("warning: cannot remember who left {env} ({e})"),
+            );
+        }
+    }
+
+    /// Keys that left the roster between the version this machine remembers and `m`, when
+    /// `m` does not follow it directly (several writes pulled at once): read from the
+    /// versions in git that `m`'s parents name, back to the remembered one. Each is tied
+    /// to `m`, which verified, by the hashes its children name, so what they say left did.
+    fn removals_since(&mut self, env: &EnvName, m: &Manifest) -> BTreeMap<String, u64> {
+        let mut learnt = BTreeMap::new();
+        let Some(seen) = self.seen().get(env) else {
+            return learnt;
+        };
+        let Some(known) = seen.id.clone() else {
+            return learnt;
+        };
+        if m.project.is_none() || m.parents.contains(&known) {
+            return learnt;
+        }
+        let versions = self.versions_in_git(env);
+        // `m` itself is not verified yet: only the committed versions it names, each tied
+        // to the next by its id, say who left; so the walk starts at its parent.
+        let Some(mut child) = m.parents.first().and_then(|id| versions.get(id)).cloned() else {
+            return learnt;
+        };
+        if child.id() == known {
+            return learnt;
+        }
+        // Along the first parents, newest first, until the remembered version.
+        while let Some(parent) = child.parents.first().and_then(|id| versions.get(id)) {
+            let kept: BTreeSet<&str> = child
+                .roster
+                .iter()
+                .map(|r| r.fingerprint.as_str())
+                .collect();
+            for r in &parent.roster {
+                if !kept.contains(r.fingerprint.as_str()) {
+                    learnt.insert(r.fingerprint.clone(), child.serial);
+                }
+            }
+            if parent.id() == known {
+                return learnt;
+            }
+            child = parent.clone();
+        }
+        // The remembered version is not an ancestor found here: what it had that `m`
+        // lacks is not known to have left (another branch), so nothing is learnt.
+        BTreeMap::new()
+    }
+
+    /// Every committed version of `env`'s manifest, by id (empty outside git).
+    fn versions_in_git(&self, env: &EnvName) -> std::collections::HashMap<String, Manifest> {
+        let git = crate::git::Git::new(self.project.root());
+        let path = Project::git_sidecar_path(env);
+        let Ok(commits) = git.commits_touching(&path) else {
+            return Default::default();
+        };
+        let Ok(mut batch) = git.batch() else {
+            return Default::default();
+        };
+        commits
+            .iter()
+            .filter_map(|c| batch.object(c, &path, MAX_SIDECAR_BYTES as u64).ok()?)
+            .filter_map(|o| signed_manifest(&o.blob?))
+            .map(|m| (m.id(), m))
+            .collect()
+    }
+
+    /// Another revision's pair, or a merge's side: held to this project's identity, to
+    /// `anchors` (what this machine trusts), and, where it trusts nothing of `env` yet,
+    /// to the keys its user verified, as a first read is.
+    pub fn verify_other(
+        &mut self,
+        env: &EnvName,
+        pair: &Pair,
+        folder: &[Member],
+        anchors: Option<&SeenEnv>,
+    ) -> std::result::Result<Verified, String> {
+        let id = self.project.identity().map_err(|e| e.to_string())?;
+        let keys = match anchors {
+            None => Some(self.verified_keys()),
+            Some(_) => None,
+        };
+        let ctx = trust::Context {
+            seen: anchors,
+            project: id.as_ref(),
+            verified_keys: keys.as_ref(),
+        };
+        pair.verify_in(env, folder, &ctx)
     }
 
     /// The keys this user verified: those remembered for the project, and their own.

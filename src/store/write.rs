@@ -126,7 +126,11 @@ impl Store {
                 .collect(),
         };
         let signer = self.identities.signer(&granted, env.as_str())?;
-        let doc = self.decrypt(env, &pair.ciphertext)?;
+        let allowed = match &verified {
+            Some(v) => v.manifest.allow.clone(),
+            None => pair.manifest().map(|m| m.allow).unwrap_or_default(),
+        };
+        let doc = self.decrypt_allowing(env, &pair.ciphertext, &allowed)?;
         crate::fs::checkpoint("decrypted");
         Ok(Current {
             doc: Some(doc),

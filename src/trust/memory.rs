@@ -144,6 +144,7 @@ impl SeenStore {
             && self
                 .verified(env)
                 .is_some_and(|(sc, ct, _)| sc == sidecar_hash && ct == v.manifest.ciphertext)
+            && self.header_checked(env)
         {
             return Ok(());
         }
@@ -179,6 +180,8 @@ impl SeenStore {
                     "ciphertext": v.manifest.ciphertext,
                     "signer": v.signer,
                     "member": v.signer_member,
+                    // Verified with the header against the roster, as every pair now is.
+                    "header": true,
                 },
             }),
         );
@@ -210,6 +213,58 @@ impl SeenStore {
     /// Whether `sidecar` and `ciphertext` are exactly the files last verified for `env`,
     /// and the signer's key is still in its member file: then the signature need not be
     /// checked again (and only that one recipients file is read).
+    /// Whether the pair last verified for `env` had its header checked then (a pair
+    /// remembered by an older vault did not).
+    pub fn header_checked(&self, env: &EnvName) -> bool {
+        self.data
+            .get(env.as_str())
+            .and_then(|e| e.get("verified"))
+            .and_then(|v| v.get("header"))
+            .and_then(|h| h.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// Adds keys that left `env`'s roster (with the serial they left at), learnt from the
+    /// versions between the remembered one and a newer one.
+    pub fn learn_removals(
+        &mut self,
+        env: &EnvName,
+        learnt: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<()> {
+        let Some(e) = self
+            .data
+            .get_mut(env.as_str())
+            .and_then(|e| e.as_object_mut())
+        else {
+            return Ok(());
+        };
+        if learnt.is_empty() {
+            return Ok(());
+        }
+        let removed = e.entry("removed").or_insert_with(|| serde_json::json!({}));
+        let Some(map) = removed.as_object_mut() else {
+            return Ok(());
+        };
+        for (fp, serial) in learnt {
+            map.entry(fp.clone()).or_insert(serde_json::json!(serial));
+        }
+        self.save()
+    }
+
+    /// Remembers that the pair last verified for `env` has had its header checked.
+    pub fn mark_header_checked(&mut self, env: &EnvName) -> Result<()> {
+        let Some(v) = self
+            .data
+            .get_mut(env.as_str())
+            .and_then(|e| e.get_mut("verified"))
+            .and_then(|v| v.as_object_mut())
+        else {
+            return Ok(());
+        };
+        v.insert("header".into(), serde_json::Value::Bool(true));
+        self.save()
+    }
+
     pub fn unchanged_since_verified(
         &self,
         project: &Project,
@@ -257,12 +312,32 @@ fn strings(v: Option<&serde_json::Value>) -> std::collections::BTreeSet<String> 
 }
 
 /// The identity this machine last knew the checkout at `project`'s path by.
+/// By its path, or by its repository's first commit (a new clone or worktree of it).
 fn bound_identity(base: &std::path::Path, project: &Project) -> Option<String> {
+    let map = read_map(&base.join("checkouts.json"))?;
     let at = ciphertext_hash(project.root().as_os_str().as_encoded_bytes());
-    read_map(&base.join("checkouts.json"))?
-        .get(&at)?
-        .as_str()
+    let by_repo = || {
+        map.get(&repository_key(project)?)?
+            .as_str()
+            .map(String::from)
+    };
+    map.get(&at)
+        .and_then(|v| v.as_str())
         .map(String::from)
+        .or_else(by_repo)
+}
+
+/// The key a repository's checkouts share: its first commit (None outside git).
+fn repository_key(project: &Project) -> Option<String> {
+    let out = crate::git::Git::new(project.root())
+        .output(&["rev-list", "--max-parents=0", "HEAD"])
+        .ok()?;
+    let first = String::from_utf8_lossy(&out)
+        .lines()
+        .last()?
+        .trim()
+        .to_string();
+    (!first.is_empty()).then(|| format!("repository {first}"))
 }
 
 /// Records which identity the checkout at `project`'s path has, and returns the one it
@@ -281,6 +356,9 @@ fn bind_checkout(base: &std::path::Path, project: &Project, id: &str) -> Option<
     }
     if before.is_none() {
         map.insert(at, serde_json::json!(id));
+        if let Some(repo) = repository_key(project) {
+            map.entry(repo).or_insert(serde_json::json!(id));
+        }
         let _ = std::fs::create_dir_all(base);
         let bytes = serde_json::to_vec_pretty(&map).unwrap_or_default();
         let _ = crate::fs::write_atomic(&path, &bytes, crate::fs::Mode::Private);

@@ -191,9 +191,10 @@ fn no_rollback(env: &EnvName, m: &Manifest, seen: &SeenEnv) -> std::result::Resu
     Ok(())
 }
 
-/// On first use, the roster must be rooted in a key this user verified: its founder, its
-/// signer, or a granter in its chain. A key that is only granted proves nothing: anyone
-/// can put a public key in a roster of their own.
+/// On first use, the roster must be rooted in a key this user verified: its founder (the
+/// one self-granted line), or the key that signed this very version. A granter further
+/// down the chain proves nothing: a grant line of theirs can be copied into anyone's
+/// roster, and a key that is only granted in a roster anyone can put there.
 fn rooted_in(
     env: &EnvName,
     m: &Manifest,
@@ -201,13 +202,11 @@ fn rooted_in(
     trusted: &BTreeSet<String>,
     keys: &BTreeSet<String>,
 ) -> std::result::Result<(), String> {
-    let vouching = m
+    let founder = m
         .roster
         .iter()
-        .filter(|r| trusted.contains(&r.fingerprint))
-        .map(|r| r.granted_by.as_str())
-        .chain(std::iter::once(signer));
-    if vouching.clone().any(|fp| keys.contains(fp)) {
+        .find(|r| r.granted_by == r.fingerprint && trusted.contains(&r.fingerprint));
+    if keys.contains(signer) || founder.is_some_and(|f| keys.contains(&f.fingerprint)) {
         return Ok(());
     }
     let founders: Vec<String> = m
