@@ -691,3 +691,246 @@ fn attack_a_replayed_older_version_on_a_branch_is_not_merged() {
     git(p.root(), &["merge", "--abort"]);
     assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"rotated");
 }
+
+// What the second attack review found, each a regression test.
+
+/// `vault ARGS` as `who` on a machine of its own (`home`), in `p`.
+fn on_machine(
+    p: &Project,
+    home: &Path,
+    who: &str,
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> common::Run {
+    let mut c = p.bare(args);
+    c.env("VAULT_IDENTITY", key(who))
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home.join("state"));
+    match input {
+        Some(i) => common::run_with_input(c, i),
+        None => common::Run(c.output().unwrap()),
+    }
+}
+
+#[test]
+fn attack_a_machine_that_pulled_the_revoke_with_later_writes_still_learns_it() {
+    let p = revoked_carol_on_two_laptops();
+    // carol signs a version of her own: alice's founding line, her old grant line, a
+    // parent that is the revoke's, and a value she chose.
+    let (laptop, carol_line, alice_line, revoke_id) = p;
+    let (p, laptop) = (laptop.0, laptop.1);
+    p.add_member("staging", "carol", "carol_rsa.pub");
+    let dir = tempfile::tempdir().unwrap();
+    let ckey = attacker_key(dir.path(), "carol_rsa");
+    let ct = age_encrypt(
+        &[pub_line("alice_ed25519.pub"), pub_line("carol_rsa.pub")],
+        b"secrets:\n  A: carol-chose-this\n",
+    );
+    let id = std::fs::read_to_string(p.root().join("conf/vault-project")).unwrap();
+    let id = id
+        .lines()
+        .find_map(|l| l.strip_prefix("id "))
+        .unwrap()
+        .to_string();
+    let text = format!(
+        "vault manifest v2\nproject {id}\nenvironment staging\nserial 100\nparent {revoke_id}\nciphertext {}\n{alice_line}\n{carol_line}\nsecret A 2026-12-01\n",
+        sha256(&ct)
+    );
+    std::fs::write(secrets_path(p.root(), "staging"), ct).unwrap();
+    std::fs::write(
+        sidecar_path(p.root(), "staging"),
+        forge::sidecar(&ckey, &text),
+    )
+    .unwrap();
+    let err = on_machine(
+        &p,
+        laptop.path(),
+        "alice_ed25519",
+        &["get", "staging", "A"],
+        None,
+    )
+    .error();
+    assert!(err.contains("lets in carol ("), "{err}");
+    assert!(err.contains("whose key left the roster at serial"), "{err}");
+}
+
+type TwoLaptops = ((Project, tempfile::TempDir), String, String, String);
+
+/// alice's second laptop last read staging while carol was granted; alice (on her first)
+/// then revoked carol and rotated, in two commits the laptop pulls together and reads.
+fn revoked_carol_on_two_laptops() -> TwoLaptops {
+    let p = Project::new();
+    git(p.root(), &["init", "-q"]);
+    std::fs::write(p.root().join(".gitignore"), "secrets.sls\n/home/\n").unwrap();
+    p.set("staging", "A", "alpha");
+    p.vault(&[
+        "grant",
+        "staging",
+        "carol",
+        "--key",
+        &key("carol_rsa.pub"),
+        "--fingerprint",
+        &fingerprint("carol_rsa.pub"),
+    ])
+    .success();
+    commit_all(&p, "grant carol");
+    let laptop = tempfile::tempdir().unwrap();
+    let alice = fingerprint("alice_ed25519.pub");
+    on_machine(
+        &p,
+        laptop.path(),
+        "alice_ed25519",
+        &["trust", "staging", "--fingerprint", &alice],
+        None,
+    )
+    .success();
+    on_machine(
+        &p,
+        laptop.path(),
+        "alice_ed25519",
+        &["get", "staging", "A"],
+        None,
+    )
+    .success();
+    let granted = std::fs::read(sidecar_path(p.root(), "staging")).unwrap();
+    let (carol_line, alice_line) = (
+        roster_line(&granted, "carol"),
+        roster_line(&granted, "alice"),
+    );
+    p.vault(&["revoke", "staging", "carol"]).success();
+    commit_all(&p, "revoke carol");
+    let revoke_id = sha256(
+        forge::manifest_of(&std::fs::read(sidecar_path(p.root(), "staging")).unwrap()).as_bytes(),
+    );
+    p.set("staging", "A", "rotated");
+    commit_all(&p, "rotate");
+    let out = on_machine(
+        &p,
+        laptop.path(),
+        "alice_ed25519",
+        &["get", "staging", "A"],
+        None,
+    );
+    assert_eq!(out.0.stdout, b"rotated");
+    ((p, laptop), carol_line, alice_line, revoke_id)
+}
+
+#[test]
+fn attack_a_roster_rooted_only_by_a_copied_grant_line_is_refused_on_first_use() {
+    let p = Project::new();
+    p.set("staging", "A", "secret-value");
+    grant_mallory(&p, "staging");
+    // alice's genuine grant of mallory, copied into a founding of mallory's own in which
+    // mallory "grants" alice: every signature checks, but mallory is the root.
+    let genuine = std::fs::read(sidecar_path(p.root(), "staging")).unwrap();
+    let copied = roster_line(&genuine, "mallory");
+    let dir = tempfile::tempdir().unwrap();
+    let mkey = attacker_key(dir.path(), "mallory_ed25519");
+    let id = std::fs::read_to_string(p.root().join("conf/vault-project")).unwrap();
+    let id = id
+        .lines()
+        .find_map(|l| l.strip_prefix("id "))
+        .unwrap()
+        .to_string();
+    let (afp, mfp, date) = (
+        fingerprint("alice_ed25519.pub"),
+        fingerprint("mallory_ed25519.pub"),
+        "2026-11-30",
+    );
+    let g = |member: &str, fp: &str| {
+        grant_line(&mkey, &format!("vault grant v2\nproject {id}\nenvironment staging\nmember {member}\nkey {fp}\ndate {date}\nserial 60\n"))
+    };
+    let ct = age_encrypt(
+        &[
+            pub_line("alice_ed25519.pub"),
+            pub_line("mallory_ed25519.pub"),
+        ],
+        b"secrets:\n  A: evil\n",
+    );
+    let text = format!(
+        "vault manifest v2\nproject {id}\nenvironment staging\nserial 60\nciphertext {}\nrecipient mallory {mfp} granted-by {mfp} {date} 60 {}\nrecipient alice {afp} granted-by {mfp} {date} 60 {}\n{copied}\nsecret A {date}\n",
+        sha256(&ct),
+        g("mallory", &mfp),
+        g("alice", &afp)
+    );
+    let text = text.replacen(&format!("{copied}\n"), "", 1);
+    std::fs::write(secrets_path(p.root(), "staging"), ct).unwrap();
+    std::fs::write(
+        sidecar_path(p.root(), "staging"),
+        forge::sidecar(&mkey, &text),
+    )
+    .unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let err = on_machine(
+        &p,
+        fresh.path(),
+        "alice_ed25519",
+        &["get", "staging", "A"],
+        None,
+    )
+    .error();
+    assert!(err.contains("staging was founded by mallory"), "{err}");
+}
+
+#[test]
+fn attack_a_removed_identity_is_recognised_in_a_new_clone_of_the_same_repository() {
+    let p = Project::new();
+    git(p.root(), &["init", "-q"]);
+    std::fs::write(p.root().join(".gitignore"), "secrets.sls\n/home/\n").unwrap();
+    p.set("staging", "A", "secret-value");
+    commit_all(&p, "staging");
+    // This machine has used the committed project since.
+    p.vault(&["get", "staging", "A"]).success();
+    git(p.root(), &["rm", "-q", "conf/vault-project"]);
+    commit_all(&p, "no identity");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", p.root().display());
+    git(elsewhere.path(), &["clone", "-q", &url, "clone"]);
+    let clone = elsewhere.path().join("clone");
+    let out = p
+        .cmd(&["-C", clone.to_str().unwrap(), "get", "staging", "A"])
+        .output()
+        .unwrap();
+    let err = common::Run(out).error();
+    assert!(
+        err.contains("project identity (conf/vault-project) is no longer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_merge_on_a_machine_new_to_the_environment_holds_the_ancestor_to_verified_keys() {
+    let p = revoked_carol();
+    // mallory commits, on a branch of its own, a founding of hers and a child of it.
+    git(p.root(), &["checkout", "-q", "--orphan", "evil"]);
+    for f in ["secrets.sls.age", "secrets.sls.age.sig"] {
+        std::fs::remove_file(p.root().join("conf/pillar/staging").join(f)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    p.add_member("staging", "mallory", "mallory_ed25519.pub");
+    for value in ["one", "two"] {
+        let mut c = p.bare(&["set", "staging", "A"]);
+        c.env("VAULT_IDENTITY", key("mallory_ed25519"))
+            .env("HOME", home.path())
+            .env("XDG_STATE_HOME", home.path().join("state"));
+        common::run_with_input(c, value.as_bytes()).success();
+        commit_all(&p, value);
+    }
+    drop(dir);
+    git(p.root(), &["checkout", "-q", "main"]);
+    // alice on a new laptop (she trusts only her own key) cherry-picks the second.
+    let laptop = tempfile::tempdir().unwrap();
+    let out = common::git_command(p.root())
+        .args(["cherry-pick", "evil"])
+        .env("VAULT_IDENTITY", key("alice_ed25519"))
+        .env("HOME", laptop.path())
+        .env("XDG_STATE_HOME", laptop.path().join("state"))
+        .output()
+        .unwrap();
+    let said = crate::git_workflow::text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("founded by mallory"), "{said}");
+    let _ = git(p.root(), &["cherry-pick", "--abort"]);
+    assert_eq!(p.vault(&["get", "staging", "A"]).0.stdout, b"rotated");
+}

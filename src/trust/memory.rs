@@ -327,8 +327,14 @@ fn bound_identity(base: &std::path::Path, project: &Project) -> Option<String> {
         .or_else(by_repo)
 }
 
-/// The key a repository's checkouts share: its first commit (None outside git).
+/// The key a repository's checkouts share: its first commit (None outside git, or
+/// before its first commit).
 fn repository_key(project: &Project) -> Option<String> {
+    // No git run for a folder that is not a checkout's top (most test and scratch
+    // projects): the cost would fall on every command.
+    if !project.root().join(".git").exists() {
+        return None;
+    }
     let out = crate::git::Git::new(project.root())
         .output(&["rev-list", "--max-parents=0", "HEAD"])
         .ok()?;
@@ -351,17 +357,27 @@ fn bind_checkout(base: &std::path::Path, project: &Project, id: &str) -> Option<
         .unwrap_or_default();
     let at = ciphertext_hash(project.root().as_os_str().as_encoded_bytes());
     let before = map.get(&at).and_then(|v| v.as_str()).map(String::from);
-    if before.as_deref() == Some(id) {
+    // The repository's key is bound once it has a first commit (one git run per
+    // checkout, not per command).
+    let bound_at = format!("repository of {at}");
+    let repo = match map.contains_key(&bound_at) {
+        true => None,
+        false => repository_key(project),
+    };
+    if before.as_deref() == Some(id) && repo.is_none() {
         return None;
     }
-    if before.is_none() {
-        map.insert(at, serde_json::json!(id));
-        if let Some(repo) = repository_key(project) {
-            map.entry(repo).or_insert(serde_json::json!(id));
+    if before.is_none() || repo.is_some() {
+        // The path keeps the identity it was first seen with: a changed one is refused
+        // until it is restored, never adopted.
+        map.entry(at).or_insert(serde_json::json!(id));
+        if let Some(repo) = repo {
+            map.entry(repo.clone()).or_insert(serde_json::json!(id));
+            map.insert(bound_at, serde_json::json!(repo));
         }
         let _ = std::fs::create_dir_all(base);
         let bytes = serde_json::to_vec_pretty(&map).unwrap_or_default();
         let _ = crate::fs::write_atomic(&path, &bytes, crate::fs::Mode::Private);
     }
-    before
+    before.filter(|b| b != id)
 }
