@@ -77,6 +77,18 @@ pub fn tracked_work_files(project: &Project) -> Vec<String> {
 
 /// Refuses to act on `env` while a commit carries a work file in its folder.
 fn refuse_tracked(project: &Project, env: &EnvName) -> Result<()> {
+    // Only a work file on disk could be acted on: without one, git is not asked (which
+    // would cost every write a process).
+    let on_disk = std::fs::read_dir(project.env_pillar_dir(env))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_str().is_some_and(journal::is_work_file))
+        })
+        .unwrap_or(false);
+    if !on_disk {
+        return Ok(());
+    }
     let secrets = Project::git_secrets_path(env);
     let prefix = secrets
         .rsplit_once('/')

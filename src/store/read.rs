@@ -282,7 +282,7 @@ impl Store {
         let Some(known) = seen.id.clone() else {
             return learnt;
         };
-        if m.project.is_none() || m.parents.contains(&known) {
+        if m.project.is_none() || m.parents.contains(&known) || m.id() == known {
             return learnt;
         }
         let versions = self.versions_in_git(env);
