@@ -115,3 +115,62 @@ fn the_library_writes_nothing_to_the_terminal() {
         printing.join("\n")
     );
 }
+
+/// A file's module path: `src/provision/host.rs` is `provision::host`.
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+#[test]
+fn no_two_modules_import_each_other() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    files.retain(|f| !f.starts_with(src.join("bin")));
+    let modules: Vec<String> = files.iter().map(|f| module_of(&src, f)).collect();
+    let mut edges = std::collections::BTreeSet::new();
+    for (file, module) in files.iter().zip(&modules) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+        for (i, _) in code.match_indices("crate::") {
+            let path: String = code[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_' || *c == ':')
+                .collect();
+            let parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
+            // The longest module the path names, other than this one or its own parts.
+            let target = (1..=parts.len())
+                .rev()
+                .map(|k| parts[..k].join("::"))
+                .find(|m| modules.contains(m));
+            if let Some(t) = target {
+                let nested =
+                    t.starts_with(&format!("{module}::")) || module.starts_with(&format!("{t}::"));
+                if t != *module && !nested {
+                    edges.insert((module.clone(), t));
+                }
+            }
+        }
+    }
+    let circles: Vec<String> = edges
+        .iter()
+        .filter(|(a, b)| a < b && edges.contains(&(b.clone(), a.clone())))
+        .map(|(a, b)| format!("{a} <-> {b}"))
+        .collect();
+    assert!(
+        circles.is_empty(),
+        "modules that import each other:\n{}",
+        circles.join("\n")
+    );
+}

@@ -6,7 +6,7 @@ use crate::project::Project;
 use crate::provision::layout::Layout;
 use crate::provision::progress::Progress;
 use crate::provision::remote::{self, apply_script, leftovers_removal, ApplyScript};
-use crate::provision::report::{Applied, HostReport};
+use crate::provision::report::{Applied, Failure, HostReport};
 use crate::provision::salt_output::{Line, Redactor, SaltOutput};
 use crate::provision::session::{self, shell};
 use crate::provision::target::Target;
@@ -18,22 +18,6 @@ use std::path::Path;
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Semaphore;
-
-/// Why a host's run stopped: one line, and for a refusal the member must act on (a changed
-/// host key) the next step.
-pub(super) struct Failure {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure {
-            message,
-            hint: None,
-        }
-    }
-}
 
 /// One host of a run, and what it shares with the others.
 pub(super) struct Host<'a> {

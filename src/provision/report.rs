@@ -66,6 +66,22 @@ pub fn table(reports: &[HostReport], steps: bool, unredacted: &[String]) -> Stri
     table
 }
 
+/// Why a host's run stopped: one line, and for a refusal the member must act on (a changed
+/// host key) the next step.
+pub(super) struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            hint: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,8 @@
 //! remote shell, rsync) multiplexes over, the one-line reasons a connection fails, and the
 //! host key a first contact accepted.
 
-use crate::provision::host::Failure;
 use crate::provision::known_hosts::{self, HostKey, KnownHost};
+use crate::provision::report::Failure;
 use crate::provision::target::Target;
 use crate::provision::Settings;
 use openssh::{ControlPersist, KnownHosts, OwningCommand, Session, SessionBuilder};
