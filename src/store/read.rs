@@ -45,20 +45,8 @@ impl Pair {
         self.sidecar.as_deref().and_then(signed_manifest)
     }
 
-    /// Whether the pair may be decrypted: the sidecar checked against the ciphertext,
-    /// `folder` (the environment's members) and `anchors` (what is trusted already; see
-    /// [`trust::verify`]), then the ciphertext's header against the signed roster.
-    pub fn verify(
-        &self,
-        env: &EnvName,
-        folder: &[Member],
-        anchors: Option<&SeenEnv>,
-    ) -> std::result::Result<Verified, String> {
-        self.verify_in(env, folder, &trusted_as(anchors))
-    }
-
-    /// [`verify`](Self::verify), and the manifest must name `project`'s identity (where
-    /// it has one): for another revision or a merge's side, read against what is trusted.
+    /// Whether the pair may be decrypted, held to `anchors` (what is trusted already) and
+    /// to `project`'s identity (where it has one): for a blob the diff driver shows.
     pub fn verify_for(
         &self,
         project: &Project,
@@ -75,7 +63,9 @@ impl Pair {
         self.verify_in(env, folder, &ctx)
     }
 
-    /// [`verify`](Self::verify) against a whole trust context.
+    /// Whether the pair may be decrypted under `ctx`: the sidecar checked against the
+    /// ciphertext and `folder` (see [`trust::verify_in`]), then the ciphertext's header
+    /// against the signed roster.
     pub fn verify_in(
         &self,
         env: &EnvName,
@@ -90,15 +80,6 @@ impl Pair {
     }
 
     /// The sidecar alone, without the header: for reports that show the header apart.
-    pub fn verify_signature(
-        &self,
-        env: &EnvName,
-        folder: &[Member],
-        anchors: Option<&SeenEnv>,
-    ) -> std::result::Result<Verified, String> {
-        self.verify_signature_in(env, folder, &trusted_as(anchors))
-    }
-
     fn verify_signature_in(
         &self,
         env: &EnvName,
@@ -106,14 +87,6 @@ impl Pair {
         ctx: &trust::Context<'_>,
     ) -> std::result::Result<Verified, String> {
         trust::verify_in(env, &self.ciphertext, self.sidecar.as_deref(), folder, ctx)
-    }
-}
-
-/// A context that holds a sidecar against `anchors` alone.
-fn trusted_as(anchors: Option<&SeenEnv>) -> trust::Context<'_> {
-    trust::Context {
-        seen: anchors,
-        ..trust::Context::default()
     }
 }
 
