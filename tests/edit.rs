@@ -461,3 +461,70 @@ fn editor_from_visual_then_editor_split_like_a_shell() {
     common::Run(c.output().unwrap()).success();
     assert_eq!(p.vault(&["get", "staging", "VIA"]).0.stdout, b"visual");
 }
+
+#[test]
+fn an_edit_that_empties_an_environment_is_not_saved_without_a_yes() {
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let before = p.snapshot();
+    let rt = Runtime::new();
+    // Every line turned into a comment (an editor's comment continuation, say).
+    let out = edit_with(&p, &rt, "printf 'secrets:\\n#  A: 1\\n' > \"$1\"")
+        .output()
+        .unwrap();
+    let err = common::Run(out).error();
+    assert!(
+        err.contains("staging: the edit removes every secret (1); nothing was saved"),
+        "{err}"
+    );
+    assert_eq!(p.snapshot(), before);
+    assert!(rt.leftovers().is_empty());
+}
+
+#[test]
+fn a_first_edit_with_no_secret_writes_nothing_and_says_why() {
+    let p = Project::new();
+    let rt = Runtime::new();
+    let mut c = p.cmd(&["edit", "production"]);
+    let editor = rt.path().join("editor.sh");
+    // The user typed under the example comment of the template, commented out.
+    std::fs::write(&editor, "printf '# DB: x\\nsecrets:\\n' > \"$1\"").unwrap();
+    c.env("XDG_RUNTIME_DIR", rt.path())
+        .env("VISUAL", format!("sh {}", editor.display()));
+    let out = common::Run(c.output().unwrap()).success();
+    assert!(
+        out.stderr()
+            .contains("production: the document holds no secret, so nothing was written"),
+        "{}",
+        out.stderr()
+    );
+    assert!(!p.secrets("production").exists());
+}
+
+#[test]
+fn the_template_ends_in_the_secrets_key_not_in_a_comment_an_editor_would_continue() {
+    let t = vault::document::Document::template("staging");
+    let text = String::from_utf8(t.expose().to_vec()).unwrap();
+    assert_eq!(text.lines().last(), Some("secrets:"), "{text}");
+    assert!(text.contains("DB_PASSWORD: 'change me'"), "{text}");
+}
+
+#[test]
+fn emptying_an_environment_at_a_terminal_is_saved_on_a_yes() {
+    if !common::have("script") {
+        common::require_in_ci("script (bsdutils)");
+        return;
+    }
+    let p = Project::new();
+    p.set("staging", "A", "1");
+    let rt = Runtime::new();
+    let c = edit_with(&p, &rt, "printf 'secrets:\\n' > \"$1\"");
+    let (status, shown) = common::on_terminal(&c, Some("y"));
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("this edit removes all 1 secret(s). Save it? [y/N]"),
+        "{shown}"
+    );
+    let err = p.vault(&["get", "staging", "A"]).error();
+    assert!(err.contains("no secret named A"), "{err}");
+}

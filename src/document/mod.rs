@@ -98,10 +98,12 @@ impl Document {
     pub fn template(env: &str) -> SecretBytes {
         SecretBytes::new(
             format!(
-                "# Secrets for {env}: one NAME: value per line under `secrets:`.\n\
+                "# Secrets for {env}: one NAME: value per line under `secrets:`, indented two\n\
+                 # spaces, for example:   DB_PASSWORD: 'change me'\n\
                  # Every value is kept as the exact characters written. Quote values\n\
                  # with leading or trailing spaces; use `|` blocks for multi-line values.\n\
-                 secrets:\n  # DB_PASSWORD: 'change me'\n"
+                 # (No comment line below: an editor would continue it as you type.)\n\
+                 secrets:\n"
             )
             .into_bytes(),
         )

@@ -18,6 +18,7 @@ use vault::store::{self, Store, Written};
 pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i32> {
     let env = store.project.environment(env)?;
     let mut saved = 0;
+    let mut empty_first = false;
     // The editor runs inside the write, under the lock: another writer waits rather
     // than being lost.
     let report = store.modify(&env, |current| {
@@ -29,9 +30,18 @@ pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i
             .as_ref()
             .map(|d| d.allowed().clone())
             .unwrap_or_default();
+        let had = current.as_ref().map(|d| d.entries().len());
         drop(current);
         match edit::run(env.as_str(), &original, &allowed, allow_disk, ui)? {
             edit::Outcome::Unchanged => Ok(None),
+            edit::Outcome::Changed(doc) if doc.entries().is_empty() => match had {
+                // Nothing to keep: a new environment is not founded on an empty edit.
+                None | Some(0) => {
+                    empty_first = had.is_none();
+                    Ok(None)
+                }
+                Some(n) => confirm_emptying(&env, n).map(|()| Some(doc)),
+            },
             edit::Outcome::Changed(doc) => {
                 saved = doc.entries().len();
                 Ok(Some(doc))
@@ -39,6 +49,9 @@ pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i
         }
     })?;
     match report.written {
+        Written::Unchanged if empty_first => ui.note(&format!(
+            "{env}: the document holds no secret, so nothing was written; add one as `  NAME: value` under `secrets:`"
+        )),
         Written::Unchanged => ui.note(&format!("{env}: no changes")),
         Written::Changed => ui.note(&format!(
             "{env}: saved {saved} secret(s), encrypted to {}",
@@ -47,6 +60,31 @@ pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i
     }
     ui.roster(&env, &report);
     Ok(0)
+}
+
+/// An edit that leaves none of an environment's `had` secrets (a slip of the editor as
+/// often as a wish): saved only when the person at a terminal says so.
+fn confirm_emptying(env: &EnvName, had: usize) -> Result<()> {
+    let refuse = || {
+        Error::new(format!(
+            "{env}: the edit removes every secret ({had}); nothing was saved"
+        ))
+        .with_hint(format!(
+            "to empty {env} on purpose, run `vault edit {env}` at a terminal and confirm, or `vault unset {env} NAME` for each"
+        ))
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(refuse());
+    }
+    eprint!("vault: {env}: this edit removes all {had} secret(s). Save it? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::new(format!("cannot read the answer: {e}")))?;
+    match answer.trim() {
+        "y" | "Y" | "yes" => Ok(()),
+        _ => Err(refuse()),
+    }
 }
 
 /// Reads a value for `set`: from a file exactly, or from standard input.
