@@ -152,9 +152,7 @@ fn attack_a_grant_from_another_project_is_spliced_in() {
     // A fresh machine that trusts alice refuses it too: the grant signs another project.
     let fresh = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let mut c = p.cmd(args);
-        c.env("HOME", fresh.path())
-            .env("XDG_STATE_HOME", fresh.path().join("state"));
+        let mut c = p.on_machine(fresh.path(), "alice_ed25519", args);
         common::Run(c.output().unwrap())
     };
     run(&[
@@ -211,10 +209,7 @@ fn attack_an_environment_founded_by_a_stranger_is_refused() {
     // Nobody wrote production yet; mallory founds it on her own machine.
     p.add_member("production", "mallory", "mallory_ed25519.pub");
     let home = tempfile::tempdir().unwrap();
-    let mut c = p.cmd(&["set", "production", "A"]);
-    c.env("VAULT_IDENTITY", key("mallory_ed25519"))
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path().join("state"));
+    let c = p.on_machine(home.path(), "mallory_ed25519", &["set", "production", "A"]);
     common::run_with_input(c, b"evil").success();
     let err = refused(&p, "production");
     let mfp = fingerprint("mallory_ed25519.pub");
@@ -239,10 +234,7 @@ fn attack_an_environment_founded_by_a_stranger_is_refused() {
     p.set("production", "A", "honest");
     let bob = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let mut c = p.cmd(args);
-        c.env("VAULT_IDENTITY", key("carol_rsa"))
-            .env("HOME", bob.path())
-            .env("XDG_STATE_HOME", bob.path().join("state"));
+        let mut c = p.on_machine(bob.path(), "carol_rsa", args);
         common::Run(c.output().unwrap())
     };
     let err = run(&["get", "production", "A"]).error();
@@ -531,9 +523,7 @@ fn attack_a_second_founder_beside_a_copied_founding_line_is_refused() {
     // alice's fresh machine, where she trusts her own key: refused, and nothing written.
     let fresh = tempfile::tempdir().unwrap();
     let run = |args: &[&str], input: Option<&[u8]>| {
-        let mut c = p.cmd(args);
-        c.env("HOME", fresh.path())
-            .env("XDG_STATE_HOME", fresh.path().join("state"));
+        let mut c = p.on_machine(fresh.path(), "alice_ed25519", args);
         match input {
             Some(i) => common::run_with_input(c, i),
             None => common::Run(c.output().unwrap()),
@@ -638,20 +628,14 @@ fn attack_a_departed_members_write_on_an_old_branch_is_not_merged() {
     // carol, on her own machine, writes on a branch from when she was a member.
     git(p.root(), &["checkout", "-qb", "old", "HEAD~1"]);
     let home = tempfile::tempdir().unwrap();
-    let mut c = p.bare(&["set", "staging", "EVIL_URL"]);
-    c.env("VAULT_IDENTITY", key("carol_rsa"))
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path().join("state"));
+    let c = p.on_machine(home.path(), "carol_rsa", &["set", "staging", "EVIL_URL"]);
+    let alice = fingerprint("alice_ed25519.pub");
     let trust = p
-        .bare(&[
-            "trust",
-            "staging",
-            "--fingerprint",
-            &fingerprint("alice_ed25519.pub"),
-        ])
-        .env("VAULT_IDENTITY", key("carol_rsa"))
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path().join("state"))
+        .on_machine(
+            home.path(),
+            "carol_rsa",
+            &["trust", "staging", "--fingerprint", &alice],
+        )
         .output()
         .unwrap();
     assert!(trust.status.success());
@@ -702,10 +686,7 @@ fn on_machine(
     args: &[&str],
     input: Option<&[u8]>,
 ) -> common::Run {
-    let mut c = p.bare(args);
-    c.env("VAULT_IDENTITY", key(who))
-        .env("HOME", home)
-        .env("XDG_STATE_HOME", home.join("state"));
+    let mut c = p.on_machine(home, who, args);
     match input {
         Some(i) => common::run_with_input(c, i),
         None => common::Run(c.output().unwrap()),
@@ -910,10 +891,7 @@ fn a_merge_on_a_machine_new_to_the_environment_holds_the_ancestor_to_verified_ke
     let home = tempfile::tempdir().unwrap();
     p.add_member("staging", "mallory", "mallory_ed25519.pub");
     for value in ["one", "two"] {
-        let mut c = p.bare(&["set", "staging", "A"]);
-        c.env("VAULT_IDENTITY", key("mallory_ed25519"))
-            .env("HOME", home.path())
-            .env("XDG_STATE_HOME", home.path().join("state"));
+        let c = p.on_machine(home.path(), "mallory_ed25519", &["set", "staging", "A"]);
         common::run_with_input(c, value.as_bytes()).success();
         commit_all(&p, value);
     }

@@ -106,6 +106,16 @@ impl Project {
         c
     }
 
+    /// `vault` in this project as `who` (a fixture key) on a machine of its own, whose
+    /// home (and so what vault remembers) is `home`.
+    pub fn on_machine(&self, home: &Path, who: &str, args: &[&str]) -> Command {
+        let mut c = self.bare(args);
+        c.env("VAULT_IDENTITY", key(who))
+            .env("HOME", home)
+            .env("XDG_STATE_HOME", home.join("state"));
+        c
+    }
+
     pub fn vault(&self, args: &[&str]) -> Run {
         Run(self.cmd(args).output().unwrap())
     }
