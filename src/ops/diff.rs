@@ -85,7 +85,7 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
         .as_ref()
         .map(|m| m.allow.clone())
         .unwrap_or_default();
-    match store.decrypt_allowing(env, &pair.ciphertext, &allowed) {
+    match store.decrypt(env, &pair.ciphertext, &allowed) {
         Ok(doc) => {
             side.secrets = Some(
                 doc.entries()

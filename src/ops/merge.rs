@@ -598,7 +598,7 @@ fn side(
             ))
         })?;
     let doc = store
-        .decrypt_allowing(env, ciphertext, &verified.manifest.allow)
+        .decrypt(env, ciphertext, &verified.manifest.allow)
         .map_err(|e| {
         Error::new(format!("{env}: cannot merge without reading it: {e}"))
             .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")

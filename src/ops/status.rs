@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::keys::recipients::{self, Member, PublicKey};
 use crate::manifest::{Exposure, RosterEntry};
 use crate::project::EnvName;
-use crate::store::Store;
+use crate::store::{Pair, Store};
 use crate::trust::Verified;
 
 /// Whether a file is encrypted to exactly its signed roster.
@@ -154,7 +154,7 @@ pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
         st.secrets = match refused {
             Some(why) if !store.skip_verify => Err(format!("not decrypted: {why}")),
             _ => store
-                .decrypt(&env, &disk.ciphertext)
+                .decrypt(&env, &disk.ciphertext, &allowed_by(&verified, &disk))
                 .map(|d| Some(d.entries().len()))
                 .map_err(|e| e.to_string()),
         };
@@ -180,4 +180,13 @@ pub fn readable_by(store: &Store, keys: &[PublicKey]) -> Result<Vec<(EnvName, St
         }
     }
     Ok(out)
+}
+
+/// The controlling names a status may find in `disk`: those its verified manifest allows
+/// (with --insecure-skip-verify, those its unverified one names).
+fn allowed_by(verified: &std::result::Result<Verified, String>, disk: &Pair) -> Vec<String> {
+    match verified {
+        Ok(v) => v.manifest.allow.clone(),
+        Err(_) => disk.manifest().map(|m| m.allow).unwrap_or_default(),
+    }
 }

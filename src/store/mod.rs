@@ -97,7 +97,7 @@ impl Store {
             ))
         })?;
         let allowed = self.verify_for_read(env, &pair)?;
-        self.decrypt_allowing(env, &pair.ciphertext, &allowed)
+        self.decrypt(env, &pair.ciphertext, &allowed)
     }
 
     /// The members the verified roster of `env` grants, or None when it has no secrets.

@@ -386,23 +386,9 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// The controlling names it may hold are those the manifest on disk that signs this
-    /// very ciphertext allows (the pair the caller verified).
-    pub fn decrypt(&mut self, env: &EnvName, ciphertext: &[u8]) -> Result<Document> {
-        let hash = trust::ciphertext_hash(ciphertext);
-        let allowed = Pair::read(&self.project, env)
-            .ok()
-            .flatten()
-            .and_then(|p| p.manifest())
-            .filter(|m| m.ciphertext == hash)
-            .map(|m| m.allow)
-            .unwrap_or_default();
-        self.decrypt_allowing(env, ciphertext, &allowed)
-    }
-
     /// Decrypts `ciphertext` of `env` into its document, which may hold the controlling
     /// names in `allowed` (from the verified manifest that signs it).
-    pub fn decrypt_allowing(
+    pub fn decrypt(
         &mut self,
         env: &EnvName,
         ciphertext: &[u8],

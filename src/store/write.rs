@@ -130,7 +130,7 @@ impl Store {
             Some(v) => v.manifest.allow.clone(),
             None => pair.manifest().map(|m| m.allow).unwrap_or_default(),
         };
-        let doc = self.decrypt_allowing(env, &pair.ciphertext, &allowed)?;
+        let doc = self.decrypt(env, &pair.ciphertext, &allowed)?;
         crate::fs::checkpoint("decrypted");
         Ok(Current {
             doc: Some(doc),
