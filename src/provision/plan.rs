@@ -1,6 +1,6 @@
 //! A provisioning run settled before anything connects: the servers (from the command
-//! line, else the pillar), the rendered pillar, the values to redact, and the verdict
-//! on how the run went.
+//! line, else the pillar), the rendered pillar and the version it is, the values to
+//! redact, and the verdict on how the run went.
 
 use super::{HostReport, Settings, Target};
 use crate::document::Document;
@@ -22,6 +22,7 @@ pub struct Request {
     pub salt_call: String,
     pub accept_new_host_key: bool,
     pub dry_run: bool,
+    pub allow_older: bool,
     pub keep_pillar: bool,
     pub jobs: usize,
     pub ssh_config: Option<PathBuf>,
@@ -72,7 +73,8 @@ pub fn plan(
     // A dry run too: Salt renders every state (Jinja runs code) and the pillar goes to
     // a scratch root, so it ships the secrets to the same states and servers.
     super::approval::require(store, &env, &targets, &other_envs, ask)?;
-    let doc = store.open(&env)?;
+    let (doc, manifest) = store.open_signed(&env)?;
+    let lineage = super::freshness::Lineage::new(manifest.as_ref(), store.versions_in_git(&env));
     let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
     let settings = Settings {
         env,
@@ -81,6 +83,8 @@ pub fn plan(
         salt_call: req.salt_call,
         accept_new_host_key: req.accept_new_host_key,
         dry_run: req.dry_run,
+        allow_older: req.allow_older,
+        lineage,
         keep_pillar: req.keep_pillar,
         jobs: req.jobs,
         other_envs,
