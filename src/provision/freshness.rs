@@ -11,8 +11,9 @@ use crate::manifest::Manifest;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// How many of this version's ancestors rsync's remote end is given to let through by
-/// itself (the rest are judged here, at the cost of a second copy): the list is part of
-/// one command line, which must stay well under Linux's 128 KiB for one argument.
+/// itself (a record naming any other is judged here, and what may go ahead costs a second
+/// copy): the list is part of one command line argument, which must stay well under
+/// Linux's 128 KiB.
 const GUARD_LIMIT: usize = 500;
 
 /// A secrets version, as a server's record names it: its manifest's id and serial.
@@ -219,19 +220,19 @@ fn ancestors(parents: &[String], versions: &HashMap<String, (u64, Vec<String>)>)
 }
 
 /// The one line (and hint) for a finding a run refuses, or the note for one it goes
-/// ahead with but shows; `env` names the commands of the hint. None: nothing to say.
+/// ahead with but shows.
 pub struct Verdict {
     pub refused: bool,
     pub message: String,
     pub hint: Option<String>,
 }
 
-/// What a run does with `finding`: `allow_older` lets another branch's version (or an
-/// unreadable record) through; `path` is the record on the server.
+/// What a run does with `finding` on `host`: `allow_older` lets another branch's version
+/// (or an unreadable record) through; `path` is the record on the server.
 pub fn verdict(
     finding: &Finding,
     current: Option<&Version>,
-    env: &str,
+    (env, host): (&str, &str),
     allow_older: bool,
     path: &str,
 ) -> Option<Verdict> {
@@ -250,7 +251,7 @@ pub fn verdict(
         Finding::First | Finding::Same | Finding::Ahead => None,
         Finding::Older(applied) => Some(refuse(
             format!(
-                "the server runs {env} {}, which follows {ours} here: refusing to go back to an older version",
+                "{host} runs {env} {}, which follows {ours} here: refusing to go back to an older version",
                 applied.label()
             ),
             format!(
@@ -263,22 +264,20 @@ pub fn verdict(
                 false => "a version this checkout's history does not hold",
             };
             let message = format!(
-                "the server runs {env} {}, which {ours} here does not follow ({why})",
+                "{host} runs {env} {}, which {ours} here does not follow ({why})",
                 applied.label()
             );
             match allow_older {
                 true => Some(note(format!("{message}; applying it anyway (--allow-older)"))),
                 false => Some(refuse(
                     message,
-                    format!(
-                        "`git pull` and merge to get the version the server runs, then provision again; --allow-older applies this one over it"
-                    ),
+                    "`git pull` and merge to get the version the server runs, then provision again; --allow-older applies this one over it".to_string(),
                 )),
             }
         }
         Finding::Garbled(what) => {
             let message = format!(
-                "the server's record of the {env} version it runs ({path}) is not one vault wrote: {what}"
+                "{host}: the record of the {env} version it runs ({path}) is not one vault wrote: {what}"
             );
             match allow_older {
                 true => Some(note(format!("{message}; replacing it (--allow-older)"))),
@@ -290,7 +289,7 @@ pub fn verdict(
         }
         Finding::Unverified => {
             let message = format!(
-                "{ours} of {env} cannot be compared with the version the server runs"
+                "{ours} of {env} cannot be compared with the version {host} runs"
             );
             match allow_older {
                 true => Some(note(format!("{message}; applying it anyway (--allow-older), the server's record kept"))),
@@ -401,7 +400,7 @@ mod tests {
         let v = verdict(
             &lineage.finding(&wrong),
             lineage.current.as_ref(),
-            "staging",
+            ("staging", "web1"),
             false,
             "/r",
         );

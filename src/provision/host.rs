@@ -84,7 +84,7 @@ impl Host<'_> {
         }
         let result = self.steps(&session).await;
         let _ = session.close().await;
-        Ok(result?)
+        result
     }
 
     /// The two round trips over the connection, and what they leave on the server
@@ -136,13 +136,14 @@ impl Host<'_> {
     }
 
     /// The rsync round trip, judged by the server's record of the version it applied:
-    /// guarded (a real run without --allow-older), its remote end ships nothing unless
-    /// the record names this version or one of its nearest ancestors; any other is
-    /// judged here, and a far ancestor's is copied again, unguarded. Returns the record.
+    /// guarded (a real run), its remote end ships nothing unless the record names this
+    /// version or one of its nearest ancestors; any other is judged here, and copied
+    /// again, unguarded, when it may go ahead (a far ancestor's, or with --allow-older
+    /// another branch's). Returns the record.
     async fn ship(&self, session: &Session, layout: &Layout) -> Result<Record, Failure> {
         let from = self.project.root().join("conf");
         let s = self.settings;
-        let guard = !s.dry_run && !s.allow_older;
+        let guard = !s.dry_run;
         let (record, stopped) = self.rsync(session, &from, layout, guard).await?;
         let finding = s.lineage.finding(&record);
         let current = s.lineage.current.as_ref();
@@ -152,7 +153,7 @@ impl Host<'_> {
         } else if let Some(v) = freshness::verdict(
             &finding,
             current,
-            s.env.as_str(),
+            (s.env.as_str(), &self.target.label()),
             s.allow_older,
             &layout.record,
         ) {

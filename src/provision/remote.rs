@@ -377,7 +377,7 @@ mod tests {
             run_prelude(dir.path(), &path, Some(&[b])),
             (format!("={a} 3"), false)
         );
-        assert_eq!(run_prelude(dir.path(), &path, Some(&[])).1, false);
+        assert!(!run_prelude(dir.path(), &path, Some(&[])).1);
         assert_eq!(
             run_prelude(dir.path(), &path, None),
             (format!("={a} 3"), true)
