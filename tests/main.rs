@@ -15,6 +15,7 @@ mod edit;
 mod example_project;
 mod export_consumers;
 mod export_properties;
+mod freshness;
 mod git_workflow;
 mod header;
 mod identities;

@@ -1,11 +1,12 @@
-//! One host's provision, step by step: connect, rsync of the Salt roots, the secrets and
-//! salt-call in one remote script, and what the run leaves on the server removed; each
+//! One host's provision, step by step: connect, rsync of the Salt roots (with the server's
+//! record of the version it runs, judged), the secrets and salt-call in one remote script, and what the run leaves on the server removed; each
 //! step timed as it goes, and reported to the run's [`Progress`] as it starts.
 
 use crate::project::Project;
+use crate::provision::freshness::{self, Record};
 use crate::provision::layout::Layout;
 use crate::provision::progress::Progress;
-use crate::provision::remote::{self, apply_script, leftovers_removal, ApplyScript};
+use crate::provision::remote::{self, apply_script, leftovers_removal, ApplyScript, RecordSwap};
 use crate::provision::report::{Applied, Failure, HostReport};
 use crate::provision::salt_output::{Line, Redactor, SaltOutput};
 use crate::provision::session::{self, shell};
@@ -83,24 +84,27 @@ impl Host<'_> {
         }
         let result = self.steps(&session).await;
         let _ = session.close().await;
-        Ok(result?)
+        result
     }
 
     /// The two round trips over the connection, and what they leave on the server
     /// removed when they fail.
-    async fn steps(&self, session: &Session) -> Result<Applied, String> {
+    async fn steps(&self, session: &Session) -> Result<Applied, Failure> {
         let layout = Layout::new(self.settings, self.target);
         let removal = leftovers_removal(
             &layout.env_dir,
             layout.scratch.as_deref(),
             self.settings.keep_pillar,
         );
+        let current = self.settings.lineage.current.as_ref();
+        let new_record = current.map(freshness::Version::record_line);
         let applied = async {
             // Round trip 1: rsync of conf/salt and conf/pillar (its remote end first checks
             // for salt-call, so nothing is shipped to a host that cannot apply it).
+            // It also reads the server's record of the version it applied, and ships
+            // nothing when that is not one this version follows (see `freshness`).
             self.step("rsync");
-            self.rsync(session, &self.project.root().join("conf"), &layout.srv)
-                .await?;
+            let record = self.ship(session, &layout).await?;
 
             // Round trip 2: the minion config (no secret in it, so on the command line),
             // the secrets from standard input into a 0600 file, a marker line, salt-call,
@@ -114,8 +118,13 @@ impl Host<'_> {
                 salt_call: &self.settings.salt_call,
                 removal: removal.as_deref(),
                 dry_run: self.settings.dry_run,
+                record: (!self.settings.dry_run).then(|| RecordSwap {
+                    path: &layout.record,
+                    expected: &record.state,
+                    new: new_record.as_deref(),
+                }),
             });
-            self.apply(session, &script).await
+            Ok(self.apply(session, &script).await?)
         }
         .await;
         if let (Err(_), Some(rm)) = (&applied, &removal) {
@@ -126,22 +135,78 @@ impl Host<'_> {
         applied
     }
 
-    /// rsync of `from`/salt and `from`/pillar into `to`, over the session's master.
-    async fn rsync(&self, session: &Session, from: &Path, to: &str) -> Result<(), String> {
+    /// The rsync round trip, judged by the server's record of the version it applied:
+    /// guarded (a real run), its remote end ships nothing unless the record names this
+    /// version or one of its nearest ancestors; any other is judged here, and copied
+    /// again, unguarded, when it may go ahead (a far ancestor's, or with --allow-older
+    /// another branch's). Returns the record.
+    async fn ship(&self, session: &Session, layout: &Layout) -> Result<Record, Failure> {
+        let from = self.project.root().join("conf");
+        let s = self.settings;
+        let guard = !s.dry_run;
+        let (record, stopped) = self.rsync(session, &from, layout, guard).await?;
+        let finding = s.lineage.finding(&record);
+        let current = s.lineage.current.as_ref();
+        if s.dry_run {
+            let note = freshness::dry_run_note(&finding, current, s.env.as_str());
+            self.progress.note(self.index, &note);
+        } else if let Some(v) = freshness::verdict(
+            &finding,
+            current,
+            (s.env.as_str(), &self.target.label()),
+            s.allow_older,
+            &layout.record,
+        ) {
+            if v.refused {
+                return Err(Failure {
+                    message: format!("{}; nothing was applied", v.message),
+                    hint: v.hint,
+                });
+            }
+            self.progress.note(self.index, &v.message);
+        }
+        if stopped {
+            self.rsync(session, &from, layout, false).await?;
+        }
+        Ok(record)
+    }
+
+    /// rsync of `from`/salt and `from`/pillar into the layout's roots, over the session's
+    /// master: the server's record as its remote end read it, and whether `guard` stopped
+    /// it before it copied anything.
+    async fn rsync(
+        &self,
+        session: &Session,
+        from: &Path,
+        layout: &Layout,
+        guard: bool,
+    ) -> Result<(Record, bool), String> {
         let out = self
-            .rsync_command(session, from, to)
+            .rsync_command(session, from, layout, guard)
             .output()
             .await
             .map_err(|e| format!("cannot run rsync: {e}"))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let stopped = !out.status.success() && err.contains(remote::NOT_FOLLOWED);
+        if !out.status.success() && !stopped {
             return Err(remote::explain(&err, &self.settings.salt_call)
                 .unwrap_or_else(|| format!("rsync of {} failed: {}", from.display(), err.trim())));
         }
-        Ok(())
+        let state = err
+            .lines()
+            .find_map(|l| l.strip_prefix(remote::APPLIED))
+            .ok_or("the host did not say which secrets version it runs")?;
+        Ok((Record::parse(state.trim_end()), stopped))
     }
 
-    fn rsync_command(&self, session: &Session, from: &Path, to: &str) -> tokio::process::Command {
+    fn rsync_command(
+        &self,
+        session: &Session,
+        from: &Path,
+        layout: &Layout,
+        guard: bool,
+    ) -> tokio::process::Command {
+        let to = &layout.srv;
         // tokio's process, so the other hosts go on while this one copies.
         let mut cmd = tokio::process::Command::new("rsync");
         cmd.args([
@@ -163,7 +228,10 @@ impl Host<'_> {
         let ssh_config = self.settings.ssh_config.as_deref();
         cmd.arg("-e").arg(session::rsync_ssh(session, ssh_config));
         let sudo = !self.target.is_root();
-        let remote_end = remote::rsync_path(&self.settings.salt_call, to, sudo);
+        let ids = self.settings.lineage.guard_ids();
+        let guard = guard.then_some(ids.as_slice());
+        let remote_end =
+            remote::rsync_path(&self.settings.salt_call, to, sudo, &layout.record, guard);
         cmd.arg(format!("--rsync-path={remote_end}"));
         // conf/salt and conf/pillar (no trailing slash) into srv/: srv/salt and
         // srv/pillar are synchronized, and nothing else in srv/ is touched.
@@ -206,7 +274,9 @@ impl Host<'_> {
                 .unwrap_or_else(|| format!("pushing the secrets failed: {}", err.trim())));
         };
         if !status.success() && applied.failed.is_empty() {
-            return Err(format!("salt-call exited with {status}"));
+            let err = String::from_utf8_lossy(&err);
+            return Err(remote::explain(&err, &self.settings.salt_call)
+                .unwrap_or_else(|| format!("salt-call exited with {status}")));
         }
         Ok(applied)
     }

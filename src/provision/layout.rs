@@ -19,6 +19,9 @@ pub(super) struct Layout {
     pub config_dir: String,
     /// The environment's pillar folder, where the secrets go.
     pub env_dir: String,
+    /// The server's record of the secrets version it last applied (a dry run's too:
+    /// it reads the real one, and never writes it).
+    pub record: String,
 }
 
 impl Layout {
@@ -40,8 +43,17 @@ impl Layout {
             None => under_root("etc/salt"),
         };
         let (salt_root, pillar_root) = (format!("{srv}/salt"), format!("{srv}/pillar"));
+        // One file per project and environment, as the minion id names them.
+        let name: String = format!("{}-{}", settings.project_name, settings.env)
+            .chars()
+            .map(|c| match c.is_ascii_alphanumeric() || "._-".contains(c) {
+                true => c,
+                false => '_',
+            })
+            .collect();
         Layout {
             env_dir: format!("{pillar_root}/{}", settings.env),
+            record: under_root(&format!("var/lib/vault/{name}")),
             root,
             scratch,
             srv,

@@ -6,10 +6,12 @@
 //! Here, the run: its settings, and the fan-out over its hosts ([`targets`]), `jobs` at a
 //! time. Each host goes through `host`'s steps over one `session`, shipping into the
 //! folders `layout` names and running `remote`'s scripts, Salt's output read and redacted
-//! by `salt_output`. What happens is told to a [`Progress`] as it goes, and comes back as
+//! by `salt_output`; `freshness` holds each server to the secrets version it last
+//! applied. What happens is told to a [`Progress`] as it goes, and comes back as
 //! [`HostReport`]s for the closing [`table`]. `pillar` reads the project's plain settings.
 
 pub mod approval;
+pub mod freshness;
 mod host;
 mod known_hosts;
 mod layout;
@@ -44,6 +46,11 @@ pub struct Settings {
     pub salt_call: String,
     pub accept_new_host_key: bool,
     pub dry_run: bool,
+    /// Apply a version that does not follow the one a server runs (another branch's),
+    /// though never one that the server's follows.
+    pub allow_older: bool,
+    /// This run's secrets version and what it follows, for each server's record.
+    pub lineage: freshness::Lineage,
     pub keep_pillar: bool,
     pub jobs: usize,
     /// Environments whose pillar folders stay off the server.

@@ -1,7 +1,8 @@
 //! A provisioning run settled before anything connects: the servers (from the command
-//! line, else the pillar), the rendered pillar, the values to redact, and the verdict
-//! on how the run went.
+//! line, else the pillar), the rendered pillar and the version it is, the values to
+//! redact, and the verdict on how the run went.
 
+use super::pillar::EnvSetting;
 use super::{HostReport, Settings, Target};
 use crate::document::Document;
 use crate::error::{Error, Result};
@@ -22,6 +23,7 @@ pub struct Request {
     pub salt_call: String,
     pub accept_new_host_key: bool,
     pub dry_run: bool,
+    pub allow_older: bool,
     pub keep_pillar: bool,
     pub jobs: usize,
     pub ssh_config: Option<PathBuf>,
@@ -74,23 +76,12 @@ pub fn plan(
     let state_trees = super::pillar::state_trees(&store.project, &env)?;
     let settings_env = super::pillar::env_settings(&store.project, &env)?;
     let approval = super::approval::require(store, &env, &targets, &other_envs, &state_trees, ask)?;
-    let doc = store.open(&env)?;
-    if let Some(both) = settings_env
-        .iter()
-        .find(|s| doc.entries().iter().any(|e| e.name() == s.name))
-    {
-        return Err(Error::usage(format!(
-            "{env}: {} is both a setting (env: in conf/pillar/{env}/env.sls) and a secret: the program can have only one",
-            both.name
-        ))
-        .with_hint(format!(
-            "keep it a secret and take it out of env:, or `vault unset {env} {}`",
-            both.name
-        )));
-    }
+    let (doc, manifest) = store.open_signed(&env)?;
+    no_setting_is_a_secret(&env, &settings_env, &doc)?;
     if let Some(signed) = approval {
         signed.write(store)?;
     }
+    let lineage = super::freshness::Lineage::new(manifest.as_ref(), store.versions_in_git(&env));
     let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
     let settings = Settings {
         env,
@@ -99,6 +90,8 @@ pub fn plan(
         salt_call: req.salt_call,
         accept_new_host_key: req.accept_new_host_key,
         dry_run: req.dry_run,
+        allow_older: req.allow_older,
+        lineage,
         keep_pillar: req.keep_pillar,
         jobs: req.jobs,
         other_envs,
@@ -112,6 +105,25 @@ pub fn plan(
         pillar,
         doc,
     })
+}
+
+/// A name that is both an `env:` setting and a secret is refused: the program can see
+/// only one of them, and which one would be an accident of the env file's order.
+fn no_setting_is_a_secret(env: &EnvName, settings: &[EnvSetting], doc: &Document) -> Result<()> {
+    let both = settings
+        .iter()
+        .find(|s| doc.entries().iter().any(|e| e.name() == s.name));
+    match both {
+        None => Ok(()),
+        Some(s) => Err(Error::usage(format!(
+            "{env}: {} is both a setting (env: in conf/pillar/{env}/env.sls) and a secret: the program can have only one",
+            s.name
+        ))
+        .with_hint(format!(
+            "keep it a secret and take it out of env:, or `vault unset {env} {}`",
+            s.name
+        ))),
+    }
 }
 
 impl Plan {

@@ -13,6 +13,19 @@ pub(super) struct ApplyScript<'a> {
     /// What the trap runs when the script ends: `None` keeps the pillar.
     pub removal: Option<&'a str>,
     pub dry_run: bool,
+    /// The server's record of the version it applied, and what to do with it (None: a dry
+    /// run, which leaves it alone).
+    pub record: Option<RecordSwap<'a>>,
+}
+
+/// The record's compare-and-swap: the apply script goes on only while the record is as
+/// rsync's remote end read it, and replaces it once salt-call succeeded.
+pub(super) struct RecordSwap<'a> {
+    pub path: &'a str,
+    /// The state read before (see [`record_state`]).
+    pub expected: &'a str,
+    /// The record's new line (None: keep the old one).
+    pub new: Option<&'a str>,
 }
 
 /// The one remote script of a provision: the minion config (no secret in it, so on the
@@ -33,7 +46,7 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
         ),
     };
     let mut script = format!(
-        "umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
+        "{check}umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
          umask 077 && mkdir -p {d} || exit 4; {cleanup}\
          cat > {d}/.secrets.sls.tmp || exit 4; \
          [ \"$(wc -c < {d}/.secrets.sls.tmp)\" -eq {len} ] || {{ rm -f {d}/.secrets.sls.tmp; echo {short} >&2; exit 4; }}; \
@@ -45,12 +58,61 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
         short = q(PILLAR_SHORT),
         salt = q(a.salt_call),
         ready = q(READY),
+        check = match &a.record {
+            Some(r) => unchanged(r, CHANGED_BEFORE),
+            None => String::new(),
+        },
     );
     if a.dry_run {
         script.push_str(" test=True");
     }
     script.push_str(" 2>&1");
+    if let Some(r) = &a.record {
+        script.push_str(&format!(
+            "; rc=$?; [ $rc -eq 0 ] || exit $rc; {}{}exit 0",
+            unchanged(r, CHANGED_AFTER),
+            r.new
+                .map(|line| write_record(r.path, line))
+                .unwrap_or_default(),
+        ));
+    }
     script
+}
+
+/// Shell that sets `$s` to the state of the record at `path`: `none` when there is
+/// none, else `=` and its first 200 bytes with all but letters, digits, `:` and spaces
+/// left out (a planted record cannot put anything else on a member's terminal). A link
+/// or anything but a file reads as `=link` or `=notafile`, never followed.
+pub(super) fn record_state(path: &str) -> String {
+    let r = shell_words::quote(path);
+    format!(
+        "if [ -L {r} ]; then s==link; elif [ -f {r} ]; then s=\"=$(head -c 200 {r} 2>/dev/null | tr -cd 'A-Za-z0-9: ')\"; \
+         elif [ -e {r} ]; then s==notafile; else s=none; fi; "
+    )
+}
+
+/// Shell that exits with 6 and `marker` unless the record is still as `r` expects.
+fn unchanged(r: &RecordSwap, marker: &str) -> String {
+    format!(
+        "{}[ \"$s\" = {} ] || {{ echo {} >&2; exit 6; }}; ",
+        record_state(r.path),
+        shell_words::quote(r.expected),
+        shell_words::quote(marker)
+    )
+}
+
+/// Shell that writes `line` as the record at `path`, atomically, root's alone: its
+/// folder 0700, the file 0600. Exits 7 with a marker when it cannot.
+fn write_record(path: &str, line: &str) -> String {
+    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
+    let (q, d) = (shell_words::quote(path), shell_words::quote(dir));
+    let tmp = shell_words::quote(&format!("{path}.tmp")).into_owned();
+    format!(
+        "{{ umask 022 && mkdir -p {d} && chmod 700 {d} && umask 077 && rm -f {tmp} && printf '%s\\n' {line} > {tmp} && mv -f {tmp} {q}; }} \
+         || {{ rm -f {tmp}; echo {failed} >&2; exit 7; }}; ",
+        line = shell_words::quote(line),
+        failed = shell_words::quote(RECORD_FAILED),
+    )
 }
 
 // The markers the scripts print for vault to read, beside their exit codes: 3 for no
@@ -62,16 +124,55 @@ const SALT_MISSING: &str = "vault: salt-call not found";
 pub(super) const READY: &str = "vault: pillar in place";
 /// What the apply script says when fewer pillar bytes arrived than were sent.
 const PILLAR_SHORT: &str = "vault: the secrets arrived incomplete";
+/// What rsync's remote end prints before the state of the server's record.
+pub(super) const APPLIED: &str = "vault: applied version: ";
+/// What rsync's remote end says when the record names a version not let through.
+pub(super) const NOT_FOLLOWED: &str = "vault: the applied version is not one this follows";
+/// What the apply script says when the record changed since rsync's remote end read it.
+const CHANGED_BEFORE: &str = "vault: the applied version changed before this applied";
+const CHANGED_AFTER: &str = "vault: the applied version changed while this applied";
+/// What the apply script says when Salt succeeded but the record could not be written.
+const RECORD_FAILED: &str = "vault: cannot write the record of the applied version";
 
 /// rsync's `--rsync-path`: the remote end of the copy, in the same round trip. No
-/// salt-call, no shipping; then the folder `to` (with its parents), and rsync itself with
-/// the arguments rsync adds.
-pub(super) fn rsync_path(salt_call: &str, to: &str, sudo: bool) -> String {
+/// salt-call, no shipping; then the state of the server's `record` printed (see
+/// [`record_state`]); with `guard`, the ids let through, no shipping when the record
+/// names another; then the folder `to` (with its parents), and rsync itself with the
+/// arguments rsync adds.
+pub(super) fn rsync_path(
+    salt_call: &str,
+    to: &str,
+    sudo: bool,
+    record: &str,
+    guard: Option<&[&str]>,
+) -> String {
+    let guard = match guard {
+        None => String::new(),
+        Some(ids) => {
+            // Ids are `sha256:` and hex: nothing a pattern would read otherwise.
+            let ids: Vec<&str> = ids
+                .iter()
+                .copied()
+                .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':'))
+                .collect();
+            let known = match ids.is_empty() {
+                true => "false".to_string(),
+                false => format!("case \"$id\" in {}) ;; *) false;; esac", ids.join("|")),
+            };
+            format!(
+                "case \"$s\" in none) ;; *) id=${{s#=}}; id=${{id%% *}}; {known} || {{ echo {stop} >&2; exit 5; }};; esac; ",
+                stop = shell_words::quote(NOT_FOLLOWED),
+            )
+        }
+    };
     let prelude = format!(
         "command -v {salt} >/dev/null 2>&1 || {{ echo {missing} >&2; exit 3; }}; \
+         {state}printf '%s%s\\n' {applied} \"$s\" >&2; {guard}\
          umask 022 && mkdir -p \"$0\" && exec rsync \"$@\"",
         salt = shell_words::quote(salt_call),
         missing = shell_words::quote(SALT_MISSING),
+        state = record_state(record),
+        applied = shell_words::quote(APPLIED),
     );
     let sudo = if sudo { "sudo -n " } else { "" };
     format!(
@@ -90,6 +191,12 @@ pub(super) fn explain(stderr: &str, salt_call: &str) -> Option<String> {
         ))
     } else if stderr.contains(PILLAR_SHORT) {
         Some("the secrets did not all reach the host (the connection was cut while sending them); nothing was applied, run provision again".into())
+    } else if stderr.contains(CHANGED_BEFORE) {
+        Some("another provision changed the version the server runs since this one read it: nothing was applied, run provision again".into())
+    } else if stderr.contains(CHANGED_AFTER) {
+        Some("another provision changed the version the server runs while this one applied: its record was kept; run provision again to know which version runs".into())
+    } else if stderr.contains(RECORD_FAILED) {
+        Some("applied, but the server's record of the applied version could not be written: the next provision cannot tell whether it goes back".into())
     } else if stderr.contains("sudo:") && stderr.contains("password") {
         Some("sudo asks for a password: give the user passwordless sudo, or connect as root (-u root)".into())
     } else {
@@ -123,13 +230,24 @@ mod tests {
     /// Runs the apply script under the local `sh` with `input` on its standard input and
     /// a stand-in salt-call that reports which pillar it found.
     fn run_apply(dir: &Path, input: &[u8], sent: usize, keep: bool) -> std::process::Output {
+        run_apply_with(dir, input, sent, keep, None)
+    }
+
+    /// [`run_apply`] with the record's compare-and-swap.
+    fn run_apply_with(
+        dir: &Path,
+        input: &[u8],
+        sent: usize,
+        keep: bool,
+        record: Option<RecordSwap>,
+    ) -> std::process::Output {
         use std::io::Write;
         let salt = dir.join("salt-call");
         std::fs::write(
             &salt,
             format!(
-                "#!/bin/sh\ncat '{}/env/secrets.sls' && echo salt-ran\n",
-                dir.display()
+                "#!/bin/sh\ncat '{d}/env/secrets.sls' && echo salt-ran && [ ! -e '{d}/fail' ]\n",
+                d = dir.display()
             ),
         )
         .unwrap();
@@ -145,6 +263,7 @@ mod tests {
             salt_call: &salt.display().to_string(),
             removal: removal.as_deref(),
             dry_run: false,
+            record,
         });
         let mut child = std::process::Command::new("sh")
             .arg("-c")
@@ -205,5 +324,124 @@ mod tests {
                 .collect();
             assert!(left.is_empty(), "left on the host: {left:?}");
         }
+    }
+
+    /// The state the rsync prelude prints of the record at `path`, and whether it went
+    /// on to rsync (a stand-in that says so), with `guard`'s ids.
+    fn run_prelude(dir: &Path, path: &str, guard: Option<&[&str]>) -> (String, bool) {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in [("rsync", "echo rsync-ran"), ("salt-call", "true")] {
+            let f = bin.join(name);
+            std::fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        let to = dir.join("srv").display().to_string();
+        let cmd = rsync_path("salt-call", &to, false, path, guard);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let state = err
+            .lines()
+            .find_map(|l| l.strip_prefix(APPLIED))
+            .unwrap_or_else(|| panic!("no state: {err}"))
+            .to_string();
+        let ran = String::from_utf8_lossy(&out.stdout).contains("rsync-ran");
+        assert_eq!(ran, out.status.success(), "{out:?}");
+        assert_eq!(!ran && guard.is_some(), err.contains(NOT_FOLLOWED), "{err}");
+        (state, ran)
+    }
+
+    #[test]
+    fn the_rsync_prelude_reports_the_record_and_guards_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("lib/vault/example-staging");
+        let path = record.display().to_string();
+        let (a, b) = ("sha256:aa", "sha256:bb");
+        assert_eq!(
+            run_prelude(dir.path(), &path, Some(&[a])),
+            ("none".into(), true)
+        );
+        std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+        std::fs::write(&record, format!("{a} 3\n")).unwrap();
+        assert_eq!(
+            run_prelude(dir.path(), &path, Some(&[b, a])),
+            (format!("={a} 3"), true)
+        );
+        assert_eq!(
+            run_prelude(dir.path(), &path, Some(&[b])),
+            (format!("={a} 3"), false)
+        );
+        assert!(!run_prelude(dir.path(), &path, Some(&[])).1);
+        assert_eq!(
+            run_prelude(dir.path(), &path, None),
+            (format!("={a} 3"), true)
+        );
+        // What a member's terminal is shown of a planted record: safe characters only;
+        // a link is never followed.
+        std::fs::write(&record, "\x1b[31mred $(id) `x`\n").unwrap();
+        assert_eq!(
+            run_prelude(dir.path(), &path, Some(&[a])),
+            ("=31mred id x".into(), false)
+        );
+        std::fs::remove_file(&record).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &record).unwrap();
+        assert_eq!(
+            run_prelude(dir.path(), &path, Some(&[a])),
+            ("=link".into(), false)
+        );
+    }
+
+    #[test]
+    fn the_record_is_swapped_only_after_salt_and_only_if_unchanged() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pillar = b"secrets:\n  A: \"1\"\n";
+        let record = dir.path().join("var/lib/vault/example-staging");
+        let path = record.display().to_string();
+        let swap = |expected: &'static str| RecordSwap {
+            path: Box::leak(path.clone().into_boxed_str()),
+            expected,
+            new: Some("sha256:bb 4"),
+        };
+        // First: no record, written root-only after salt-call.
+        let out = run_apply_with(dir.path(), pillar, pillar.len(), false, Some(swap("none")));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "sha256:bb 4\n");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&record), 0o600);
+        assert_eq!(mode(record.parent().unwrap()), 0o700);
+        // Changed since it was read: nothing applied, the record kept.
+        let out = run_apply_with(
+            dir.path(),
+            pillar,
+            pillar.len(),
+            false,
+            Some(swap("=sha256:aa 3")),
+        );
+        assert_eq!(out.status.code(), Some(6), "{out:?}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("salt-ran"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(CHANGED_BEFORE));
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "sha256:bb 4\n");
+        // A failed salt-call, or one never run, writes no record.
+        std::fs::remove_file(&record).unwrap();
+        let out = run_apply_with(
+            dir.path(),
+            pillar,
+            pillar.len() + 1,
+            false,
+            Some(swap("none")),
+        );
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        std::fs::write(dir.path().join("fail"), "").unwrap();
+        let out = run_apply_with(dir.path(), pillar, pillar.len(), false, Some(swap("none")));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("salt-ran"));
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(!record.exists());
     }
 }

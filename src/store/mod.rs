@@ -16,6 +16,7 @@ use crate::document::{self, Document};
 use crate::error::{Error, Result};
 use crate::keys::identity::Identities;
 use crate::keys::recipients::{self, PublicKey};
+use crate::manifest::Manifest;
 use crate::notice::{Level, Notices};
 use crate::project::{EnvName, Project};
 use crate::trust::SeenStore;
@@ -87,6 +88,13 @@ impl Store {
 
     /// The decrypted document of `env`, which must exist, after its signature checks.
     pub fn open(&mut self, env: &EnvName) -> Result<Document> {
+        self.open_signed(env).map(|(doc, _)| doc)
+    }
+
+    /// Like [`open`](Self::open), with the verified manifest that signs what was
+    /// decrypted (None when it did not verify and `skip_verify` read it anyway): which
+    /// version this is, for a provision to compare with what a server runs.
+    pub fn open_signed(&mut self, env: &EnvName) -> Result<(Document, Option<Manifest>)> {
         let pair = self.read_env(env)?.ok_or_else(|| {
             Error::new(format!(
                 "{env} has no secrets yet ({} does not exist)",
@@ -96,8 +104,8 @@ impl Store {
                 "add one with `vault set {env} NAME`, or `vault edit {env}`"
             ))
         })?;
-        let allowed = self.verify_for_read(env, &pair)?;
-        self.decrypt(env, &pair.ciphertext, &allowed)
+        let (manifest, allowed) = self.verify_for_read(env, &pair)?;
+        Ok((self.decrypt(env, &pair.ciphertext, &allowed)?, manifest))
     }
 
     /// The members the verified roster of `env` grants, or None when it has no secrets.

@@ -126,8 +126,13 @@ impl Store {
     /// Like [`verify`](Self::verify), but files byte-identical to those this machine last
     /// verified, signed by a key still in its member's file, are not verified again.
     /// The header is checked against the signed roster either way.
-    /// Returns the controlling names the verified manifest allows.
-    pub(super) fn verify_for_read(&mut self, env: &EnvName, pair: &Pair) -> Result<Vec<String>> {
+    /// Returns the verified manifest (None: refused, and read anyway under
+    /// `skip_verify`) and the controlling names it allows.
+    pub(super) fn verify_for_read(
+        &mut self,
+        env: &EnvName,
+        pair: &Pair,
+    ) -> Result<(Option<Manifest>, Vec<String>)> {
         if let Some(sidecar) = &pair.sidecar {
             let project = self.project.clone();
             if self
@@ -145,14 +150,18 @@ impl Store {
                         Err(why) => self.refuse(env, why)?,
                     }
                 }
-                return Ok(manifest.allow);
+                let allow = manifest.allow.clone();
+                return Ok((Some(manifest), allow));
             }
         }
         let folder = recipients::members(&self.project, env)?;
         let v = self.verify(env, pair, &folder)?;
-        Ok(v.map(|v| v.manifest.allow)
+        let allow = v
+            .as_ref()
+            .map(|v| v.manifest.allow.clone())
             .or_else(|| pair.manifest().map(|m| m.allow))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok((v.map(|v| v.manifest), allow))
     }
 
     /// Checks `pair` against `folder` (the environment's members) before anything is
@@ -289,8 +298,10 @@ impl Store {
         BTreeMap::new()
     }
 
-    /// Every committed version of `env`'s manifest, by id (empty outside git).
-    fn versions_in_git(&self, env: &EnvName) -> std::collections::HashMap<String, Manifest> {
+    /// Every committed version of `env`'s manifest on any branch, by id (empty outside
+    /// git); not verified, but each is the text its id hashes, so a verified manifest's
+    /// parents lead to the very versions it follows.
+    pub fn versions_in_git(&self, env: &EnvName) -> std::collections::HashMap<String, Manifest> {
         let git = crate::git::Git::new(self.project.root());
         let path = Project::git_sidecar_path(env);
         let Ok(commits) = git.commits_touching(&path) else {

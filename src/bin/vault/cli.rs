@@ -261,6 +261,9 @@ pub struct ProvisionArgs {
     /// Run Salt with test=True from a scratch copy of the roots: show what would change, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply this version over one a server runs that it does not follow (another branch's); one it is older than is refused all the same.
+    #[arg(long)]
+    pub allow_older: bool,
     /// Approve what this run ships (conf/salt, ENV's pillar files, its servers) and sign the approval, without asking.
     #[arg(long)]
     pub approve: bool,

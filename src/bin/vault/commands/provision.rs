@@ -68,6 +68,7 @@ fn request(args: ProvisionArgs, quiet: bool) -> plan::Request {
         salt_call: args.salt_call,
         accept_new_host_key: args.accept_new_host_key,
         dry_run: args.dry_run,
+        allow_older: args.allow_older,
         keep_pillar: args.keep_pillar,
         jobs: args.jobs,
         ssh_config: args.ssh_config,
