@@ -34,9 +34,7 @@ impl Postgres {
         match port {
             Some(port) => Some(Postgres { port }),
             None => {
-                super::require_in_ci(&format!(
-                    "PostgreSQL's {CLUSTER} cluster, online (scripts/setup-test-deps starts it)"
-                ));
+                super::require_in_ci(&format!("PostgreSQL's {CLUSTER} cluster (online)"));
                 None
             }
         }
@@ -174,7 +172,7 @@ pub fn django_python(app_venv: &Path) -> Option<PathBuf> {
     if ok {
         Some(python)
     } else {
-        super::require_in_ci("Django and psycopg2 in the app venv (scripts/setup-test-deps)");
+        super::require_in_ci("Django and psycopg2 in the app venv");
         None
     }
 }
