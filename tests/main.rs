@@ -25,6 +25,7 @@ mod merge_exposures;
 mod names;
 mod provision;
 mod salt_states;
+mod settings;
 mod symlinks;
 mod textconv;
 mod trust;

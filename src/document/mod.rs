@@ -6,13 +6,16 @@
 //!
 //! By concern: `read` parses and checks the shape, `validate` holds the rules for names
 //! and values, `write` renders YAML scalars, and `edit` changes one entry while keeping
-//! every other byte.
+//! every other byte; `salt_reading` says where Salt's own YAML reading of a plain
+//! scalar parts from vault's.
 
 mod edit;
 mod read;
+mod salt_reading;
 mod validate;
 mod write;
 
+pub use salt_reading::{salt_reading, salt_renders, SaltReading};
 pub use validate::{
     check_name, check_name_allowing, check_value, controlling, CONTROLLING_NAMES,
     CONTROLLING_PREFIXES,

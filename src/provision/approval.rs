@@ -105,31 +105,33 @@ impl Pending {
 
 /// Holds a provision of `env` to `targets` to a valid approval of exactly what it ships;
 /// when there is none, `ask` says whether this member approves what changed, and a new
-/// approval is signed and written. Nothing is decrypted here.
+/// approval is signed, for the caller to write ([`Signed::write`]). Nothing is
+/// decrypted here.
 pub fn require(
     store: &mut Store,
     env: &EnvName,
     targets: &[Target],
     other_envs: &[EnvName],
+    trees: &[PathBuf],
     ask: &dyn Fn(&Pending) -> Consent,
-) -> Result<()> {
+) -> Result<Option<Signed>> {
     let id = store.project.required_identity()?;
     let secrets = verified_secrets(store, env)?;
     let hosts = targets.iter().map(host_key);
-    let now = inputs(&store.project, env, other_envs, hosts)?;
+    let now = inputs(&store.project, env, other_envs, trees, hosts)?;
     let seen = store.seen().approval_serial(env);
     let last = last_approval(&store.project, &id, env, &secrets, seen)?;
     let Some(pending) = pending(&store.project, env, &last, &now) else {
         if let Ok(c) = &last {
             remember(store, env, c.approval.serial);
         }
-        return Ok(());
+        return Ok(None);
     };
     match ask(&pending) {
         Consent::Yes => {
             let on_disk = last.as_ref().map(|c| c.approval.serial).unwrap_or(0);
             let serial = seen.unwrap_or(0).max(on_disk).saturating_add(1);
-            sign_new(store, env, id, &secrets, now, serial)
+            sign_new(store, env, id, &secrets, now, serial).map(Some)
         }
         Consent::No => Err(Error::new(format!(
             "{env}: the deployment inputs were not approved; nothing was shipped"
@@ -265,7 +267,27 @@ fn last_change(git: &Git, in_git: bool, path: &str) -> String {
     }
 }
 
-/// Signs an approval of `inputs` as this member, writes it, and remembers its serial.
+/// A new approval, signed and not yet written: the run writes it once everything else
+/// it checks before connecting holds, so a refused run leaves the project as it was.
+#[must_use = "a signed approval is kept only once written"]
+pub struct Signed {
+    env: EnvName,
+    text: String,
+    serial: u64,
+}
+
+impl Signed {
+    /// Writes the approval and remembers its serial.
+    pub fn write(self, store: &mut Store) -> Result<()> {
+        let file = path(&store.project, &self.env);
+        store.project.confined(&file)?;
+        crate::fs::write_atomic(&file, self.text.as_bytes(), crate::fs::Mode::KeepOr0644)?;
+        remember(store, &self.env, self.serial);
+        Ok(())
+    }
+}
+
+/// Signs an approval of `inputs` as this member.
 fn sign_new(
     store: &mut Store,
     env: &EnvName,
@@ -273,7 +295,7 @@ fn sign_new(
     secrets: &Verified,
     inputs: Inputs,
     serial: u64,
-) -> Result<()> {
+) -> Result<Signed> {
     let mut signer = store.identities.signer(&secrets.trusted, env.as_str())?;
     let a = Approval {
         project,
@@ -284,11 +306,11 @@ fn sign_new(
         inputs,
     };
     let text = approval::sign(&a, &mut signer)?;
-    let file = path(&store.project, env);
-    store.project.confined(&file)?;
-    crate::fs::write_atomic(&file, text.as_bytes(), crate::fs::Mode::KeepOr0644)?;
-    remember(store, env, serial);
-    Ok(())
+    Ok(Signed {
+        env: env.clone(),
+        text,
+        serial,
+    })
 }
 
 /// Remembers the highest approval serial seen; a read-only home only weakens the
@@ -309,6 +331,7 @@ pub fn inputs(
     project: &Project,
     env: &EnvName,
     other_envs: &[EnvName],
+    trees: &[PathBuf],
     hosts: impl Iterator<Item = String>,
 ) -> Result<Inputs> {
     let mut out = Inputs {
@@ -326,6 +349,18 @@ pub fn inputs(
                 .any(|e| rel.starts_with(&format!("pillar/{e}/")))
     };
     walk(&conf, &pillar, &shipped, &mut out)?;
+    // An extra state tree's files are named `state_trees/<its folder's name>/...`, as
+    // they are shipped (see `host.rs`); rsync leaves out its `.git`.
+    let not_git = |rel: &str| rel.split('/').nth(1) != Some(".git");
+    for tree in trees {
+        walk_named(
+            tree.parent().unwrap_or(tree),
+            tree,
+            "state_trees/",
+            &not_git,
+            &mut out,
+        )?;
+    }
     Ok(out)
 }
 
@@ -340,6 +375,19 @@ fn excluded(name: &str) -> bool {
 /// Every file and link under `dir` (not following links), named from the project root
 /// as `conf/<rel>`, where `keep(rel)` says it is shipped.
 fn walk(conf: &Path, dir: &Path, keep: &dyn Fn(&str) -> bool, out: &mut Inputs) -> Result<()> {
+    walk_named(conf, dir, "conf/", keep, out)
+}
+
+/// Every file and link under `dir` (not following links), named `<prefix><rel>` with
+/// `rel` its path under `base`, where `keep(rel)` says it is shipped.
+fn walk_named(
+    base: &Path,
+    dir: &Path,
+    prefix: &str,
+    keep: &dyn Fn(&str) -> bool,
+    out: &mut Inputs,
+) -> Result<()> {
+    let conf = base;
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -360,7 +408,7 @@ fn walk(conf: &Path, dir: &Path, keep: &dyn Fn(&str) -> bool, out: &mut Inputs) 
             continue;
         }
         let digest = if meta.is_dir() {
-            walk(conf, &p, keep, out)?;
+            walk_named(conf, &p, prefix, keep, out)?;
             continue;
         } else if meta.is_symlink() {
             let to = std::fs::read_link(&p).map_err(|e| Error::io("cannot read", &p, e))?;
@@ -370,10 +418,10 @@ fn walk(conf: &Path, dir: &Path, keep: &dyn Fn(&str) -> bool, out: &mut Inputs) 
             Digest::File(approval::digest(&bytes))
         } else {
             return Err(Error::new(format!(
-                "conf/{rel}: neither a file, a folder nor a link: it cannot be approved"
+                "{prefix}{rel}: neither a file, a folder nor a link: it cannot be approved"
             )));
         };
-        out.files.insert(format!("conf/{rel}"), digest);
+        out.files.insert(format!("{prefix}{rel}"), digest);
     }
     Ok(())
 }
@@ -435,10 +483,27 @@ pub fn findings(
         .into_iter()
         .filter(|e| e != env)
         .collect();
-    let now = match inputs(project, env, &others, listed.into_iter()) {
+    // Extra state trees are checked out beside the project, so CI may not have them:
+    // without them, only the project's own files are compared.
+    let trees = super::pillar::state_trees(project, env);
+    let now = match inputs(
+        project,
+        env,
+        &others,
+        trees.as_deref().unwrap_or_default(),
+        listed.into_iter(),
+    ) {
         Ok(i) => i,
         Err(e) => return vec![format!("{env}: {e}")],
     };
+    let mut checked = checked;
+    if trees.is_err() {
+        checked
+            .approval
+            .inputs
+            .files
+            .retain(|p, _| !p.starts_with("state_trees/"));
+    }
     changed(env, &checked, &now)
 }
 

@@ -150,6 +150,8 @@ impl Host<'_> {
             "--exclude=*.age",
             "--exclude=*.age.sig",
             "--exclude=.vault-*",
+            // An extra state tree's own repository stays behind.
+            "--exclude=/*/.git/",
         ]);
         // No other environment's pillar goes to the server.
         for e in &self.settings.other_envs {
@@ -167,6 +169,7 @@ impl Host<'_> {
         // srv/pillar are synchronized, and nothing else in srv/ is touched.
         cmd.arg(from.join("salt"))
             .arg(from.join("pillar"))
+            .args(&self.settings.state_trees)
             .arg(format!("{}:{to}/", self.target.host));
         cmd
     }

@@ -55,7 +55,7 @@ impl Layout {
     /// client, the host's root and the run's Salt roots.
     pub fn minion_config(&self, settings: &Settings) -> String {
         format!(
-            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {}\npillar_roots:\n  base:\n    - {}\n\
+            "id: {}-{}\nfile_client: local\nroot_dir: {}\nfile_roots:\n  base:\n    - {}\n{}pillar_roots:\n  base:\n    - {}\n\
              # No reverse DNS for fqdn grains, grains cached between runs, and no sync of custom\n\
              # modules (the project ships none) before each run: a faster salt-call.\n\
              enable_fqdns_grains: False\ngrains_cache: True\nautoload_dynamic_modules: False\n",
@@ -63,6 +63,12 @@ impl Layout {
             settings.env,
             if self.root.is_empty() { "/" } else { &self.root },
             self.salt_root,
+            settings
+                .state_trees
+                .iter()
+                .filter_map(|t| super::pillar::tree_name(t))
+                .map(|name| format!("    - {}/{name}\n", self.srv))
+                .collect::<String>(),
             self.pillar_root,
         )
     }

@@ -48,6 +48,9 @@ pub struct Settings {
     pub jobs: usize,
     /// Environments whose pillar folders stay off the server.
     pub other_envs: Vec<EnvName>,
+    /// Extra state trees (`vault: state_trees:`), shipped as `srv/<name>` beside the
+    /// project's and listed after its own in Salt's file_roots.
+    pub state_trees: Vec<std::path::PathBuf>,
     /// An ssh_config file to use instead of ~/.ssh/config (as `ssh -F`).
     pub ssh_config: Option<std::path::PathBuf>,
     /// Keep Salt's output to ourselves (the final table still says what happened).

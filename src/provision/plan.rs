@@ -71,8 +71,26 @@ pub fn plan(
         .collect();
     // A dry run too: Salt renders every state (Jinja runs code) and the pillar goes to
     // a scratch root, so it ships the secrets to the same states and servers.
-    super::approval::require(store, &env, &targets, &other_envs, ask)?;
+    let state_trees = super::pillar::state_trees(&store.project, &env)?;
+    let settings_env = super::pillar::env_settings(&store.project, &env)?;
+    let approval = super::approval::require(store, &env, &targets, &other_envs, &state_trees, ask)?;
     let doc = store.open(&env)?;
+    if let Some(both) = settings_env
+        .iter()
+        .find(|s| doc.entries().iter().any(|e| e.name() == s.name))
+    {
+        return Err(Error::usage(format!(
+            "{env}: {} is both a setting (env: in conf/pillar/{env}/env.sls) and a secret: the program can have only one",
+            both.name
+        ))
+        .with_hint(format!(
+            "keep it a secret and take it out of env:, or `vault unset {env} {}`",
+            both.name
+        )));
+    }
+    if let Some(signed) = approval {
+        signed.write(store)?;
+    }
     let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
     let settings = Settings {
         env,
@@ -84,6 +102,7 @@ pub fn plan(
         keep_pillar: req.keep_pillar,
         jobs: req.jobs,
         other_envs,
+        state_trees,
         ssh_config: req.ssh_config,
         quiet: req.quiet,
     };

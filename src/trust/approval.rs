@@ -137,7 +137,10 @@ fn read_input(line: &str, inputs: &mut Inputs) -> Option<()> {
     let (path, hash) = rest.rsplit_once(' ')?;
     let hash = hash.strip_prefix("sha256:")?;
     let hex_ok = hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !hex_ok || !path.starts_with("conf/") || path.split('/').any(|c| c.is_empty() || c == "..") {
+    if !hex_ok
+        || !(path.starts_with("conf/") || path.starts_with("state_trees/"))
+        || path.split('/').any(|c| c.is_empty() || c == "..")
+    {
         return None;
     }
     let digest = match kind {
