@@ -1,7 +1,7 @@
 //! A real Django app on a real PostgreSQL, end to end: a project made with
 //! `django-admin startproject`, provisioned as root over loopback ssh, answering over
-//! gunicorn's socket with what the database says to the role its secrets name; migrated
-//! through the manage wrapper; and a password rotated as an admin would.
+//! gunicorn's socket with what the database says to the role its env: settings name;
+//! migrated through the manage wrapper; and a password rotated as an admin would.
 
 use crate::common::postgres::{django_python, Postgres};
 use crate::common::server::{tools, Server, Sshd, APP_USER};
