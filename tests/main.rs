@@ -11,6 +11,7 @@ mod bad_input;
 mod chain;
 mod commands;
 mod crash;
+mod django;
 mod edit;
 mod example_project;
 mod export_consumers;

@@ -2,6 +2,7 @@
 //! keys, a `vault` command isolated from the machine's own keys, and the awkward values.
 
 pub mod forge;
+pub mod postgres;
 pub mod server;
 
 use std::io::Write;
