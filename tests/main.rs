@@ -20,6 +20,7 @@ mod freshness;
 mod git_workflow;
 mod header;
 mod identities;
+mod import;
 mod interop;
 mod layout;
 mod merge_exposures;

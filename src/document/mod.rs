@@ -44,6 +44,8 @@ pub struct Document {
 pub struct Entry {
     name: String,
     value: SecretValue,
+    /// Written plain (unquoted, not a block): Salt's own YAML reading may type it.
+    plain: bool,
     line: usize,
     /// Lines `line..=last_line` hold this entry alone (None when it shares a line).
     last_line: Option<usize>,
@@ -57,6 +59,17 @@ impl Entry {
 
     pub fn value(&self) -> &SecretValue {
         &self.value
+    }
+
+    /// Whether the value was written plain (unquoted, not a block), so that Salt's own
+    /// YAML reading may have made something else of it (see [`salt_reading`]).
+    pub fn plain(&self) -> bool {
+        self.plain
+    }
+
+    /// The line the entry starts on (from 1).
+    pub fn line(&self) -> usize {
+        self.line
     }
 }
 

@@ -197,10 +197,11 @@ impl<'a> Reader<'a> {
                 }
                 _ => return Err(self.fail(line, "every secret name must be a plain NAME")),
             };
-            let value = self.read_value()?;
+            let (value, plain) = self.read_value()?;
             entries.push(Entry {
                 name,
                 value,
+                plain,
                 line,
                 last_line: None,
                 col: span.start.col(),
@@ -253,12 +254,15 @@ impl<'a> Reader<'a> {
 
     /// A secret's value: a string scalar, never a collection or an alias. Errors name
     /// the line, never the secret (its name may be a value typed in the wrong place).
-    fn read_value(&mut self) -> Result<SecretValue> {
+    /// With it, whether it was written plain (unquoted, not a block).
+    fn read_value(&mut self) -> Result<(SecretValue, bool)> {
         let (ev, vspan) = self.next()?;
         let vline = vspan.start.line();
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
-                self.scalar_value(value, style, anchor != 0, tag.is_some(), vline)
+                let plain = style == ScalarStyle::Plain;
+                let value = self.scalar_value(value, style, anchor != 0, tag.is_some(), vline)?;
+                Ok((value, plain))
             }
             Event::Alias(_) => Err(self.fail(vline, "aliases are not allowed")),
             Event::SequenceStart(..) => {

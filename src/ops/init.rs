@@ -16,6 +16,9 @@ pub struct Scaffold {
     /// Environments added to an existing `conf/pillar/top.sls`; None when it could not
     /// be done safely (a top.sls of another shape), for the user to do by hand.
     pub top_added: Option<Vec<EnvName>>,
+    /// Where the project's own states build a supervisor `environment=` from the
+    /// secrets pillar (a template project's): file and line, for the user to change.
+    pub supervisor_env_lines: Vec<(PathBuf, usize)>,
 }
 
 /// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
@@ -111,7 +114,63 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold>
     }
     add_gitignore(&mut report, &root.join(".gitignore"))?;
     identity(project, &mut report)?;
+    report.supervisor_env_lines = supervisor_env_lines(&salt);
     Ok(report)
+}
+
+/// The lines of the files under `salt` where a supervisor `environment=` is built from
+/// the secrets pillar, as a template project's gunicorn.conf does: supervisor reads `%`
+/// as its own expansion and the quotes the loop writes are broken by a quote in a value,
+/// so these must give way to vault's env file.
+fn supervisor_env_lines(salt: &Path) -> Vec<(PathBuf, usize)> {
+    let mut found = Vec::new();
+    let mut stack = vec![salt.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() && meta.len() < 1 << 20 {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                found.extend(environment_loops(&text).into_iter().map(|l| (p.clone(), l)));
+            }
+        }
+    }
+    found
+}
+
+/// The lines (from 1) of `environment=` settings whose value, on that line or the
+/// indented ones continuing it, reads the `secrets` pillar.
+fn environment_loops(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let reads_secrets = |l: &str| {
+        l.contains("pillar['secrets']")
+            || l.contains("pillar[\"secrets\"]")
+            || l.contains("pillar.secrets")
+            || l.contains("('secrets'")
+            || l.contains("(\"secrets\"")
+    };
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if !l.trim_start().starts_with("environment") || !l.contains('=') {
+            continue;
+        }
+        // supervisor continues a setting on lines that start with white space.
+        let continued = lines[i + 1..]
+            .iter()
+            .take_while(|n| n.starts_with([' ', '\t']) || n.trim_start().starts_with("{%"));
+        if reads_secrets(l) || continued.into_iter().any(|n| reads_secrets(n)) {
+            out.push(i + 1);
+        }
+    }
+    out
 }
 
 /// A new project gets its random identity. One that already holds secrets gets it only
@@ -180,16 +239,25 @@ fn create(report: &mut Scaffold, path: &Path, content: &str) -> Result<()> {
 
 /// Adds a `secrets.sls` line to `.gitignore` so plaintext pillars are never committed.
 fn add_gitignore(report: &mut Scaffold, path: &Path) -> Result<()> {
+    match ensure_ignored(path)? {
+        true => report.created.push(path.to_path_buf()),
+        false => report.kept.push(path.to_path_buf()),
+    }
+    Ok(())
+}
+
+/// Makes `.gitignore` at `path` hold a `secrets.sls` line (creating the file if need
+/// be); whether it had to be written.
+pub(super) fn ensure_ignored(path: &Path) -> Result<bool> {
     let current = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return create(report, path, "# Plaintext pillars never belong in git (vault keeps secrets.sls.age).\nsecrets.sls\n");
+            String::from("# Plaintext pillars never belong in git (vault keeps secrets.sls.age).\n")
         }
         Err(e) => return Err(Error::io("cannot read", path, e)),
     };
     if current.lines().any(|l| l.trim() == "secrets.sls") {
-        report.kept.push(path.to_path_buf());
-        return Ok(());
+        return Ok(false);
     }
     let mut new = current;
     if !new.is_empty() && !new.ends_with('\n') {
@@ -197,6 +265,18 @@ fn add_gitignore(report: &mut Scaffold, path: &Path) -> Result<()> {
     }
     new.push_str("secrets.sls\n");
     write_atomic(path, new.as_bytes(), Mode::KeepOr0644)?;
-    report.created.push(path.to_path_buf());
-    Ok(())
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::environment_loops;
+
+    #[test]
+    fn finds_the_template_s_environment_loop() {
+        let conf = "[program:x-server]\ncommand=gunicorn\nenvironment=DJANGO_SETTINGS_MODULE=\"x\",\n    ALLOWED_HOSTS=\"{{ pillar['domain'] }}\",\n    {%- for key, value in pillar['secrets'].items() -%}\n    {{ key }}=\"{{ value }}\"{%- if not loop.last -%},{%- endif -%}\n    {%- endfor %}\nuser=x\n";
+        assert_eq!(environment_loops(conf), [3]);
+        assert!(environment_loops("environment=A=\"b\"\nuser=x\n").is_empty());
+        assert_eq!(environment_loops("environment={% for k, v in salt['pillar.get']('secrets', {}).items() %}{{k}}={{v}}{% endfor %}\n"), [1]);
+    }
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod diff;
 pub mod edit;
 pub mod exec;
+pub mod import;
 pub mod init;
 pub mod install_git;
 pub mod members;

@@ -186,6 +186,19 @@ pub enum Command {
         #[arg(long)]
         remove: bool,
     },
+    /// Adopt a template project's plaintext secrets.sls: encrypt and sign it, then remove the plaintext.
+    ///
+    /// Each value becomes the text as written. The values Salt's own YAML reading made
+    /// something else of (`yes` as True, `0123` as 123) are shown first, to confirm.
+    Import {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The plaintext file; default: conf/pillar/ENV/secrets.sls.
+        file: Option<PathBuf>,
+        /// Confirm without asking (needed without a terminal when a value's meaning changes).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Give a project written by an older vault its identity, and sign each environment
     /// you can write anew, bound to it.
     Migrate,

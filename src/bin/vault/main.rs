@@ -111,6 +111,9 @@ fn run(cli: Cli) -> vault::error::Result<i32> {
             members::trust(ui, &mut ctx.store()?, &env, &fingerprint)
         }
         Command::Migrate => members::migrate(ui, &mut ctx.store()?),
+        Command::Import { env, file, yes } => {
+            setup::import(ui, &mut ctx.store()?, &env, file.as_deref(), yes)
+        }
         Command::Allow { env, name, remove } => {
             members::allow(ui, &mut ctx.store()?, &env, &name, !remove)
         }

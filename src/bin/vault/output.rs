@@ -24,6 +24,11 @@ impl Ui {
         eprintln!("vault: warning: {msg}");
     }
 
+    /// A line of a list that a warning leads, shown even with -q (it goes with it).
+    pub fn item(&self, msg: &str) {
+        eprintln!("vault:   {msg}");
+    }
+
     pub fn detail(&self, msg: &str) {
         if self.verbose {
             eprintln!("vault: {msg}");

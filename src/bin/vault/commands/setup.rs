@@ -1,13 +1,14 @@
-//! Setting up: `init`, `keygen` and `whoami`, and the `man` and `completions` outputs
-//! made from the command line's own definition.
+//! Setting up: `init`, `import`, `keygen` and `whoami`, and the `man` and `completions`
+//! outputs made from the command line's own definition.
 
 use crate::cli::Cli;
 use crate::output::{write_stdout, Ui};
 use clap::CommandFactory;
+use std::io::IsTerminal;
 use std::path::Path;
 use vault::error::{Error, Result};
 use vault::keys::{keygen, keystore};
-use vault::ops::{init, status};
+use vault::ops::{import, init, status};
 use vault::project::{EnvName, Project};
 use vault::store::Store;
 
@@ -58,6 +59,12 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
         }
         Some(_) => {}
         None => ui.note("kept conf/pillar/top.sls as it is (not the shape vault writes): make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment"),
+    }
+    for (file, line) in &report.supervisor_env_lines {
+        ui.warn(&format!(
+            "{}:{line}: this supervisor environment= is built from pillar['secrets'], which breaks on a `%` or a quote in a value: change that line to start the program through vault's env file (README: \"Adopting a template project\")",
+            project.display_path(file)
+        ));
     }
     if report.needs_migration {
         ui.warn("this project holds secrets but has no identity (conf/vault-project): a member runs `vault migrate` once, and commits what it writes");
@@ -130,4 +137,91 @@ pub fn whoami(store: &mut Store) -> Result<i32> {
     }
     write_stdout(out.as_bytes())?;
     Ok(0)
+}
+
+pub fn import(
+    ui: &Ui,
+    store: &mut Store,
+    env: &str,
+    file: Option<&Path>,
+    yes: bool,
+) -> Result<i32> {
+    let prepared = import::prepare(store, env, file)?;
+    let env = prepared.env.clone();
+    let source = store.project.display_path(&prepared.source);
+    confirm_readings(ui, &prepared, &source, yes)?;
+    let in_git = prepared.in_git;
+    let missing = prepared.missing_from_example.clone();
+    let done = import::commit(store, prepared)?;
+    ui.note(&format!(
+        "{env}: imported {} secret(s) from {source}, encrypted to {}",
+        done.count,
+        done.report.members.join(", ")
+    ));
+    ui.note(&format!("{source}: overwritten and removed"));
+    if done.ignored_now {
+        ui.note("added secrets.sls to .gitignore");
+    }
+    if !missing.is_empty() {
+        ui.warn(&format!(
+            "conf/pillar/{env}/secrets.ex lists {} that {source} did not hold: add them with `vault set {env} NAME`",
+            missing.join(", ")
+        ));
+    }
+    if in_git {
+        ui.warn(&format!(
+            "{source} is in this repository's history: every value in it was readable by anyone with the repository; give each a new value (`vault set {env} NAME`)"
+        ));
+    }
+    ui.roster(&env, &done.report);
+    ui.note(&format!(
+        "next: commit conf/pillar/{env}/secrets.sls.age and its .sig, then `vault provision {env}`"
+    ));
+    Ok(0)
+}
+
+/// Names the values whose meaning vault's reading changes (with the values only at a
+/// terminal, where the user reads them) and has the user confirm, or `--yes`.
+fn confirm_readings(ui: &Ui, p: &import::Prepared, source: &str, yes: bool) -> Result<()> {
+    if p.changes.is_empty() {
+        return Ok(());
+    }
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    ui.warn(&format!(
+        "{}: {} value(s) Salt's YAML reading gave the servers as something else; vault keeps each as written:",
+        source,
+        p.changes.len()
+    ));
+    for c in &p.changes {
+        let written = if terminal {
+            format!("`{}`", c.text.as_str())
+        } else {
+            "the text".to_string()
+        };
+        ui.item(&format!(
+            "{} (line {}): the servers got {}; vault keeps {written}",
+            c.name, c.line, c.salt_read
+        ));
+    }
+    if yes {
+        return Ok(());
+    }
+    let refuse = |why: &str| {
+        Error::usage(format!("{}: {why}; nothing was imported", p.env)).with_hint(format!(
+            "quote the values in {source} as the program should see them, or confirm: `vault import {} --yes`",
+            p.env
+        ))
+    };
+    if !terminal {
+        return Err(refuse(
+            "a value's meaning changes and there is no terminal to confirm it",
+        ));
+    }
+    eprint!("vault: import with each value as written? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    match answer.trim() {
+        "y" | "Y" | "yes" => Ok(()),
+        _ => Err(refuse("not confirmed")),
+    }
 }

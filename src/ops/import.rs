@@ -1,0 +1,199 @@
+//! `vault import`: adopts a template project's plaintext `secrets.sls`. The file is read
+//! as vault reads every document (each value the text as written), the values Salt's
+//! own YAML reading made something else of are named for the user to confirm, and then
+//! it is encrypted and signed, the plaintext overwritten and removed, and `secrets.sls`
+//! kept out of git.
+
+use crate::document::{salt_reading, Document, MAX_DOCUMENT_BYTES};
+use crate::error::{Error, Result};
+use crate::git::Git;
+use crate::project::EnvName;
+use crate::secret::SecretBytes;
+use crate::store::{Store, WriteReport};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// A plaintext file read and checked, not yet imported.
+pub struct Prepared {
+    pub env: EnvName,
+    /// The file, as given or the default.
+    pub source: PathBuf,
+    doc: Document,
+    /// The values whose meaning vault's reading changes, in the file's order.
+    pub changes: Vec<Change>,
+    /// The file is in the repository's history: its values were never private.
+    pub in_git: bool,
+    /// Names the environment's `secrets.ex` lists that the file does not hold.
+    pub missing_from_example: Vec<String>,
+}
+
+/// One value Salt read as something other than its text.
+pub struct Change {
+    pub name: String,
+    pub line: usize,
+    /// "the boolean True", "the integer 123": what the servers were given.
+    pub salt_read: String,
+    /// The text as written, which vault keeps (for a terminal only: it is a value).
+    pub text: Zeroizing<String>,
+}
+
+/// What the import did.
+pub struct Imported {
+    pub count: usize,
+    pub report: WriteReport,
+    /// `.gitignore` gained the `secrets.sls` line.
+    pub ignored_now: bool,
+}
+
+/// Reads `file` (default `conf/pillar/ENV/secrets.sls`) for `env`, which must hold no
+/// encrypted secrets yet. Nothing is written.
+pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared> {
+    let env = store.project.environment(env)?;
+    let source = match file {
+        Some(f) => f.to_path_buf(),
+        None => store.project.env_pillar_dir(&env).join("secrets.sls"),
+    };
+    if store.project.secrets_path(&env).exists() {
+        return Err(Error::usage(format!(
+            "{env} already has encrypted secrets; importing would replace them"
+        ))
+        .with_hint(format!(
+            "add the values one by one with `vault set {env} NAME`, or `vault edit {env}`"
+        )));
+    }
+    let text = read_plaintext(&source)?;
+    let doc = Document::parse(env.as_str(), text)?;
+    let changes = doc
+        .entries()
+        .iter()
+        .filter(|e| e.plain())
+        .filter_map(|e| {
+            let reading = salt_reading(e.value().expose())?;
+            Some(Change {
+                name: e.name().to_string(),
+                line: e.line(),
+                salt_read: reading.describe(),
+                text: Zeroizing::new(e.value().expose().to_string()),
+            })
+        })
+        .collect();
+    let in_git = tracked_in_history(store, &source);
+    let missing_from_example = missing_from_example(store, &env, &doc);
+    Ok(Prepared {
+        env,
+        source,
+        doc,
+        changes,
+        in_git,
+        missing_from_example,
+    })
+}
+
+/// Encrypts and signs the prepared document, then overwrites and removes the plaintext
+/// and adds `secrets.sls` to `.gitignore`. The plaintext goes only once the encrypted
+/// pair is written.
+pub fn commit(store: &mut Store, p: Prepared) -> Result<Imported> {
+    let Prepared {
+        env, source, doc, ..
+    } = p;
+    let count = doc.entries().len();
+    let report = store.modify(&env, |current| match current {
+        Some(_) => Err(Error::new(format!(
+            "{env} gained encrypted secrets meanwhile; nothing was imported"
+        ))),
+        None => Ok(Some(doc)),
+    })?;
+    shred(&source)?;
+    let ignored_now = super::init::ensure_ignored(&store.project.root().join(".gitignore"))?;
+    Ok(Imported {
+        count,
+        report,
+        ignored_now,
+    })
+}
+
+/// The plaintext file's bytes: a regular file, never a link (one planted in a
+/// repository could point at a private key, which the import would then overwrite).
+fn read_plaintext(path: &Path) -> Result<SecretBytes> {
+    let shown = path.display();
+    let meta = std::fs::symlink_metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::usage(format!("{shown}: no such file"))
+            .with_hint("name the template's plaintext file: vault import ENV PATH"),
+        _ => Error::io("cannot read", path, e),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::usage(format!(
+            "{shown}: not a regular file (a link, say): vault imports only a plain file, which it then removes"
+        ))
+        .with_hint("copy the file's contents to a regular file and import that"));
+    }
+    let bytes = crate::fs::read_own(path, MAX_DOCUMENT_BYTES)?
+        .ok_or_else(|| Error::usage(format!("{shown}: no such file")))?;
+    Ok(SecretBytes::new(bytes))
+}
+
+/// Overwrites the file's bytes with zeros, flushed, then removes it: the plaintext
+/// does not stay readable in the file's old blocks through a later read of the file.
+fn shred(path: &Path) -> Result<()> {
+    let len = std::fs::symlink_metadata(path)
+        .map_err(|e| Error::io("cannot read", path, e))?
+        .len();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("cannot overwrite", path, e))?;
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])
+            .map_err(|e| Error::io("cannot overwrite", path, e))?;
+        left -= n as u64;
+    }
+    f.sync_all()
+        .map_err(|e| Error::io("cannot overwrite", path, e))?;
+    drop(f);
+    std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
+    if let Some(dir) = path.parent() {
+        crate::fs::sync_dir(dir);
+    }
+    Ok(())
+}
+
+/// Whether any commit of the project's repository holds `path`.
+fn tracked_in_history(store: &Store, path: &Path) -> bool {
+    let root = store.project.root();
+    let Some(rel) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| {
+            Some(
+                p.strip_prefix(std::fs::canonicalize(root).ok()?)
+                    .ok()?
+                    .to_path_buf(),
+            )
+        })
+        .and_then(|r| r.to_str().map(String::from))
+    else {
+        return false;
+    };
+    let git = Git::new(root);
+    git.is_repo() && git.commits_touching(&rel).is_ok_and(|c| !c.is_empty())
+}
+
+/// The names of the environment's `secrets.ex` (the template's example file) that `doc`
+/// lacks; none when there is no such file or it does not read.
+fn missing_from_example(store: &Store, env: &EnvName, doc: &Document) -> Vec<String> {
+    let example = store.project.env_pillar_dir(env).join("secrets.ex");
+    let Ok(Some(bytes)) = crate::fs::read_own(&example, MAX_DOCUMENT_BYTES) else {
+        return Vec::new();
+    };
+    let Ok(ex) = Document::parse(env.as_str(), SecretBytes::new(bytes)) else {
+        return Vec::new();
+    };
+    ex.entries()
+        .iter()
+        .map(|e| e.name().to_string())
+        .filter(|n| doc.get(n).is_none())
+        .collect()
+}
