@@ -19,12 +19,16 @@ pub struct Scaffold {
 }
 
 /// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
-/// with, gunicorn under supervisord, and a manage wrapper.
+/// with, gunicorn under supervisord, a manage wrapper, and the developers' accounts.
 pub const SALT_STATES: &[(&str, &str)] = &[
     ("top.sls", include_str!("../../conf/salt/top.sls")),
     (
         "project/init.sls",
         include_str!("../../conf/salt/project/init.sls"),
+    ),
+    (
+        "project/devs.sls",
+        include_str!("../../conf/salt/project/devs.sls"),
     ),
     (
         "project/map.jinja",
