@@ -29,8 +29,42 @@
 {%- set name_re = '^([a-z_][a-z0-9_-]{0,31})$' %}
 {%- set key_re = '^(.* )?((ssh-(ed25519|rsa|dss))|(ecdsa-sha2-nistp(256|384|521))|(sk-[a-z0-9@.-]+)) AAAA[A-Za-z0-9+/=]+( .*)?$' %}
 
-{#- Run as the user, in its home: the authorized keys made exactly the arguments, and
-    all of them removed. They say what they did in Salt's `stateful` form. -#}
+{#- The shell scripts behind the states (plain commands rather than Salt's user and group
+    states, whose modules cost a provision with nothing to do about half a second of
+    CPU). Each says what it did in Salt's `stateful` form. -#}
+{#- Run as root: the groups $@, made where missing. -#}
+{%- set make_groups -%}
+made=
+for g in "$@"; do getent group "$g" >/dev/null || { groupadd --system "$g" || exit 1; made="$made $g"; }; done
+if [ -n "$made" ]; then echo "changed=yes comment=\"groups made:$made\""; else echo 'changed=no comment="groups in place"'; fi
+{%- endset %}
+{#- Run as root: account $1, a login account (bash, a home) in the groups $2 (a, b), out
+    of admin and login unless $2 has them, its password lock and expiry undone. A new
+    account gets the password `*`: none, yet not locked. -#}
+{%- set make_account -%}
+n=$1; want=",$2,"
+if ! getent passwd "$n" >/dev/null; then
+  useradd --create-home --shell /bin/bash --password '*' ${2:+--groups "$2"} "$n" || exit 1
+  echo "changed=yes comment=\"account $n made\""; exit 0
+fi
+[ "$(getent passwd "$n" | cut -d: -f3)" -ge 1000 ] || { echo "$n is a system account, not a developer" >&2; exit 1; }
+did=
+[ "$(getent passwd "$n" | cut -d: -f7)" = /bin/bash ] || { usermod -s /bin/bash "$n" || exit 1; did="$did shell"; }
+have=" $(id -nG "$n") "
+for g in $(echo "$2" | tr , ' '); do
+  case "$have" in *" $g "*) ;; *) usermod -a -G "$g" "$n" || exit 1; did="$did +$g" ;; esac
+done
+for g in admin login; do
+  case "$want" in *",$g,"*) ;; *) case "$have" in *" $g "*) gpasswd -d "$n" "$g" >/dev/null || exit 1; did="$did -$g" ;; esac ;; esac
+done
+entry=$(getent shadow "$n")
+case "$(echo "$entry" | cut -d: -f2)" in '!'?*) usermod -U "$n" 2>/dev/null || exit 1; did="$did unlocked" ;; esac
+[ -z "$(echo "$entry" | cut -d: -f8)" ] || { usermod -e '' "$n" || exit 1; did="$did unexpired"; }
+if [ -n "$did" ]; then echo "changed=yes comment=\"account $n:$did\""; else echo "changed=no comment=\"account $n as in devs.sls\""; fi
+{%- endset %}
+{#- Run as the user, in its home: its authorized keys exactly the arguments, one a line
+    (as the user, so a link it made in its home leads nowhere it could not write itself),
+    .ssh 0700, the file 0600. -#}
 {%- set write_keys -%}
 cd || exit 1; umask 077; want=$(printf '%s\n' "$@"); f=.ssh/authorized_keys
 mkdir -p .ssh || exit 1
@@ -41,13 +75,26 @@ else
     chmod 600 $f.vault-new && mv -f $f.vault-new $f && echo 'changed=yes comment="authorized keys written from devs.sls"'
 fi
 {%- endset %}
-{%- set remove_keys -%}
-cd || exit 0
-if [ -e .ssh/authorized_keys ] || [ -L .ssh/authorized_keys ] || [ -e .ssh/authorized_keys2 ] || [ -L .ssh/authorized_keys2 ]; then
-  rm -f .ssh/authorized_keys .ssh/authorized_keys2 && echo 'changed=yes comment="authorized keys removed"'
-else
-  echo 'changed=no comment="no authorized keys"'
-fi
+{#- Run as root: account $1, no longer in devs.sls, kept with its home but unable to log
+    in: no authorized keys (removed as the user), out of admin and login, password
+    locked and account expired. -#}
+{%- set retire_account -%}
+n=$1
+getent passwd "$n" >/dev/null || { echo "changed=no comment=\"account $n is gone\""; exit 0; }
+[ "$(getent passwd "$n" | cut -d: -f3)" -ge 1000 ] || { echo "$n is a system account, not a developer: left alone" >&2; exit 1; }
+did=$(runuser -u "$n" -- sh -c 'cd || exit 0; for f in .ssh/authorized_keys .ssh/authorized_keys2; do
+  if [ -e $f ] || [ -L $f ]; then rm -f $f || exit 1; echo " keys"; fi; done') || exit 1
+did=$(echo $did | sed 's/keys keys/keys/')
+have=" $(id -nG "$n") "
+for g in admin login; do
+  case "$have" in *" $g "*) gpasswd -d "$n" "$g" >/dev/null || exit 1; did="$did -$g" ;; esac
+done
+entry=$(getent shadow "$n")
+case "$(echo "$entry" | cut -d: -f2):$(echo "$entry" | cut -d: -f8)" in
+  '!'*:1) ;;
+  *) usermod -L -e 1 "$n" || exit 1; did="$did locked" ;;
+esac
+if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\""; else echo "changed=no comment=\"account $n retired\""; fi
 {%- endset %}
 
 {#- The pillar, checked. What is wrong is said by one failing state that runs first and
@@ -83,13 +130,14 @@ fi
       {%- do bad_keys.append(loop.index|string) %}
     {%- endif %}
   {%- endfor %}
-  {%- set existing = salt['user.info'](name) if name is string and name|regex_match(name_re) else {} %}
+  {%- set existing = salt['cmd.run_stdout']('getent passwd ' ~ name, ignore_retcode=True, output_loglevel='quiet') if name is string and name|regex_match(name_re) else '' %}
+  {%- set existing_uid = existing.split(':')[2]|int if existing.count(':') >= 6 else none %}
   {%- if name is not string or not name|regex_match(name_re) %}
     {%- do problems.append('devs.sls: bad user name ' ~ name ~ ': use a lowercase letter or _, then lowercase letters, digits, _ or -; at most 32') %}
-  {%- elif name in ['root', app_user] %}
-    {%- do problems.append('devs.sls: ' ~ name ~ ' cannot be a developer account (it is root or the app user)') %}
-  {%- elif existing and existing.uid < 1000 %}
-    {%- do problems.append('devs.sls: ' ~ name ~ ' is a system account (uid ' ~ existing.uid ~ '), not a developer') %}
+  {%- elif name in ['root', app_user] + own_groups %}
+    {%- do problems.append('devs.sls: ' ~ name ~ ' cannot be a developer account (it is root, the app user, or a group of these states)') %}
+  {%- elif existing_uid is not none and existing_uid < 1000 %}
+    {%- do problems.append('devs.sls: ' ~ name ~ ' is a system account (uid ' ~ existing_uid ~ '), not a developer') %}
   {%- elif spec is not mapping %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' must be a mapping with groups and public_key') %}
   {%- elif not groups_listed %}
@@ -142,59 +190,26 @@ devs_record:
 
 {%- set all_groups = own_groups|list %}
 {%- for spec in accounts.values() %}{% for g in spec.groups if g not in all_groups %}{% do all_groups.append(g) %}{% endfor %}{% endfor %}
-{%- for g in all_groups %}
 
-devs_group_{{ g }}:
-  group.present:
-    - name: {{ g }}
-    - system: True
-{%- endfor %}
+devs_groups:
+  cmd.run:
+    - name: sh -c "$MAKE_GROUPS" sh {{ all_groups|join(' ') }}
+    - env:
+      - MAKE_GROUPS: {{ make_groups|yaml_dquote }}
+    - stateful: True
 
 {%- for name, spec in accounts.items() %}
-{%- set info = salt['user.info'](name) %}
-{%- set shadow = salt['shadow.info'](name) %}
 
 devs_user_{{ name }}:
-  user.present:
-    - name: {{ name }}
-    - shell: /bin/bash
-    - createhome: True
-    - groups: {{ spec.groups|json }}
-    # Other groups the user is in (given by other states or by hand) are left alone;
-    # admin and login follow devs.sls (below).
-    - remove_groups: False
-    # No password, yet not locked: a new account logs in by key only.
-    - password: '*'
-    - enforce_password: False
+  cmd.run:
+    - name: sh -c "$MAKE_ACCOUNT" sh {{ name }} {{ spec.groups|join(',')|quote }}
+    - env:
+      - MAKE_ACCOUNT: {{ make_account|yaml_dquote }}
+    - stateful: True
     - require:
       - file: devs_record
-{%- for g in spec.groups %}
-      - group: devs_group_{{ g }}
-{%- endfor %}
+      - cmd: devs_groups
 
-{%- for g in own_groups if g not in spec.groups and g in info.get('groups', []) %}
-
-devs_{{ name }}_leaves_{{ g }}:
-  cmd.run:
-    - name: gpasswd -d {{ name }} {{ g }}
-    - require:
-      - user: devs_user_{{ name }}
-{%- endfor %}
-
-{#- Back in devs.sls after a retirement: the lock and the expiry undone. -#}
-{%- set unlock = shadow.name and shadow.passwd|length > 1 and shadow.passwd.startswith('!') %}
-{%- set unexpire = shadow.name and shadow.expire not in [-1, ''] %}
-{%- if unlock or unexpire %}
-
-devs_{{ name }}_unlocked:
-  cmd.run:
-    - name: usermod{{ ' -U' if unlock else '' }}{{ " -e ''" if unexpire else '' }} {{ name }}
-    - require:
-      - user: devs_user_{{ name }}
-{%- endif %}
-
-# Exactly the public_key lines, written as the user (so a link the user made in its
-# home leads nowhere it could not write itself), .ssh 0700, the file 0600.
 devs_{{ name }}_keys:
   cmd.run:
     - name: runuser -u {{ name }} -- sh -c "$WRITE_KEYS" sh{% for k in spec['keys'] %} {{ k|quote }}{% endfor %}
@@ -202,43 +217,19 @@ devs_{{ name }}_keys:
       - WRITE_KEYS: {{ write_keys|yaml_dquote }}
     - stateful: True
     - require:
-      - user: devs_user_{{ name }}
+      - cmd: devs_user_{{ name }}
 {%- endfor %}
 
 {%- for name in known if name not in accounts %}
-{%- set info = salt['user.info'](name) %}
-{%- set shadow = salt['shadow.info'](name) %}
-{%- if info %}
 
-# {{ name }} is no longer in devs.sls: no keys, no admin or login group, password locked
-# and account expired. The home stays.
-devs_{{ name }}_keys_removed:
+devs_{{ name }}_retired:
   cmd.run:
-    - name: runuser -u {{ name }} -- sh -c "$REMOVE_KEYS"
+    - name: sh -c "$RETIRE_ACCOUNT" sh {{ name }}
     - env:
-      - REMOVE_KEYS: {{ remove_keys|yaml_dquote }}
+      - RETIRE_ACCOUNT: {{ retire_account|yaml_dquote }}
     - stateful: True
     - require:
       - file: devs_record
-
-{%- for g in own_groups if g in info.get('groups', []) %}
-
-devs_{{ name }}_leaves_{{ g }}:
-  cmd.run:
-    - name: gpasswd -d {{ name }} {{ g }}
-    - require:
-      - cmd: devs_{{ name }}_keys_removed
-{%- endfor %}
-
-{%- if not (shadow.passwd.startswith('!') and shadow.expire == 1) %}
-
-devs_{{ name }}_locked:
-  cmd.run:
-    - name: usermod -L -e 1 {{ name }}
-    - require:
-      - cmd: devs_{{ name }}_keys_removed
-{%- endif %}
-{%- endif %}
 {%- endfor %}
 
 # The admin group may run anything as root without a password. visudo checks the new
@@ -255,7 +246,7 @@ devs_sudoers:
         # Managed by Salt (vault): the admin group of devs.sls may sudo without a password.
         %admin ALL=(ALL:ALL) NOPASSWD: ALL
     - require:
-      - group: devs_group_admin
+      - cmd: devs_groups
 
 {%- set dropin = sshd_config_dir ~ '/10-vault-' ~ project ~ '.conf' %}
 {%- set runner = salt['environ.get']('SUDO_USER') %}
@@ -283,7 +274,7 @@ devs_sshd_hardened:
         PermitRootLogin no
         AllowGroups login
     - require:
-      - user: devs_user_{{ runner }}
+      - cmd: devs_user_{{ runner }}
       - cmd: devs_{{ runner }}_keys
 {%- else %}
 
