@@ -374,7 +374,7 @@ fn sshd_hardening_never_locks_out_whoever_provisions() {
     assert!(logs_in(&sshd, "root"), "root is not locked out");
 
     // On, in a run as the developer: root refused by the real sshd, the developer in.
-    let out = provision(&p, &sshd, &server, &["-u", dev]).success();
+    provision(&p, &sshd, &server, &["-u", dev]).success();
     let text = std::fs::read_to_string(&dropin).unwrap();
     assert!(
         text.contains("PermitRootLogin no\nAllowGroups login\n"),

@@ -93,9 +93,7 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold>
     create(
         &mut report,
         &pillar.join("devs.sls"),
-        "# Developers' login accounts on the servers:\n\
-         # users:\n#   example-user:\n#     groups: [admin, login]\n#     public_key:\n#       - ssh-ed25519 AAAA...\n\
-         users: {}\n",
+        include_str!("../../conf/pillar/devs.sls"),
     )?;
     for env in envs {
         create(
