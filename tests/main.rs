@@ -6,6 +6,7 @@
 
 mod common;
 
+mod accounts;
 mod approvals;
 mod bad_input;
 mod chain;

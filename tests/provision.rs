@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// `vault provision staging` against `sshd`, into `server`, with `extra` flags.
-fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
+pub(crate) fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
     let salt_call = server.tools.join("salt-call").display().to_string();
     let mut args = provision_args(sshd, server, &salt_call);
     args.extend(extra.iter().map(|a| a.to_string()));
@@ -15,7 +15,7 @@ fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> commo
 }
 
 /// The arguments of `vault provision staging` against `sshd`, into `server`, with `salt_call`.
-fn provision_args(sshd: &Sshd, server: &Server, salt_call: &str) -> Vec<String> {
+pub(crate) fn provision_args(sshd: &Sshd, server: &Server, salt_call: &str) -> Vec<String> {
     let (config, remote) = (sshd.ssh_config(), server.path(""));
     ["provision", "staging", "--ssh-config", &config]
         .into_iter()
@@ -460,54 +460,6 @@ fn two_hosts_are_provisioned_in_parallel() {
     assert!(
         err.contains("provisioning failed on root@127.0.0.1:1"),
         "{err}"
-    );
-}
-
-#[test]
-fn later_runs_as_a_developer_through_sudo() {
-    if !common::have("sudo") {
-        return;
-    }
-    let Some((tools, app)) = tools() else { return };
-    let has_user = |u: &str| {
-        std::process::Command::new("id")
-            .arg(u)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !has_user("vaultdev") || !has_user("vaultpw") {
-        common::require_in_ci("the test users vaultdev and vaultpw");
-        return;
-    }
-    let p = Project::new();
-    p.set("staging", "TOKEN", "first-value");
-    let server = Server::start(&tools, &app);
-    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
-    let env_sls = p.root().join("conf/pillar/staging/env.sls");
-    let text = std::fs::read_to_string(&env_sls)
-        .unwrap()
-        .replace("hosts: []", &format!("hosts: ['127.0.0.1:{}']", sshd.port));
-    std::fs::write(&env_sls, format!("{text}{}", server.pillar_settings())).unwrap();
-    // The first provision, as root.
-    provision(&p, &sshd, &server, &["-u", "root", "--accept-new-host-key"]).success();
-    server.ask(|v| v["env"]["TOKEN"] == "first-value");
-    // Later runs: a developer with passwordless sudo.
-    p.set("staging", "TOKEN", "second-value");
-    provision(&p, &sshd, &server, &["-u", "vaultdev"]).success();
-    server.ask(|v| v["env"]["TOKEN"] == "second-value");
-    let env_file = std::fs::metadata(server.path("etc/example/secrets.env")).unwrap();
-    assert_eq!(
-        std::os::unix::fs::MetadataExt::uid(&env_file),
-        0,
-        "files are still root's"
-    );
-    // A developer whose sudo wants a password: one clear line, nothing half-done.
-    let out = provision(&p, &sshd, &server, &["-u", "vaultpw"]);
-    assert_eq!(out.code(), 1);
-    assert!(
-        out.stderr().contains("sudo asks for a password"),
-        "{}",
-        out.stderr()
     );
 }
 

@@ -22,12 +22,16 @@ pub struct Scaffold {
 }
 
 /// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
-/// with, gunicorn under supervisord, and a manage wrapper.
+/// with, gunicorn under supervisord, a manage wrapper, and the developers' accounts.
 pub const SALT_STATES: &[(&str, &str)] = &[
     ("top.sls", include_str!("../../conf/salt/top.sls")),
     (
         "project/init.sls",
         include_str!("../../conf/salt/project/init.sls"),
+    ),
+    (
+        "project/devs.sls",
+        include_str!("../../conf/salt/project/devs.sls"),
     ),
     (
         "project/map.jinja",
@@ -92,9 +96,7 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold>
     create(
         &mut report,
         &pillar.join("devs.sls"),
-        "# Developers' login accounts on the servers:\n\
-         # users:\n#   example-user:\n#     groups: [admin, login]\n#     public_key:\n#       - ssh-ed25519 AAAA...\n\
-         users: {}\n",
+        include_str!("../../conf/pillar/devs.sls"),
     )?;
     for env in envs {
         create(

@@ -182,8 +182,11 @@ pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A real sshd on 127.0.0.1 with its own host key, letting in `authorized` as root, and
-/// an ssh_config for the client side (key, known hosts: nothing of the machine's own).
+/// A real sshd on 127.0.0.1 with its own host key, set up as Debian's: PAM (account and
+/// session checks: an expired account is refused), each user's own
+/// `~/.ssh/authorized_keys`, strict modes, and `sshd_config.d/*.conf` drop-ins read
+/// first. Root (whose home is the bound `roothome`) is let in with `authorized`; an
+/// ssh_config for the client side (key, known hosts: nothing of the machine's own).
 pub struct Sshd {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -204,24 +207,24 @@ impl Sshd {
             .tempdir()
             .unwrap();
         let d = dir.path();
-        // sshd reads authorized_keys as the user logging in (a developer, not only root).
+        // Strict modes: the folders above root's home are no one else's to write.
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
         let key = d.join("client_key");
         std::fs::copy(authorized_private_key, &key).unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let public = format!("{}.pub", authorized_private_key.display());
-        std::fs::copy(public, d.join("authorized_keys")).unwrap();
         new_host_key(d, "ed25519");
+        std::fs::create_dir(d.join("sshd_config.d")).unwrap();
         let port = free_port();
         std::fs::write(
             d.join("sshd_config"),
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\n\
+                "Include {dropins}/*.conf\nPort {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
+                 AuthorizedKeysFile .ssh/authorized_keys\nUsePAM yes\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+                dropins = d.join("sshd_config.d").display(),
                 hk = d.join("host_key").display(),
                 pid = d.join("sshd.pid").display(),
-                ak = d.join("authorized_keys").display(),
             ),
         )
         .unwrap();
@@ -249,6 +252,16 @@ impl Sshd {
             };
             std::fs::copy(src, home.join(format!(".{f}"))).unwrap();
         }
+        let ssh_dir = home.join(".ssh");
+        std::fs::create_dir(&ssh_dir).unwrap();
+        std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let public = format!("{}.pub", authorized_private_key.display());
+        std::fs::copy(public, ssh_dir.join("authorized_keys")).unwrap();
+        std::fs::set_permissions(
+            ssh_dir.join("authorized_keys"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         let child = spawn_sshd(d, port);
         Sshd { dir, port, child }
     }
@@ -260,6 +273,42 @@ impl Sshd {
         let _ = self.child.wait();
         new_host_key(self.dir.path(), kind);
         self.child = spawn_sshd(self.dir.path(), self.port);
+    }
+
+    /// The main sshd_config (what `sshd -t -f` checks).
+    pub fn config(&self) -> String {
+        self.dir.path().join("sshd_config").display().to_string()
+    }
+
+    /// The folder of drop-ins the main config includes first.
+    pub fn dropin_dir(&self) -> String {
+        self.dir.path().join("sshd_config.d").display().to_string()
+    }
+
+    /// A shell command that makes this sshd read its configuration again (SIGHUP: it
+    /// re-executes itself under the same pid, as `systemctl reload ssh` has it do).
+    pub fn reload_command(&self) -> String {
+        format!(
+            "kill -HUP \"$(cat {})\"",
+            self.dir.path().join("sshd.pid").display()
+        )
+    }
+
+    /// `command` run over a new ssh login as `user` with the client key (nothing shared
+    /// with vault's connections).
+    pub fn login(&self, user: &str, command: &str) -> std::process::Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
+            .args(["-o", "StrictHostKeyChecking=accept-new"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     pub fn ssh_config(&self) -> String {
