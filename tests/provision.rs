@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// `vault provision staging` against `sshd`, into `server`, with `extra` flags.
-fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
+pub(crate) fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
     let salt_call = server.tools.join("salt-call").display().to_string();
     let mut args = provision_args(sshd, server, &salt_call);
     args.extend(extra.iter().map(|a| a.to_string()));
