@@ -49,9 +49,14 @@ impl Setup {
         })
     }
 
-    /// env.sls as it started, with each of `app`'s settings (`key: value`) in its `app:`.
-    fn app_settings(&self, app: &[(&str, &str)]) {
+    /// env.sls as it started, with each of `app`'s settings (`key: value`) in its `app:`,
+    /// and none of those named in `without`.
+    fn app_settings(&self, app: &[(&str, &str)], without: &[&str]) {
         let mut text = self.base.clone();
+        for key in without {
+            let at = text.lines().find(|l| l.starts_with(&format!("  {key}: ")));
+            text = text.replace(&format!("{}\n", at.expect("a setting to take out")), "");
+        }
         for (key, value) in app {
             let setting = format!("  {key}: {value}\n");
             let line = text
@@ -109,9 +114,10 @@ fn assert_failed_naming_the_program(out: &common::Run) -> Vec<String> {
 #[test]
 fn a_program_that_cannot_start_fails_the_provision_with_its_log() {
     let Some(s) = Setup::new() else { return };
-    // Settings that raise at import. startsecs 3, not 1: the app must be seen to die
-    // before supervisord would call it RUNNING, and gunicorn takes its time to boot.
-    s.app_settings(&[("wsgi", "brokenapp:app"), ("startsecs", "3")]);
+    // Settings that raise at import, with the default startsecs (5): the app must be
+    // seen to die before supervisord would call it RUNNING, however slowly gunicorn
+    // boots on a busy machine. A start that fails costs no wait.
+    s.app_settings(&[("wsgi", "brokenapp:app")], &["startsecs"]);
     let out = s.provision(&["--accept-new-host-key"]);
     let lines = assert_failed_naming_the_program(&out);
     assert!(
@@ -125,22 +131,21 @@ fn a_program_that_cannot_start_fails_the_provision_with_its_log() {
             .any(|l| l == "  | RuntimeError: settings: the token [redacted] is refused"),
         "{lines:?}"
     );
-    let conf =
-        std::fs::read_to_string(s.server.path("etc/supervisor/conf.d/example-gunicorn.conf"))
-            .unwrap();
+    let conf = s.server.path("etc/supervisor/conf.d/example-gunicorn.conf");
+    let conf = std::fs::read_to_string(conf).unwrap();
     assert!(
-        conf.contains("\nstartsecs=3\n") && conf.contains("\nstartretries=3\n"),
+        conf.contains("\nstartsecs=5\n") && conf.contains("\nstartretries=3\n"),
         "{conf}"
     );
 
-    // Settings fixed: the next provision starts it, and says so.
-    s.app_settings(&[("startsecs", "3")]);
+    // Settings fixed: the next provision starts it (startsecs 1 again, for speed).
+    s.app_settings(&[], &[]);
     let out = s.provision(&[]).success();
     assert!(out.stderr().contains(" ok "), "{}", out.stderr());
     assert_eq!(s.server.ask(|_| true)["env"]["BROKEN_TOKEN"], TOKEN);
 
     // A gunicorn that is not there.
-    s.app_settings(&[("startsecs", "3"), ("gunicorn", "/nonexistent/gunicorn")]);
+    s.app_settings(&[("gunicorn", "/nonexistent/gunicorn")], &["startsecs"]);
     let lines = assert_failed_naming_the_program(&s.provision(&[]));
     assert!(
         lines
@@ -152,7 +157,7 @@ fn a_program_that_cannot_start_fails_the_provision_with_its_log() {
     assert_failed_naming_the_program(&s.provision(&[]));
 
     // Its gunicorn back: running again.
-    s.app_settings(&[("startsecs", "3")]);
+    s.app_settings(&[], &[]);
     s.provision(&[]).success();
     assert_eq!(s.server.ask(|_| true)["env"]["BROKEN_TOKEN"], TOKEN);
 }
@@ -161,7 +166,7 @@ fn a_program_that_cannot_start_fails_the_provision_with_its_log() {
 fn a_health_path_must_answer_and_an_unchanged_run_checks_nothing() {
     let Some(s) = Setup::new() else { return };
     // On the unix socket: a path that answers 200 passes.
-    s.app_settings(&[("health", "/healthz")]);
+    s.app_settings(&[("health", "/healthz")], &[]);
     let out = s.provision(&["--accept-new-host-key"]).success();
     let log = out.stderr();
     assert!(log.contains("example-gunicorn: GET /healthz: 200"), "{log}");
@@ -180,14 +185,14 @@ fn a_health_path_must_answer_and_an_unchanged_run_checks_nothing() {
 
     // On host:port: 200 passes, a 500 fails the provision and names the program.
     let bind = format!("127.0.0.1:{}", free_port());
-    s.app_settings(&[("health", "/healthz"), ("bind", &bind)]);
+    s.app_settings(&[("health", "/healthz"), ("bind", &bind)], &[]);
     let out = s.provision(&[]).success();
     assert!(
         out.stderr().contains("example-gunicorn: GET /healthz: 200"),
         "{}",
         out.stderr()
     );
-    s.app_settings(&[("health", "/broken"), ("bind", &bind)]);
+    s.app_settings(&[("health", "/broken"), ("bind", &bind)], &[]);
     s.p.set("staging", "BROKEN_TOKEN", &format!("{TOKEN}-2"));
     let lines = assert_failed_naming_the_program(&s.provision(&[]));
     assert_eq!(
