@@ -20,6 +20,7 @@ mod export_properties;
 mod freshness;
 mod git_workflow;
 mod header;
+mod health;
 mod identities;
 mod import;
 mod interop;

@@ -5,6 +5,9 @@
 pub struct Applied {
     pub changed: usize,
     pub failed: Vec<String>,
+    /// What the failed states reported for the table, redacted like the rest of Salt's
+    /// output: a program that did not start, its state and its log's last lines.
+    pub details: Vec<String>,
 }
 
 /// How one host went.
@@ -28,8 +31,9 @@ impl HostReport {
     }
 }
 
-/// The closing table: host, result, changed states, time; with `steps`, each host's time
-/// by step; then, once, the secrets `unredacted` from Salt's output, by name.
+/// The closing table: host, result, changed states, time, and under a host whose states
+/// failed what they reported; with `steps`, each host's time by step; then, once, the
+/// secrets `unredacted` from Salt's output, by name.
 pub fn table(reports: &[HostReport], steps: bool, unredacted: &[String]) -> String {
     let mut table = format!("\n{:<30}{:<31}{:>7}  time\n", "host", "result", "changed");
     for r in reports {
@@ -45,6 +49,11 @@ pub fn table(reports: &[HostReport], steps: bool, unredacted: &[String]) -> Stri
             "{:<30}{:<31}{:>7}  {:.1}s\n",
             r.target, result, changed, r.seconds
         ));
+        if let Ok(a) = &r.result {
+            for line in &a.details {
+                table.push_str(&format!("  {line}\n"));
+            }
+        }
     }
     if steps {
         for r in reports {
@@ -101,6 +110,7 @@ mod tests {
                 Ok(Applied {
                     changed: 3,
                     failed: vec![],
+                    details: vec![],
                 }),
             ),
             report(
@@ -108,6 +118,10 @@ mod tests {
                 Ok(Applied {
                     changed: 1,
                     failed: vec!["gunicorn_restart".into()],
+                    details: vec![
+                        "example-gunicorn: did not start: FATAL".into(),
+                        "| RuntimeError: [redacted]".into(),
+                    ],
                 }),
             ),
             report("web3", Err("cannot reach web3".into())),
@@ -120,8 +134,11 @@ mod tests {
             rows[1].starts_with("web1") && rows[1].contains(" ok ") && rows[1].ends_with("3  1.2s")
         );
         assert!(rows[2].contains("failed: gunicorn_restart"), "{shown}");
-        assert!(rows[3].contains("error: cannot reach web3") && rows[3].contains(" - "));
-        assert_eq!(rows.len(), 4);
+        // What the failed state reported, under its host's row.
+        assert_eq!(rows[3], "  example-gunicorn: did not start: FATAL");
+        assert_eq!(rows[4], "  | RuntimeError: [redacted]");
+        assert!(rows[5].contains("error: cannot reach web3") && rows[5].contains(" - "));
+        assert_eq!(rows.len(), 6);
         assert!(table(&reports, true, &[]).contains("web1: connect 0.50s, salt-call 0.75s"));
     }
 

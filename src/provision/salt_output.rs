@@ -1,6 +1,7 @@
 //! Reading the apply script's output as it streams: every secret value redacted from each
 //! of Salt's lines before anything else sees it, and what Salt did (changed states, failed
-//! ones) read from the redacted lines.
+//! ones, and what a failed state reported for the closing table) read from the redacted
+//! lines.
 //!
 //! How a value is found (SECURITY.md, P15). A value is cut into *pieces*: itself, trimmed,
 //! or each line of a multi-line one, trimmed (a PEM body appears line by line). A piece is
@@ -323,6 +324,10 @@ fn redact_spans(line: &str, mut spans: Vec<(usize, usize)>) -> String {
     out
 }
 
+/// What a state of vault's (the program's checked start) prints, inside its output, for
+/// the closing table to show when it fails: the program's state and its log's last lines.
+pub(super) const REPORT: &str = "vault-report: ";
+
 /// One line of the apply script's standard output, read.
 pub(super) enum Line {
     /// The script's own, before Salt's output: shown to nobody.
@@ -339,6 +344,8 @@ pub(super) struct SaltOutput<'r> {
     ready: bool,
     /// The `ID:` of the state whose result comes next.
     last_id: String,
+    /// Whether that state failed: its [`REPORT`] lines then go to the table.
+    failing: bool,
     applied: Applied,
 }
 
@@ -348,6 +355,7 @@ impl<'r> SaltOutput<'r> {
             redacted: redactor.stream(),
             ready: false,
             last_id: String::new(),
+            failing: false,
             applied: Applied::default(),
         }
     }
@@ -366,8 +374,12 @@ impl<'r> SaltOutput<'r> {
         let trimmed = shown.trim();
         if let Some(id) = trimmed.strip_prefix("ID: ") {
             self.last_id = id.to_string();
+            self.failing = false;
         } else if trimmed == "Result: False" {
             self.applied.failed.push(self.last_id.clone());
+            self.failing = true;
+        } else if let Some(report) = trimmed.strip_prefix(REPORT).filter(|_| self.failing) {
+            self.applied.details.push(report.to_string());
         } else if let Some(rest) = trimmed.strip_prefix("Succeeded:") {
             self.applied.changed = rest
                 .split("changed=")
@@ -593,5 +605,37 @@ mod tests {
         assert_eq!(applied.changed, 2);
         assert_eq!(applied.failed, ["app_[redacted]"]);
         assert!(SaltOutput::new(&r).finish().is_none());
+    }
+
+    #[test]
+    fn a_failed_states_report_lines_reach_the_table_redacted() {
+        let r = Redactor::new(&["Zq8xW2mP4kT7vR1nL5sY"]);
+        let mut out = SaltOutput::new(&r);
+        out.read(READY);
+        for line in [
+            // A state that succeeded: its report-looking lines are its own business.
+            "          ID: gunicorn_conf",
+            "      Result: True",
+            "                  vault-report: not from a failure",
+            "          ID: gunicorn_restart",
+            "      Result: False",
+            "                  example-gunicorn: not a report line",
+            "                  vault-report: example-gunicorn: did not start: FATAL",
+            "                  vault-report: |   key=Zq8xW2mP4kT7vR1nL5sY",
+            "          ID: gunicorn_running",
+            "      Result: True",
+            "                  vault-report: not from a failure either",
+        ] {
+            out.read(line);
+        }
+        let applied = out.finish().unwrap();
+        assert_eq!(applied.failed, ["gunicorn_restart"]);
+        assert_eq!(
+            applied.details,
+            [
+                "example-gunicorn: did not start: FATAL",
+                "|   key=[redacted]"
+            ]
+        );
     }
 }

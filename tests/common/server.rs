@@ -106,12 +106,13 @@ impl Server {
     }
 
     /// The pillar settings (for an env.sls) for the app and tools: the same on every
-    /// server (paths follow each server's root).
+    /// server (paths follow each server's root). A start is checked after 1 s, not the
+    /// default 5, to keep the tests fast.
     pub fn pillar_settings(&self) -> String {
         let app_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/app");
         format!(
             "vault:\n  app_user: {APP_USER}\n  paths:\n    supervisorctl: {ctl}\n\
-             app:\n  directory: {app}\n  gunicorn: {gunicorn}\n  wsgi: envapp:app\n  manage: {py} manage.py\n",
+             app:\n  directory: {app}\n  gunicorn: {gunicorn}\n  wsgi: envapp:app\n  manage: {py} manage.py\n  startsecs: 1\n",
             ctl = self.tools.join("supervisorctl").display(),
             app = app_dir.display(),
             gunicorn = self.app_venv.join("bin/gunicorn").display(),
