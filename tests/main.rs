@@ -7,6 +7,7 @@
 mod common;
 
 mod approvals;
+mod attack_provision;
 mod bad_input;
 mod chain;
 mod commands;
