@@ -113,4 +113,9 @@ fn attack_a_merge_that_hides_newer_versions_lets_allow_older_go_back() {
         "the server went back to v1 over v3, which follows it: {}",
         out.stderr()
     );
+    assert!(
+        out.stderr().contains("refusing to go back to an older version"),
+        "{}",
+        out.stderr()
+    );
 }
