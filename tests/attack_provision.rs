@@ -38,7 +38,11 @@ fn provisioned(sshd: &Sshd, server: &Server, more: &str) -> Project {
     p.set("staging", "A", "first-value-1");
     let env_sls = p.root().join("conf/pillar/staging/env.sls");
     let text = std::fs::read_to_string(&env_sls).unwrap();
-    std::fs::write(&env_sls, format!("{text}{}{more}", server.pillar_settings())).unwrap();
+    std::fs::write(
+        &env_sls,
+        format!("{text}{}{more}", server.pillar_settings()),
+    )
+    .unwrap();
     provision(&p, sshd, server, &["--approve", "--accept-new-host-key"]).success();
     p
 }
@@ -77,14 +81,24 @@ fn attack_a_merge_that_hides_newer_versions_lets_allow_older_go_back() {
     // The repo writer: a branch from v1, merged with the newer history taken out whole,
     // pushed as main.
     git(root, &["checkout", "-q", "-b", "old", &v1]);
-    git(root, &["merge", "-q", "-s", "ours", "main", "-m", "merge main"]);
+    git(
+        root,
+        &["merge", "-q", "-s", "ours", "main", "-m", "merge main"],
+    );
     git(root, &["branch", "-f", "main", "old"]);
     git(root, &["checkout", "-q", "main"]);
     git(root, &["branch", "-D", "old"]);
     // The newer versions are in the history of what is checked out.
     let full = git(
         root,
-        &["log", "--all", "--full-history", "--format=%s", "--", "conf/pillar/staging/secrets.sls.age.sig"],
+        &[
+            "log",
+            "--all",
+            "--full-history",
+            "--format=%s",
+            "--",
+            "conf/pillar/staging/secrets.sls.age.sig",
+        ],
     );
     assert!(full.contains("v3"), "{full}");
 
@@ -92,9 +106,14 @@ fn attack_a_merge_that_hides_newer_versions_lets_allow_older_go_back() {
     let bob_home = tempfile::tempdir().unwrap();
     let bob = |args: &[&str]| p.on_machine(bob_home.path(), "bob.agekey", args);
     common::Run(
-        bob(&["trust", "staging", "--fingerprint", &fingerprint("alice_ed25519.pub")])
-            .output()
-            .unwrap(),
+        bob(&[
+            "trust",
+            "staging",
+            "--fingerprint",
+            &fingerprint("alice_ed25519.pub"),
+        ])
+        .output()
+        .unwrap(),
     )
     .success();
     std::fs::create_dir_all(bob_home.path().join(".ssh")).unwrap();
@@ -114,8 +133,99 @@ fn attack_a_merge_that_hides_newer_versions_lets_allow_older_go_back() {
         out.stderr()
     );
     assert!(
-        out.stderr().contains("refusing to go back to an older version"),
+        out.stderr()
+            .contains("refusing to go back to an older version"),
         "{}",
+        out.stderr()
+    );
+}
+
+/// A project like [`provisioned`] with an extra state tree `margarita` (a folder in the
+/// project, listed in env.sls) holding `files`, all approved by the first provision.
+fn provisioned_with_tree(sshd: &Sshd, server: &Server, files: &[(&str, &str)]) -> Project {
+    let p = Project::new();
+    p.set("staging", "A", "first-value-1");
+    let tree = p.root().join("margarita");
+    for (rel, text) in files {
+        let f = tree.join(rel);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls).unwrap();
+    let settings = server
+        .pillar_settings()
+        .replace("vault:\n", "vault:\n  state_trees: [margarita]\n");
+    std::fs::write(&env_sls, format!("{text}{settings}")).unwrap();
+    provision(&p, sshd, server, &["--approve", "--accept-new-host-key"]).success();
+    assert!(Path::new(&server.path("srv/margarita")).is_dir());
+    p
+}
+
+/// P16: rsync leaves out only a *folder* `.git` at the top of an extra state tree, but
+/// the approval walk skips anything named so: a file (or a link) `.git` there, as a
+/// worktree or submodule checkout has, ships with no approval, whatever it holds.
+#[test]
+fn attack_a_dot_git_file_in_a_state_tree_ships_unapproved() {
+    if !have_parts() {
+        return;
+    }
+    let Some((tools, app)) = tools() else { return };
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    let p = provisioned_with_tree(&sshd, &server, &[("hello.sls", "{}\n")]);
+    std::fs::write(
+        p.root().join("margarita/.git"),
+        "anything the attacker wants\n",
+    )
+    .unwrap();
+    let out = provision(&p, &sshd, &server, &[]);
+    let shipped = Path::new(&server.path("srv/margarita/.git")).exists();
+    assert!(
+        out.code() == 1 || !shipped,
+        "a file the approval never named was shipped: {}",
+        out.stderr()
+    );
+}
+
+/// What a tree's own top file runs when it governs: a state that writes the secrets
+/// where anyone on the server reads them.
+const LEAKING_TOP: &str = "base:\n  '*':\n    - leak\n";
+const LEAK: &str = "leak:\n  file.managed:\n    - name: {{ salt['config.get']('root_dir') }}/leaked\n    - mode: '0644'\n    - contents: {{ salt['pillar.get']('secrets:A') }}\n";
+
+/// P16: `conf/salt` replaced by a link (to a copy of itself beside it, `conf/margarita`):
+/// the approval walk follows it and finds the same files, so nothing changed; rsync
+/// ships the link as it is, and on the server `srv/salt -> margarita` is the extra
+/// state tree, whose own (approved, dormant) top file now governs: a state it names
+/// writes the secrets out. What decides where secrets go changed with no approval.
+#[test]
+fn attack_conf_salt_as_a_link_changes_what_runs_without_an_approval() {
+    if !have_parts() {
+        return;
+    }
+    let Some((tools, app)) = tools() else { return };
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    let p = provisioned_with_tree(
+        &sshd,
+        &server,
+        &[("top.sls", LEAKING_TOP), ("leak.sls", LEAK)],
+    );
+    let leaked = server.path("leaked");
+    assert!(
+        !Path::new(&leaked).exists(),
+        "the tree's top file is dormant"
+    );
+    // The repo writer's commit: conf/salt moved aside, and a link in its place.
+    let conf = p.root().join("conf");
+    std::fs::rename(conf.join("salt"), conf.join("margarita")).unwrap();
+    std::os::unix::fs::symlink("margarita", conf.join("salt")).unwrap();
+    let out = provision(&p, &sshd, &server, &[]);
+    assert!(
+        out.code() == 1 && !Path::new(&leaked).exists(),
+        "ran unapproved: exit {}, leaked: {:?}\n{}",
+        out.code(),
+        std::fs::read_to_string(&leaked).ok(),
         out.stderr()
     );
 }
