@@ -229,3 +229,30 @@ fn attack_conf_salt_as_a_link_changes_what_runs_without_an_approval() {
         out.stderr()
     );
 }
+
+/// `env:` settings: a Jinja comment atop env.sls (`{# ... #}`, which vault's check does
+/// not take for a template) makes the file YAML vault cannot read, so no setting is
+/// checked; Salt renders the comment away and reads `PIN: 0123` as the number 83, which
+/// the project's state writes as `83`: the program does not see what env.sls says.
+#[test]
+fn attack_a_jinja_comment_in_env_sls_skips_the_settings_check() {
+    if !have_parts() {
+        return;
+    }
+    let Some((tools, app)) = tools() else { return };
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    let p = provisioned(&sshd, &server, "");
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls).unwrap();
+    std::fs::write(
+        &env_sls,
+        format!("{{# the staging servers #}}\n{text}env:\n  PIN: 0123\n"),
+    )
+    .unwrap();
+    let out = provision(&p, &sshd, &server, &["--approve"]);
+    if out.code() == 0 {
+        let pin = server.ask(|v| v["env"].get("PIN").is_some())["env"]["PIN"].clone();
+        assert_eq!(pin, "0123", "env.sls says 0123; the program sees {pin}");
+    }
+}
