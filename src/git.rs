@@ -268,9 +268,18 @@ impl Git {
             .collect())
     }
 
-    /// Commits (newest first) that touched `path`, on any branch or remote.
+    /// Commits (newest first) that touched `path`, on any branch or remote. Every one:
+    /// `--full-history`, so a merge that took one side whole still leads to the other
+    /// side's (git's default simplification would follow only the side it took).
     pub fn commits_touching(&self, path: &str) -> Result<Vec<String>> {
-        let out = self.run(&["log", "--all", "--format=%H", "--", &format!("./{path}")])?;
+        let out = self.run(&[
+            "log",
+            "--all",
+            "--full-history",
+            "--format=%H",
+            "--",
+            &format!("./{path}"),
+        ])?;
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)

@@ -339,6 +339,16 @@ pub fn inputs(
         ..Inputs::default()
     };
     let conf = project.root().join("conf");
+    for root in ["salt", "pillar"] {
+        // rsync ships a link there as a link, which the server resolves among its own
+        // folders: what the walk would find through it here is not what Salt reads.
+        if std::fs::symlink_metadata(conf.join(root)).is_ok_and(|m| m.is_symlink()) {
+            return Err(Error::new(format!(
+                "conf/{root} is a link: rsync ships it as one, so the server would read what it points to there, not what is approved here"
+            ))
+            .with_hint(format!("make conf/{root} a folder (git log -- conf/{root} shows who made it a link)")));
+        }
+    }
     walk(&conf, &conf.join("salt"), &|_| true, &mut out)?;
     let pillar = conf.join("pillar");
     let own = format!("pillar/{env}/{FILE_NAME}");

@@ -215,8 +215,9 @@ impl Host<'_> {
             "--exclude=*.age",
             "--exclude=*.age.sig",
             "--exclude=.vault-*",
-            // An extra state tree's own repository stays behind.
-            "--exclude=/*/.git/",
+            // An extra state tree's own repository stays behind: a folder, or the file
+            // (or link) of a worktree or submodule, as the approval walk skips either.
+            "--exclude=/*/.git",
         ]);
         // No other environment's pillar goes to the server.
         for e in &self.settings.other_envs {
