@@ -250,9 +250,13 @@ fn attack_a_jinja_comment_in_env_sls_skips_the_settings_check() {
         format!("{{# the staging servers #}}\n{text}env:\n  PIN: 0123\n"),
     )
     .unwrap();
+    // vault cannot read a templated env.sls as it stands; the states refuse what Salt
+    // typed, so the program never sees 123 for 0123.
     let out = provision(&p, &sshd, &server, &["--approve"]);
-    if out.code() == 0 {
-        let pin = server.ask(|v| v["env"].get("PIN").is_some())["env"]["PIN"].clone();
-        assert_eq!(pin, "0123", "env.sls says 0123; the program sees {pin}");
-    }
+    let log = format!("{}{}", out.stdout(), out.stderr());
+    assert_eq!(out.code(), 1, "{log}");
+    assert!(log.contains("env: PIN is not a string"), "{log}");
+    let env_file =
+        std::fs::read_to_string(server.path("etc/example/secrets.env")).unwrap_or_default();
+    assert!(!env_file.contains("PIN="), "{env_file}");
 }

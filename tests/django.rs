@@ -42,7 +42,7 @@ fn a_django_app_on_postgresql_end_to_end() {
     let settings = format!(
         "vault:\n  app_user: {APP_USER}\n  paths:\n    supervisorctl: {ctl}\n\
          app:\n  directory: {site}\n  gunicorn: {gunicorn}\n  manage: {python} manage.py\n\
-         env:\n  DB_NAME: {name}\n  DB_USER: {name}\n  DB_HOST: 127.0.0.1\n  DB_PORT: {port}\n",
+         env:\n  DB_NAME: {name}\n  DB_USER: {name}\n  DB_HOST: 127.0.0.1\n  DB_PORT: '{port}'\n",
         ctl = tools.join("supervisorctl").display(),
         site = site.display(),
         gunicorn = app.join("bin/gunicorn").display(),

@@ -98,7 +98,7 @@ impl Setup {
         self.server
             .root
             .path()
-            .join("var/lib/vault/example-staging")
+            .join("var/lib/vault/example/applied-staging")
     }
 
     fn record(&self) -> String {

@@ -53,7 +53,7 @@ fn env_settings_reach_the_program_beside_the_secrets_and_are_never_redacted() {
     p.set("staging", "DB_PASSWORD", "s3cret-Passw0rd-value");
     let server = Server::start(&tools, &app);
     let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
-    let env = "env:\n  DB_NAME: example_database\n  DB_HOST: 127.0.0.1\n  DB_PORT: 5432\n  \
+    let env = "env:\n  DB_NAME: example_database\n  DB_HOST: 127.0.0.1\n  DB_PORT: '5432'\n  \
                DEBUG: 'off'\n  GREETING: \"it's 100% $HOME, \\\"quoted\\\"\"\n  PADDED: '  x  '\n";
     staging(&p, &sshd, &server, env);
     let salt = p.root().join("conf/salt");
@@ -121,6 +121,16 @@ fn a_setting_salt_would_read_otherwise_or_that_is_also_a_secret_is_refused_befor
             "DB_HOST",
         ),
         ("env:\n  LIST: [a, b]\n", "env: LIST: not a single value", ""),
+        (
+            "env:\n  DB_PORT: 5432\n",
+            "env: DB_PORT: Salt reads `5432` as the integer 5432, and every setting must be a string",
+            "DB_PORT: '5432'",
+        ),
+        (
+            "env:\n  LD_PRELOAD: /tmp/x.so\n",
+            "env: LD_PRELOAD: the name controls how programs run",
+            "vault allow ENV NAME",
+        ),
     ] {
         std::fs::write(&env_sls, format!("{base}{env}")).unwrap();
         let before = p.snapshot();
@@ -300,5 +310,34 @@ fn vault_knows_what_salt_renders_for_each_plain_scalar() {
         let ours = vault::document::salt_renders(text).expect("Salt reads each of these");
         // Python's repr of a str: quoted with ' (no value here holds a quote).
         assert_eq!(format!("'{ours}'"), salt, "{text}");
+    }
+}
+
+#[test]
+fn a_project_name_that_could_not_name_files_on_a_server_is_refused() {
+    let p = Project::new();
+    p.set("staging", "DB_PASSWORD", "s3cret-Passw0rd-value");
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let env = std::fs::read_to_string(&env_sls).unwrap();
+    std::fs::write(
+        &env_sls,
+        env.replace("hosts: []", "hosts: ['root@127.0.0.1:9']"),
+    )
+    .unwrap();
+    for bad in ["a/b", "../x", "Shop Two"] {
+        std::fs::write(
+            p.root().join("conf/pillar/project.sls"),
+            format!("project_name: '{bad}'\n"),
+        )
+        .unwrap();
+        let before = p.snapshot();
+        let out = p.vault(&["provision", "staging", "--dry-run", "--approve"]);
+        let err = out.stderr();
+        assert_eq!(out.code(), 1, "{err}");
+        assert!(
+            err.contains("is not a name vault can use on a server"),
+            "{bad}: {err}"
+        );
+        assert!(p.snapshot() == before, "nothing changes on disk");
     }
 }

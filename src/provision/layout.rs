@@ -43,17 +43,16 @@ impl Layout {
             None => under_root("etc/salt"),
         };
         let (salt_root, pillar_root) = (format!("{srv}/salt"), format!("{srv}/pillar"));
-        // One file per project and environment, as the minion id names them.
-        let name: String = format!("{}-{}", settings.project_name, settings.env)
-            .chars()
-            .map(|c| match c.is_ascii_alphanumeric() || "._-".contains(c) {
-                true => c,
-                false => '_',
-            })
-            .collect();
+        // One file per project and environment, in the project's folder (the project
+        // name, checked as an environment name is, holds no `/`): two projects never
+        // share one, whatever their names.
+        let record = format!(
+            "var/lib/vault/{}/applied-{}",
+            settings.project_name, settings.env
+        );
         Layout {
             env_dir: format!("{pillar_root}/{}", settings.env),
-            record: under_root(&format!("var/lib/vault/{name}")),
+            record: under_root(&record),
             root,
             scratch,
             srv,

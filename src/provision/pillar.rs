@@ -4,7 +4,7 @@
 //! Read as YAML events into a tree of strings (no typing: where Salt's reading would
 //! give a value other than its text, `env_settings` says so).
 
-use crate::document::salt_renders;
+use crate::document::{salt_reading, salt_renders};
 use crate::error::{Error, Result};
 use crate::project::{EnvName, Project};
 use saphyr_parser::{Event, Parser, ScalarStyle};
@@ -21,6 +21,15 @@ pub fn pillar_settings(project: &Project, env: &EnvName) -> Result<(String, Vec<
                 project.display_path(&project_file)
             ))
         })?;
+    // It names files and folders on the server (the minion id, the record of the
+    // applied version): the rules of `vault init --project`.
+    if EnvName::parse(&name).is_err() {
+        return Err(Error::new(format!(
+            "{}: project_name {name:?} is not a name vault can use on a server",
+            project.display_path(&project_file)
+        ))
+        .with_hint("use lowercase letters, digits, '_' and '-', starting with a letter or digit"));
+    }
     let hosts = env_tree(project, env)?
         .and_then(|t| t.get("hosts").map(Node::scalars))
         .unwrap_or_default();
@@ -35,8 +44,8 @@ pub struct EnvSetting {
 }
 
 /// The `env:` mapping of `conf/pillar/<env>/env.sls`, checked as Salt will read it:
-/// names the shell can export, once each, scalar values, and none whose text Salt's
-/// YAML reading changes (`off`, `0123`, `~`) unless quoted.
+/// names the shell can export (none that controls programs), once each, and values Salt
+/// reads as strings: a plain one it would type (`off`, `0123`, `5432`, `~`) is quoted.
 pub fn env_settings(project: &Project, env: &EnvName) -> Result<Vec<EnvSetting>> {
     let file = project.env_pillar_dir(env).join("env.sls");
     let shown = project.display_path(&file);
@@ -60,16 +69,25 @@ pub fn env_settings(project: &Project, env: &EnvName) -> Result<Vec<EnvSetting>>
         if out.iter().any(|s| s.name == name) {
             return Err(Error::new(format!("{at}: given twice")));
         }
+        if crate::document::controlling(&name).is_some() {
+            return Err(Error::new(format!("{at}: the name controls how programs run (as LD_PRELOAD or PATH do), and is not a setting"))
+                .with_hint("if the program truly needs it, make it a secret and let it through with `vault allow ENV NAME`"));
+        }
         let Node::Scalar { text, plain, .. } = node else {
             return Err(Error::new(format!(
                 "{at}: not a single value (a list or mapping)"
             )));
         };
-        if plain && salt_renders(&text).as_deref() != Some(text.as_str()) {
-            let reading = crate::document::salt_reading(&text).map(|r| r.describe());
+        // Every setting must reach Salt as a string: the states refuse any other (they
+        // cannot tell `0123` from `123` once Salt has read it), so a number is quoted too.
+        if let Some(reading) = plain.then(|| salt_reading(&text)).flatten() {
+            let why = match salt_renders(&text).as_deref() == Some(text.as_str()) {
+                true => "and every setting must be a string".to_string(),
+                false => format!("so the program would not see `{text}`"),
+            };
             return Err(Error::new(format!(
-                "{at}: Salt reads `{text}` as {}, so the program would not see `{text}`",
-                reading.unwrap_or_default()
+                "{at}: Salt reads `{text}` as {}, {why}",
+                reading.describe()
             ))
             .with_hint(format!("quote it in {shown}: {name}: '{text}'")));
         }
@@ -125,7 +143,8 @@ pub fn tree_name(dir: &Path) -> Option<&str> {
 
 /// Whether `file` holds Jinja.
 fn templated(file: &Path) -> bool {
-    std::fs::read_to_string(file).is_ok_and(|t| t.contains("{{") || t.contains("{%"))
+    std::fs::read_to_string(file)
+        .is_ok_and(|t| t.contains("{{") || t.contains("{%") || t.contains("{#"))
 }
 
 /// The environment's env.sls as a tree, if it exists.

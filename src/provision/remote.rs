@@ -402,7 +402,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let pillar = b"secrets:\n  A: \"1\"\n";
-        let record = dir.path().join("var/lib/vault/example-staging");
+        let record = dir.path().join("var/lib/vault/example/applied-staging");
         let path = record.display().to_string();
         let swap = |expected: &'static str| RecordSwap {
             path: Box::leak(path.clone().into_boxed_str()),
