@@ -39,8 +39,10 @@ fn init_writes_the_layout_and_never_overwrites() {
     for f in [
         "top.sls",
         "project/init.sls",
-        "project/map.jinja",
-        "project/secrets.env.jinja",
+        "project/devs.sls",
+        "vault/init.sls",
+        "vault/map.jinja",
+        "vault/secrets.env.jinja",
     ] {
         let ours = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

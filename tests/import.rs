@@ -78,6 +78,12 @@ fn init_keeps_a_template_s_states_and_names_the_supervisor_line_to_change() {
         "{err}"
     );
     assert!(err.contains("Adopting a template project"), "{err}");
+    assert!(err.contains("add `- vault` to conf/salt/top.sls"), "{err}");
+    // vault's part only, for the template's states to include; none of vault's own
+    // project states beside the template's.
+    assert!(p.root().join("conf/salt/vault/init.sls").exists());
+    assert!(!p.root().join("conf/salt/project/init.sls").exists());
+    assert!(!p.root().join("conf/salt/project/devs.sls").exists());
     for (path, bytes) in before {
         assert_eq!(
             std::fs::read(&path).unwrap(),

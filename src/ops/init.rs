@@ -16,15 +16,23 @@ pub struct Scaffold {
     /// Environments added to an existing `conf/pillar/top.sls`; None when it could not
     /// be done safely (a top.sls of another shape), for the user to do by hand.
     pub top_added: Option<Vec<EnvName>>,
+    /// The project had a state tree of its own (`conf/salt/top.sls`): only vault's part
+    /// (`conf/salt/vault/`) was added, for its states to include.
+    pub own_states: bool,
     /// Where the project's own states build a supervisor `environment=` from the
     /// secrets pillar (a template project's): file and line, for the user to change.
     pub supervisor_env_lines: Vec<(PathBuf, usize)>,
 }
 
-/// The Salt states `init` writes under `conf/salt/`: the app user, the secrets it runs
-/// with, gunicorn under supervisord, a manage wrapper, and the developers' accounts.
+/// The Salt states `init` writes under `conf/salt/`: vault's env file and run wrapper
+/// (`vault/`), and the project's states (`project/`): the app user, gunicorn under
+/// supervisord, a manage wrapper and the developers' accounts.
 pub const SALT_STATES: &[(&str, &str)] = &[
     ("top.sls", include_str!("../../conf/salt/top.sls")),
+    (
+        "vault/init.sls",
+        include_str!("../../conf/salt/vault/init.sls"),
+    ),
     (
         "project/init.sls",
         include_str!("../../conf/salt/project/init.sls"),
@@ -34,12 +42,12 @@ pub const SALT_STATES: &[(&str, &str)] = &[
         include_str!("../../conf/salt/project/devs.sls"),
     ),
     (
-        "project/map.jinja",
-        include_str!("../../conf/salt/project/map.jinja"),
+        "vault/map.jinja",
+        include_str!("../../conf/salt/vault/map.jinja"),
     ),
     (
-        "project/secrets.env.jinja",
-        include_str!("../../conf/salt/project/secrets.env.jinja"),
+        "vault/secrets.env.jinja",
+        include_str!("../../conf/salt/vault/secrets.env.jinja"),
     ),
 ];
 
@@ -109,10 +117,14 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold>
         let recipients = project.recipients_dir(env);
         create(&mut report, &recipients.join(".gitkeep"), "")?;
     }
-    // The Salt states, as this repository carries them.
+    // The Salt states, as this repository carries them; beside a state tree of the
+    // project's own (a template project's), only vault's part, for its states to include.
     let salt = root.join("conf").join("salt");
+    report.own_states = own_state_tree(&salt.join("top.sls"));
     for (rel, content) in SALT_STATES {
-        create(&mut report, &salt.join(rel), content)?;
+        if !report.own_states || rel.starts_with("vault/") {
+            create(&mut report, &salt.join(rel), content)?;
+        }
     }
     add_gitignore(&mut report, &root.join(".gitignore"))?;
     identity(project, &mut report)?;
@@ -173,6 +185,15 @@ fn environment_loops(text: &str) -> Vec<usize> {
         }
     }
     out
+}
+
+/// Whether `top` is a state tree of the project's own (a template project's): a top
+/// file that does not apply vault's `project` states, as the one `init` writes does.
+fn own_state_tree(top: &Path) -> bool {
+    match std::fs::read_to_string(top) {
+        Ok(text) => !text.lines().any(|l| l.trim() == "- project"),
+        Err(_) => false,
+    }
 }
 
 /// A new project gets its random identity. One that already holds secrets gets it only

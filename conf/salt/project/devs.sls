@@ -14,7 +14,7 @@
 
     Settings under `vault:` in an env.sls: paths (sudoers_dir, sshd_config_dir,
     sshd_config, sshd), sudoers_name, sshd_reload, harden_sshd. -#}
-{%- from "project/map.jinja" import project, root, app_user with context %}
+{%- from "vault/map.jinja" import project, root, app_user with context %}
 {%- set paths = salt['pillar.get']('vault:paths', {}) %}
 {%- set sudoers_dir = paths.get('sudoers_dir', root ~ '/etc/sudoers.d') %}
 {%- set sudoers_name = salt['pillar.get']('vault:sudoers_name', 'vault-' ~ project) %}

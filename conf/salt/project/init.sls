@@ -1,6 +1,12 @@
-{%- from "project/map.jinja" import project, app_user, etc_dir, bin_dir, run_dir,
+{%- from "vault/map.jinja" import project, app_user, etc_dir, bin_dir, run_dir,
     supervisor_conf_dir, supervisor_conf, supervisorctl, app_dir, gunicorn, wsgi, bind, manage,
     startsecs, startretries, health with context %}
+
+# vault's env file and run wrapper (conf/salt/vault): what a template project's own
+# states include too.
+include:
+  - vault
+
 
 {%- if app_user != 'root' %}
 app_user:
@@ -13,28 +19,6 @@ app_user:
       - file: secrets_dir
 {%- endif %}
 
-# The secrets, readable by root and the app user only. show_changes: False keeps their
-# content out of Salt's output and job cache.
-secrets_dir:
-  file.directory:
-    - name: {{ etc_dir }}
-    - user: root
-    - group: {{ app_user }}
-    - mode: '0750'
-    - makedirs: True
-
-secrets_env:
-  file.managed:
-    - name: {{ etc_dir }}/secrets.env
-    - source: salt://project/secrets.env.jinja
-    - template: jinja
-    - user: root
-    - group: {{ app_user }}
-    - mode: '0640'
-    - show_changes: False
-    - require:
-      - file: secrets_dir
-
 # Where gunicorn's socket lives: the app user's.
 run_dir:
   file.directory:
@@ -42,21 +26,6 @@ run_dir:
     - user: {{ app_user }}
     - mode: '0755'
     - makedirs: True
-
-# Runs a command with the secrets in its environment, byte for byte.
-run_wrapper:
-  file.managed:
-    - name: {{ bin_dir }}/{{ project }}-run
-    - user: root
-    - mode: '0755'
-    - makedirs: True
-    - contents: |
-        #!/bin/sh
-        # Managed by Salt (vault): run a command with {{ project }}'s secrets.
-        set -a
-        . '{{ etc_dir }}/secrets.env'
-        set +a
-        exec "$@"
 
 # Django management commands with the same environment, as the app user.
 manage_wrapper:

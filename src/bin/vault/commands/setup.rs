@@ -60,6 +60,9 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
         Some(_) => {}
         None => ui.note("kept conf/pillar/top.sls as it is (not the shape vault writes): make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment"),
     }
+    if report.own_states {
+        ui.note("kept conf/salt as it is (the project's own states); vault's env file and run wrapper are in conf/salt/vault: add `- vault` to conf/salt/top.sls, after the states that make the app user");
+    }
     for (file, line) in &report.supervisor_env_lines {
         ui.warn(&format!(
             "{}:{line}: this supervisor environment= is built from pillar['secrets'], which breaks on a `%` or a quote in a value: change that line to start the program through vault's env file (README: \"Adopting a template project\")",
