@@ -243,3 +243,153 @@ fn import_refuses_a_file_that_is_not_a_secrets_document() {
         .refused(2);
     assert!(err.contains("no such file"), "{err}");
 }
+
+/// The template's app states, switched to vault's env file as the README says: they
+/// make the app user, include `vault`, and restart their program when its env file
+/// changes; the program's file is `conf` (its `command=` through `<project>-run`).
+const TEMPLATE_APP_SLS: &str = r#"{%- set root = salt['config.get']('root_dir', '/').rstrip('/') %}
+{%- set ctl = salt['pillar.get']('vault:paths:supervisorctl') ~ ' -c ' ~ root ~ '/etc/supervisor/supervisord.conf' %}
+include:
+  - vault
+app_user:
+  user.present:
+    - name: {{ salt['pillar.get']('vault:app_user') }}
+    - system: True
+    - createhome: False
+    - require_in:
+      - file: secrets_dir
+run_dir:
+  file.directory:
+    - name: {{ root }}/run/example
+    - user: {{ salt['pillar.get']('vault:app_user') }}
+    - makedirs: True
+server_conf:
+  file.managed:
+    - name: {{ root }}/etc/supervisor/conf.d/example-server.conf
+    - source: salt://project/web/gunicorn.conf
+    - template: jinja
+    - context:
+        root: {{ root }}
+server_update:
+  cmd.run:
+    - name: {{ ctl }} update
+    - onchanges:
+      - file: server_conf
+server_restart:
+  cmd.run:
+    - name: {{ ctl }} restart example-server
+    - onchanges:
+      - file: secrets_env
+    - require:
+      - cmd: server_update
+"#;
+
+/// The template's program, before and after its one line is changed.
+fn template_program(switched: bool) -> String {
+    let (command, environment) = match switched {
+        true => (
+            "{{ root }}/usr/local/bin/{{ pillar['project_name'] }}-run {{ pillar['app']['gunicorn'] }}",
+            "environment=DJANGO_SETTINGS_MODULE=\"example.settings\"\n".to_string(),
+        ),
+        false => (
+            "{{ pillar['app']['gunicorn'] }}",
+            GUNICORN_CONF[GUNICORN_CONF.find("environment=").unwrap()..GUNICORN_CONF.find("stdout_logfile").unwrap()]
+                .replace("{{ settings }}", "example.settings")
+                .replace("{{ pillar['domain'] }}", "example.com"),
+        ),
+    };
+    format!(
+        "[program:example-server]\ncommand={command} --bind unix:{{{{ root }}}}/run/example/gunicorn.sock envapp:app\n\
+         directory={{{{ pillar['app']['directory'] }}}}\nuser={{{{ salt['pillar.get']('vault:app_user') }}}}\nautostart=true\n\
+         startsecs=1\n{environment}"
+    )
+}
+
+#[test]
+fn a_template_project_switched_to_vault_s_env_file_runs_with_every_secret() {
+    use crate::common::server::{tools, Server, Sshd};
+    if !common::have("rsync") || !std::path::Path::new("/usr/sbin/sshd").exists() {
+        return common::require_in_ci("rsync and sshd");
+    }
+    let Some((tools, app)) = tools() else { return };
+    let p = template_project();
+    adopt(&p);
+    p.vault(&["import", "staging", "--yes"]).success();
+    for (k, v) in common::AWKWARD.iter().filter(|(k, _)| *k != "EMPTY") {
+        p.set("staging", k, v);
+    }
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(std::path::Path::new(&common::key("mallory_ed25519")));
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let env = std::fs::read_to_string(&env_sls).unwrap();
+    let hosts = format!("hosts: ['root@127.0.0.1:{}']\n", sshd.port);
+    std::fs::write(
+        &env_sls,
+        format!("{env}{hosts}{}", server.pillar_settings()),
+    )
+    .unwrap();
+    // vault init mapped '*-staging' (the minion id vault gives) in the pillar top.
+    let salt = p.root().join("conf/salt");
+    std::fs::write(
+        salt.join("top.sls"),
+        "base:\n  '*':\n    - project.web.app\n    - vault\n",
+    )
+    .unwrap();
+    std::fs::write(salt.join("project/web/app.sls"), TEMPLATE_APP_SLS).unwrap();
+    let provision = || {
+        let (config, remote) = (sshd.ssh_config(), server.path(""));
+        let salt_call = server.tools.join("salt-call").display().to_string();
+        p.vault(&[
+            "provision",
+            "staging",
+            "--ssh-config",
+            &config,
+            "--remote-root",
+            &remote,
+            "--salt-call",
+            &salt_call,
+            "--accept-new-host-key",
+            "--approve",
+        ])
+    };
+
+    // As the template had it: supervisor's environment= from the secrets loop breaks.
+    std::fs::write(
+        salt.join("project/web/gunicorn.conf"),
+        template_program(false),
+    )
+    .unwrap();
+    let out = provision();
+    let exact = || {
+        common::server::http_get(&server.root.path().join("run/example/gunicorn.sock")).is_some_and(
+            |v| {
+                common::AWKWARD
+                    .iter()
+                    .all(|(k, val)| *k == "EMPTY" || v["env"][k] == *val)
+            },
+        )
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        !out.0.status.success() || !exact(),
+        "the loop carried every value: {}",
+        out.stderr()
+    );
+
+    // The one line changed: the program starts through vault's env file.
+    std::fs::write(
+        salt.join("project/web/gunicorn.conf"),
+        template_program(true),
+    )
+    .unwrap();
+    let out = provision().success();
+    let answer = server.ask(|v| {
+        v["env"]["DJANGO_SETTINGS_MODULE"] == "example.settings"
+            && v["env"]["PERCENT"] == "100%s %(here)x %%"
+    });
+    for (k, v) in common::AWKWARD.iter().filter(|(k, _)| *k != "EMPTY") {
+        assert_eq!(answer["env"][k], *v, "{k} did not arrive exactly");
+    }
+    assert_eq!(answer["env"]["API_TOKEN"], "sk_live_0123456789abcdefghij");
+    assert!(!out.stderr().contains("sk_live_0123456789abcdefghij"));
+}
