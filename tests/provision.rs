@@ -151,6 +151,15 @@ fn provision_over_loopback_ssh_end_to_end() {
         "{log}"
     );
     assert!(log.contains(" ok "), "{log}");
+    // The table says what the run did on the server, in words.
+    let did = log.split_once("on the server:\n").map(|(_, d)| d).unwrap_or_default();
+    for what in [
+        "secrets_env: File ",
+        "/etc/example/secrets.env updated",
+        "example-gunicorn started: RUNNING past its startsecs",
+    ] {
+        assert!(did.contains(what), "{what}: {log}");
+    }
     let answer = server.ask(|v| v["env"]["LEADING_ZERO"] == "0123");
     for (k, v) in AWKWARD {
         assert_eq!(answer["env"][k], *v, "{k} did not arrive exactly");

@@ -8,6 +8,9 @@ pub struct Applied {
     /// What the failed states reported for the table, redacted like the rest of Salt's
     /// output: a program that did not start, its state and its log's last lines.
     pub details: Vec<String>,
+    /// What the run did on the server, a line each: the comments of the states that
+    /// changed something (would have, in a dry run), and what vault's states said.
+    pub did: Vec<String>,
 }
 
 /// How one host went.
@@ -55,6 +58,11 @@ pub fn table(reports: &[HostReport], steps: bool, unredacted: &[String]) -> Stri
             }
         }
     }
+    for r in reports {
+        if let Ok(a) = &r.result {
+            table.push_str(&did(&r.target, &a.did));
+        }
+    }
     if steps {
         for r in reports {
             let steps: Vec<String> = r
@@ -74,6 +82,25 @@ pub fn table(reports: &[HostReport], steps: bool, unredacted: &[String]) -> Stri
     }
     table
 }
+
+/// What a run did on `host`, a line each (the first [`DID_SHOWN`]), under a heading;
+/// nothing when it changed nothing.
+fn did(host: &str, did: &[String]) -> String {
+    if did.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{host} on the server:\n");
+    for line in did.iter().take(DID_SHOWN) {
+        out.push_str(&format!("  {line}\n"));
+    }
+    if did.len() > DID_SHOWN {
+        out.push_str(&format!("  and {} more (Salt's output above has them all)\n", did.len() - DID_SHOWN));
+    }
+    out
+}
+
+/// How many of a host's changes the table lists.
+const DID_SHOWN: usize = 15;
 
 /// Why a host's run stopped: one line, and for a refusal the member must act on (a changed
 /// host key) the next step.
@@ -111,6 +138,7 @@ mod tests {
                     changed: 3,
                     failed: vec![],
                     details: vec![],
+                    did: vec![],
                 }),
             ),
             report(
@@ -118,6 +146,7 @@ mod tests {
                 Ok(Applied {
                     changed: 1,
                     failed: vec!["gunicorn_restart".into()],
+                    did: vec![],
                     details: vec![
                         "example-gunicorn: did not start: FATAL".into(),
                         "| RuntimeError: [redacted]".into(),

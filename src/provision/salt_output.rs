@@ -327,6 +327,9 @@ fn redact_spans(line: &str, mut spans: Vec<(usize, usize)>) -> String {
 /// What a state of vault's (the program's checked start) prints, inside its output, for
 /// the closing table to show when it fails: the program's state and its log's last lines.
 pub(super) const REPORT: &str = "vault-report: ";
+/// What a state of vault's prints of what it did (a program restarted and RUNNING), for
+/// the table's account of the run.
+const DID: &str = "vault-did: ";
 
 /// One line of the apply script's standard output, read.
 pub(super) enum Line {
@@ -346,6 +349,9 @@ pub(super) struct SaltOutput<'r> {
     last_id: String,
     /// Whether that state failed: its [`REPORT`] lines then go to the table.
     failing: bool,
+    /// Whether it succeeded in a full block (a change, or in a dry run one to come):
+    /// its comment then says what it did.
+    did: bool,
     applied: Applied,
 }
 
@@ -356,6 +362,7 @@ impl<'r> SaltOutput<'r> {
             ready: false,
             last_id: String::new(),
             failing: false,
+            did: false,
             applied: Applied::default(),
         }
     }
@@ -375,6 +382,17 @@ impl<'r> SaltOutput<'r> {
         if let Some(id) = trimmed.strip_prefix("ID: ") {
             self.last_id = id.to_string();
             self.failing = false;
+            self.did = false;
+        } else if trimmed == "Result: True" || trimmed == "Result: None" {
+            self.did = true;
+        } else if let Some(comment) = trimmed.strip_prefix("Comment: ").filter(|_| self.did) {
+            self.did = false;
+            // A command's comment names only the command: its own `vault-did:` says more.
+            if !comment.starts_with("Command \"") {
+                self.applied.did.push(format!("{}: {comment}", self.last_id));
+            }
+        } else if let Some(did) = trimmed.strip_prefix(DID) {
+            self.applied.did.push(did.to_string());
         } else if trimmed == "Result: False" {
             self.applied.failed.push(self.last_id.clone());
             self.failing = true;
@@ -635,6 +653,42 @@ mod tests {
             [
                 "example-gunicorn: did not start: FATAL",
                 "|   key=[redacted]"
+            ]
+        );
+    }
+
+    #[test]
+    fn what_the_changed_states_did_reaches_the_table_redacted() {
+        let r = Redactor::new(&["Zq8xW2mP4kT7vR1nL5sY"]);
+        let mut out = SaltOutput::new(&r);
+        out.read(READY);
+        for line in [
+            "          ID: secrets_env",
+            "    Function: file.managed",
+            "      Result: True",
+            "     Comment: File /etc/example/secrets.env updated",
+            "  Name: run_dir - Function: file.directory - Result: Clean",
+            "          ID: gunicorn_restart",
+            "    Function: cmd.run",
+            "      Result: True",
+            "     Comment: Command \"sh -s restart\" run",
+            "                  vault-did: example-gunicorn restarted, RUNNING",
+            "          ID: dev_alice",
+            "      Result: True",
+            "     Comment: account alice made with Zq8xW2mP4kT7vR1nL5sY",
+            "          ID: broken",
+            "      Result: False",
+            "     Comment: a failure is not a change",
+        ] {
+            out.read(line);
+        }
+        let applied = out.finish().unwrap();
+        assert_eq!(
+            applied.did,
+            [
+                "secrets_env: File /etc/example/secrets.env updated",
+                "example-gunicorn restarted, RUNNING",
+                "dev_alice: account alice made with [redacted]",
             ]
         );
     }

@@ -78,7 +78,8 @@ gunicorn_conf:
     RUNNING (past its startsecs) or gives up on it (BACKOFF, FATAL, EXITED), or a
     deadline passes; then, with a health path, GETs it on the program's socket. A
     program that does not get there fails the state, which prints the program's state
-    and the last lines of its log as `vault-report:` lines, for vault's closing table.
+    and the last lines of its log as `vault-report:` lines, for vault's closing table;
+    one that does says so in a `vault-did:` line, for the table's account of the run.
     Read by `sh -s` from standard input: the state's name stays short, and no file is
     added to the states a run with nothing to do must read. #}
 {%- set program_check -%}
@@ -100,7 +101,7 @@ main() {
     state() { ctl status "$prog" 2>&1 | awk '{ $1 = ""; sub(/^ /, ""); print }'; }
     out=$(ctl update "$prog" 2>&1) || fail "supervisorctl update failed: $out"
     case $out in
-    *"process group"*) action=start ;; # just (re)loaded: supervisord is starting it
+    *"process group"*) action=start loaded=yes ;; # just (re)loaded: supervisord is starting it
     *) action=$1 ;;
     esac
     # start: left alone when supervisord has it going already (BACKOFF: retrying).
@@ -123,7 +124,11 @@ main() {
         [ "$(date +%s)" -lt "$deadline" ] || fail "still not RUNNING after {{ startsecs }}s * {{ startretries + 1 }} + 15s: $now"
         sleep 0.5
     done
-    echo "$prog: $now"
+    case $action in
+    none) [ -n "${loaded:-}" ] && verb=started || verb="going already" ;;
+    *) verb=${action}ed ;;
+    esac
+    echo "vault-did: $prog $verb: ${now%% *} past its startsecs ({{ startsecs }}s)"
 {%- if health %}
     path={{ sq(health) }}
     command -v curl >/dev/null || fail "GET $path: no curl on this server (install curl)"
@@ -132,7 +137,7 @@ main() {
         sleep 1
     done
     case $code in
-    2?? | 3??) echo "$prog: GET $path: $code" ;;
+    2?? | 3??) echo "vault-did: $prog answered GET $path with $code" ;;
     000) fail "GET $path: no answer" ;;
     *) fail "GET $path answered $code" ;;
     esac
