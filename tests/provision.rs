@@ -157,6 +157,8 @@ fn provision_over_loopback_ssh_end_to_end() {
         "secrets_env: File ",
         "/etc/example/secrets.env updated",
         "example-gunicorn started: RUNNING past its startsecs",
+        "staging secrets serial ",
+        "recorded as the version applied",
     ] {
         assert!(did.contains(what), "{what}: {log}");
     }

@@ -124,7 +124,11 @@ impl Host<'_> {
                     new: new_record.as_deref(),
                 }),
             });
-            Ok(self.apply(session, &script).await?)
+            let mut applied = self.apply(session, &script).await?;
+            if let Some(line) = self.newly_recorded(&record, &applied) {
+                applied.did.push(line);
+            }
+            Ok(applied)
         }
         .await;
         if let (Err(_), Some(rm)) = (&applied, &removal) {
@@ -133,6 +137,18 @@ impl Host<'_> {
             let _ = shell(session, self.target, rm).status().await;
         }
         applied
+    }
+
+    /// What the table says of a real run that applied a version the server's record did
+    /// not name yet.
+    fn newly_recorded(&self, record: &Record, applied: &Applied) -> Option<String> {
+        let current = self.settings.lineage.current.as_ref()?;
+        let already = matches!(&record.seen, freshness::Seen::Applied(v) if v == current);
+        let applied_now = !self.settings.dry_run && applied.failed.is_empty();
+        (applied_now && !already).then(|| {
+            let env = &self.settings.env;
+            format!("{env} secrets {} recorded as the version applied", current.label())
+        })
     }
 
     /// The rsync round trip, judged by the server's record of the version it applied:
