@@ -126,7 +126,9 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
   {%- endfor %}
   {%- set bad_keys = [] %}
   {%- for k in (keys if keys_listed else []) %}
-    {%- if k is not string or '\n' in k or '\r' in k or not k|trim|regex_match(key_re) %}
+    {#- Every line break YAML knows (\x85, \u2028, \u2029 too) is refused: one would cut
+        the line in two wherever a key reaches Salt's YAML unquoted. #}
+    {%- if k is not string or '\n' in k or '\r' in k or '\x85' in k or '\u2028' in k or '\u2029' in k or not k|trim|regex_match(key_re) %}
       {%- do bad_keys.append(loop.index|string) %}
     {%- endif %}
   {%- endfor %}
@@ -212,7 +214,7 @@ devs_user_{{ name }}:
 
 devs_{{ name }}_keys:
   cmd.run:
-    - name: runuser -u {{ name }} -- sh -c "$WRITE_KEYS" sh{% for k in spec['keys'] %} {{ k|quote }}{% endfor %}
+    - name: {{ ('runuser -u ' ~ name ~ ' -- sh -c "$WRITE_KEYS" sh ' ~ spec['keys']|map('quote')|join(' '))|yaml_dquote }}
     - env:
       - WRITE_KEYS: {{ write_keys|yaml_dquote }}
     - stateful: True
