@@ -127,3 +127,36 @@ fn a_key_comment_with_colon_and_hash_arrives_whole() {
     let keys = std::fs::read_to_string(Path::new(&home).join(".ssh/authorized_keys")).unwrap();
     assert_eq!(keys, format!("{line}\n"));
 }
+
+/// `nobody` (uid 65534, above the 1000 the states take for a developer) in devs.sls
+/// with `groups: [admin]`: the states took it for a developer's account, gave it bash
+/// and the admin group, and so passwordless sudo to every daemon that runs as nobody.
+#[test]
+fn nobody_is_no_developer_account() {
+    let Some((server, sshd)) = real_parts() else {
+        return;
+    };
+    let _cleanup = Accounts(vec!["nobody".into()]);
+    let devs =
+        "users:\n  nobody:\n    groups: [admin, login]\n    public_key:\n      - ssh-ed25519 \
+                AAAAC3NzaC1lZDI1NTE5AAAAIH7p1BYqWTE1b1QbPnUAHHHHHHHHHHHHHHHHHHHHHHHH nobody@x\n";
+    let p = project_with_devs(&sshd, &server, devs);
+    let out = provision(&p, &sshd, &server, &["--accept-new-host-key"]);
+    let groups = Command::new("id").args(["-nG", "nobody"]).output().unwrap();
+    let groups = String::from_utf8_lossy(&groups.stdout).to_string();
+    assert!(
+        !groups
+            .split_whitespace()
+            .any(|g| g == "admin" || g == "login"),
+        "nobody joined {groups}: {}{}",
+        out.stdout(),
+        out.stderr()
+    );
+    assert_eq!(out.code(), 1, "{}", out.stderr());
+    assert!(
+        out.stderr()
+            .contains("nobody is a system account (uid 65534)"),
+        "{}",
+        out.stderr()
+    );
+}

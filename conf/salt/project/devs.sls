@@ -47,7 +47,7 @@ if ! getent passwd "$n" >/dev/null; then
   useradd --create-home --shell /bin/bash --password '*' ${2:+--groups "$2"} "$n" || exit 1
   echo "changed=yes comment=\"account $n made\""; exit 0
 fi
-[ "$(getent passwd "$n" | cut -d: -f3)" -ge 1000 ] || { echo "$n is a system account, not a developer" >&2; exit 1; }
+uid=$(getent passwd "$n" | cut -d: -f3); [ "$uid" -ge 1000 ] && [ "$uid" -lt 60000 ] || { echo "$n is a system account, not a developer" >&2; exit 1; }
 did=
 [ "$(getent passwd "$n" | cut -d: -f7)" = /bin/bash ] || { usermod -s /bin/bash "$n" || exit 1; did="$did shell"; }
 have=" $(id -nG "$n") "
@@ -81,7 +81,7 @@ fi
 {%- set retire_account -%}
 n=$1
 getent passwd "$n" >/dev/null || { echo "changed=no comment=\"account $n is gone\""; exit 0; }
-[ "$(getent passwd "$n" | cut -d: -f3)" -ge 1000 ] || { echo "$n is a system account, not a developer: left alone" >&2; exit 1; }
+uid=$(getent passwd "$n" | cut -d: -f3); [ "$uid" -ge 1000 ] && [ "$uid" -lt 60000 ] || { echo "$n is a system account, not a developer: left alone" >&2; exit 1; }
 did=$(runuser -u "$n" -- sh -c 'cd || exit 0; for f in .ssh/authorized_keys .ssh/authorized_keys2; do
   if [ -e $f ] || [ -L $f ]; then rm -f $f || exit 1; echo " keys"; fi; done') || exit 1
 did=$(echo $did | sed 's/keys keys/keys/')
@@ -138,7 +138,9 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
     {%- do problems.append('devs.sls: bad user name ' ~ name ~ ': use a lowercase letter or _, then lowercase letters, digits, _ or -; at most 32') %}
   {%- elif name in ['root', app_user] + own_groups %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' cannot be a developer account (it is root, the app user, or a group of these states)') %}
-  {%- elif existing_uid is not none and existing_uid < 1000 %}
+  {#- Developers' uids are Debian's UID_MIN..UID_MAX (1000..60000): nobody (65534) and
+      the dynamic system users above 60000 are no one's account. #}
+  {%- elif existing_uid is not none and (existing_uid < 1000 or existing_uid >= 60000) %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' is a system account (uid ' ~ existing_uid ~ '), not a developer') %}
   {%- elif spec is not mapping %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' must be a mapping with groups and public_key') %}
