@@ -160,3 +160,32 @@ fn nobody_is_no_developer_account() {
         out.stderr()
     );
 }
+
+/// A template project whose `secrets.sls` was staged (`git add -f`, or `git add .` before
+/// `vault init` ignored it) but never committed: the import overwrote and removed the
+/// file, yet git's index still held its plaintext, and the next `git commit` published
+/// every value.
+#[test]
+fn an_imported_file_staged_in_git_is_not_left_in_the_index() {
+    let p = Project::new();
+    let file = p.root().join("conf/pillar/staging/secrets.sls");
+    std::fs::write(&file, "secrets:\n  STAGED: staged-plaintext-value-91\n").unwrap();
+    common::git(p.root(), &["init", "-q"]);
+    common::git(p.root(), &["add", "-f", "conf/pillar/staging/secrets.sls"]);
+    let out = p.vault(&["import", "staging", "--yes"]);
+    let staged = common::git_command(p.root())
+        .args(["show", ":conf/pillar/staging/secrets.sls"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&staged.stdout).contains("staged-plaintext-value-91"),
+        "the plaintext is still staged for the next commit: {}",
+        out.stderr()
+    );
+    assert!(
+        out.stderr().contains("taken out of git's index"),
+        "{}",
+        out.stderr()
+    );
+    assert!(!file.exists());
+}
