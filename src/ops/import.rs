@@ -24,6 +24,9 @@ pub struct Prepared {
     pub changes: Vec<Change>,
     /// The file is in the repository's history: its values were never private.
     pub in_git: bool,
+    /// The file's path in the repository when git's index holds it (staged, or
+    /// committed): a blob of the plaintext the next commit would record.
+    in_index: Option<String>,
     /// Names the environment's `secrets.ex` lists that the file does not hold.
     pub missing_from_example: Vec<String>,
 }
@@ -44,6 +47,8 @@ pub struct Imported {
     pub report: WriteReport,
     /// `.gitignore` gained the `secrets.sls` line.
     pub ignored_now: bool,
+    /// The file was taken out of git's index (`git rm --cached`).
+    pub unstaged: bool,
 }
 
 /// Reads `file` (default `conf/pillar/ENV/secrets.sls`) for `env`, which must hold no
@@ -79,6 +84,7 @@ pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared
         })
         .collect();
     let in_git = tracked_in_history(store, &source);
+    let in_index = in_index(store, &source);
     let missing_from_example = missing_from_example(store, &env, &doc);
     Ok(Prepared {
         env,
@@ -86,6 +92,7 @@ pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared
         doc,
         changes,
         in_git,
+        in_index,
         missing_from_example,
     })
 }
@@ -95,7 +102,11 @@ pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared
 /// pair is written.
 pub fn commit(store: &mut Store, p: Prepared) -> Result<Imported> {
     let Prepared {
-        env, source, doc, ..
+        env,
+        source,
+        doc,
+        in_index,
+        ..
     } = p;
     let count = doc.entries().len();
     let report = store.modify(&env, |current| match current {
@@ -105,11 +116,19 @@ pub fn commit(store: &mut Store, p: Prepared) -> Result<Imported> {
         None => Ok(Some(doc)),
     })?;
     shred(&source)?;
+    let unstaged = match in_index {
+        Some(rel) => {
+            Git::new(store.project.root()).output(&["rm", "--cached", "-q", "--", &rel])?;
+            true
+        }
+        None => false,
+    };
     let ignored_now = super::init::ensure_ignored(&store.project.root().join(".gitignore"))?;
     Ok(Imported {
         count,
         report,
         ignored_now,
+        unstaged,
     })
 }
 
@@ -163,8 +182,25 @@ fn shred(path: &Path) -> Result<()> {
 
 /// Whether any commit of the project's repository holds `path`.
 fn tracked_in_history(store: &Store, path: &Path) -> bool {
+    let Some(rel) = repo_path(store, path) else {
+        return false;
+    };
+    let git = Git::new(store.project.root());
+    git.is_repo() && git.commits_touching(&rel).is_ok_and(|c| !c.is_empty())
+}
+
+/// `path` in the repository when git's index holds it.
+fn in_index(store: &Store, path: &Path) -> Option<String> {
+    let rel = repo_path(store, path)?;
+    let git = Git::new(store.project.root());
+    let listed = git.output(&["ls-files", "-z", "--", &rel]).ok()?;
+    (git.is_repo() && !listed.is_empty()).then_some(rel)
+}
+
+/// `path` relative to the project's root, when it lies in it.
+fn repo_path(store: &Store, path: &Path) -> Option<String> {
     let root = store.project.root();
-    let Some(rel) = std::fs::canonicalize(path)
+    std::fs::canonicalize(path)
         .ok()
         .and_then(|p| {
             Some(
@@ -174,11 +210,6 @@ fn tracked_in_history(store: &Store, path: &Path) -> bool {
             )
         })
         .and_then(|r| r.to_str().map(String::from))
-    else {
-        return false;
-    };
-    let git = Git::new(root);
-    git.is_repo() && git.commits_touching(&rel).is_ok_and(|c| !c.is_empty())
 }
 
 /// The names of the environment's `secrets.ex` (the template's example file) that `doc`

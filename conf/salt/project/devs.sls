@@ -47,7 +47,7 @@ if ! getent passwd "$n" >/dev/null; then
   useradd --create-home --shell /bin/bash --password '*' ${2:+--groups "$2"} "$n" || exit 1
   echo "changed=yes comment=\"account $n made\""; exit 0
 fi
-[ "$(getent passwd "$n" | cut -d: -f3)" -ge 1000 ] || { echo "$n is a system account, not a developer" >&2; exit 1; }
+uid=$(getent passwd "$n" | cut -d: -f3); [ "$uid" -ge 1000 ] && [ "$uid" -lt 60000 ] || { echo "$n is a system account, not a developer" >&2; exit 1; }
 did=
 [ "$(getent passwd "$n" | cut -d: -f7)" = /bin/bash ] || { usermod -s /bin/bash "$n" || exit 1; did="$did shell"; }
 have=" $(id -nG "$n") "
@@ -81,7 +81,7 @@ fi
 {%- set retire_account -%}
 n=$1
 getent passwd "$n" >/dev/null || { echo "changed=no comment=\"account $n is gone\""; exit 0; }
-[ "$(getent passwd "$n" | cut -d: -f3)" -ge 1000 ] || { echo "$n is a system account, not a developer: left alone" >&2; exit 1; }
+uid=$(getent passwd "$n" | cut -d: -f3); [ "$uid" -ge 1000 ] && [ "$uid" -lt 60000 ] || { echo "$n is a system account, not a developer: left alone" >&2; exit 1; }
 did=$(runuser -u "$n" -- sh -c 'cd || exit 0; for f in .ssh/authorized_keys .ssh/authorized_keys2; do
   if [ -e $f ] || [ -L $f ]; then rm -f $f || exit 1; echo " keys"; fi; done') || exit 1
 did=$(echo $did | sed 's/keys keys/keys/')
@@ -126,7 +126,9 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
   {%- endfor %}
   {%- set bad_keys = [] %}
   {%- for k in (keys if keys_listed else []) %}
-    {%- if k is not string or '\n' in k or '\r' in k or not k|trim|regex_match(key_re) %}
+    {#- Every line break YAML knows (\x85, \u2028, \u2029 too) is refused: one would cut
+        the line in two wherever a key reaches Salt's YAML unquoted. #}
+    {%- if k is not string or '\n' in k or '\r' in k or '\x85' in k or '\u2028' in k or '\u2029' in k or not k|trim|regex_match(key_re) %}
       {%- do bad_keys.append(loop.index|string) %}
     {%- endif %}
   {%- endfor %}
@@ -136,7 +138,9 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
     {%- do problems.append('devs.sls: bad user name ' ~ name ~ ': use a lowercase letter or _, then lowercase letters, digits, _ or -; at most 32') %}
   {%- elif name in ['root', app_user] + own_groups %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' cannot be a developer account (it is root, the app user, or a group of these states)') %}
-  {%- elif existing_uid is not none and existing_uid < 1000 %}
+  {#- Developers' uids are Debian's UID_MIN..UID_MAX (1000..60000): nobody (65534) and
+      the dynamic system users above 60000 are no one's account. #}
+  {%- elif existing_uid is not none and (existing_uid < 1000 or existing_uid >= 60000) %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' is a system account (uid ' ~ existing_uid ~ '), not a developer') %}
   {%- elif spec is not mapping %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' must be a mapping with groups and public_key') %}
@@ -212,7 +216,7 @@ devs_user_{{ name }}:
 
 devs_{{ name }}_keys:
   cmd.run:
-    - name: runuser -u {{ name }} -- sh -c "$WRITE_KEYS" sh{% for k in spec['keys'] %} {{ k|quote }}{% endfor %}
+    - name: {{ ('runuser -u ' ~ name ~ ' -- sh -c "$WRITE_KEYS" sh ' ~ spec['keys']|map('quote')|join(' '))|yaml_dquote }}
     - env:
       - WRITE_KEYS: {{ write_keys|yaml_dquote }}
     - stateful: True

@@ -162,6 +162,11 @@ pub fn import(
         done.report.members.join(", ")
     ));
     ui.note(&format!("{source}: overwritten and removed"));
+    if done.unstaged {
+        ui.warn(&format!(
+            "{source}: taken out of git's index, where it was staged (`git rm --cached`); its plaintext blob stays in .git/objects until `git gc --prune=now`"
+        ));
+    }
     if done.ignored_now {
         ui.note("added secrets.sls to .gitignore");
     }
