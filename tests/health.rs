@@ -169,7 +169,10 @@ fn a_health_path_must_answer_and_an_unchanged_run_checks_nothing() {
     s.app_settings(&[("health", "/healthz")], &[]);
     let out = s.provision(&["--accept-new-host-key"]).success();
     let log = out.stderr();
-    assert!(log.contains("example-gunicorn answered GET /healthz with 200"), "{log}");
+    assert!(
+        log.contains("example-gunicorn answered GET /healthz with 200"),
+        "{log}"
+    );
     let pid = s.server.ask(|_| true)["pid"].clone();
 
     // Nothing to do: no check, no restart, nothing changed.
@@ -188,7 +191,8 @@ fn a_health_path_must_answer_and_an_unchanged_run_checks_nothing() {
     s.app_settings(&[("health", "/healthz"), ("bind", &bind)], &[]);
     let out = s.provision(&[]).success();
     assert!(
-        out.stderr().contains("example-gunicorn answered GET /healthz with 200"),
+        out.stderr()
+            .contains("example-gunicorn answered GET /healthz with 200"),
         "{}",
         out.stderr()
     );

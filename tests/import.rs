@@ -122,8 +122,16 @@ fn import_names_what_salt_typed_then_encrypts_and_removes_the_plaintext() {
     }
     assert!(p.snapshot() == before, "nothing changes on disk");
 
+    // A hard link elsewhere to the same file: it must not keep the plaintext alive.
+    let linked = p.home.join("copy-of-secrets.sls");
+    std::fs::hard_link(&plaintext, &linked).unwrap();
     let out = p.vault(&["import", "staging", "--yes"]).success();
     let err = out.stderr();
+    let left = std::fs::read(&linked).unwrap();
+    assert!(
+        left.len() == PLAINTEXT.len() && left.iter().all(|b| *b == 0),
+        "the plaintext survives through a hard link"
+    );
     assert!(err.contains("staging: imported 5 secret(s) from conf/pillar/staging/secrets.sls, encrypted to alice, bob"), "{err}");
     assert!(
         err.contains("conf/pillar/staging/secrets.sls: overwritten and removed"),

@@ -152,7 +152,10 @@ fn provision_over_loopback_ssh_end_to_end() {
     );
     assert!(log.contains(" ok "), "{log}");
     // The table says what the run did on the server, in words.
-    let did = log.split_once("on the server:\n").map(|(_, d)| d).unwrap_or_default();
+    let did = log
+        .split_once("on the server:\n")
+        .map(|(_, d)| d)
+        .unwrap_or_default();
     for what in [
         "secrets_env: File ",
         "/etc/example/secrets.env updated",

@@ -10,7 +10,6 @@ use crate::git::Git;
 use crate::project::EnvName;
 use crate::secret::SecretBytes;
 use crate::store::{Store, WriteReport};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -19,6 +18,9 @@ pub struct Prepared {
     pub env: EnvName,
     /// The file, as given or the default.
     pub source: PathBuf,
+    /// The file as opened to read it: the one overwritten afterwards, whatever the path
+    /// names by then.
+    plaintext: Plaintext,
     doc: Document,
     /// The values whose meaning vault's reading changes, in the file's order.
     pub changes: Vec<Change>,
@@ -67,7 +69,7 @@ pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared
             "add the values one by one with `vault set {env} NAME`, or `vault edit {env}`"
         )));
     }
-    let text = read_plaintext(&source)?;
+    let (plaintext, text) = Plaintext::open(&source)?;
     let doc = Document::parse(env.as_str(), text)?;
     let changes = doc
         .entries()
@@ -89,6 +91,7 @@ pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared
     Ok(Prepared {
         env,
         source,
+        plaintext,
         doc,
         changes,
         in_git,
@@ -103,7 +106,7 @@ pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared
 pub fn commit(store: &mut Store, p: Prepared) -> Result<Imported> {
     let Prepared {
         env,
-        source,
+        plaintext,
         doc,
         in_index,
         ..
@@ -115,7 +118,7 @@ pub fn commit(store: &mut Store, p: Prepared) -> Result<Imported> {
         ))),
         None => Ok(Some(doc)),
     })?;
-    shred(&source)?;
+    plaintext.shred()?;
     let unstaged = match in_index {
         Some(rel) => {
             Git::new(store.project.root()).output(&["rm", "--cached", "-q", "--", &rel])?;
@@ -132,52 +135,105 @@ pub fn commit(store: &mut Store, p: Prepared) -> Result<Imported> {
     })
 }
 
-/// The plaintext file's bytes: a regular file, never a link (one planted in a
-/// repository could point at a private key, which the import would then overwrite).
-fn read_plaintext(path: &Path) -> Result<SecretBytes> {
-    let shown = path.display();
-    let meta = std::fs::symlink_metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::usage(format!("{shown}: no such file"))
-            .with_hint("name the template's plaintext file: vault import ENV PATH"),
-        _ => Error::io("cannot read", path, e),
-    })?;
-    if !meta.is_file() {
-        return Err(Error::usage(format!(
-            "{shown}: not a regular file (a link, say): vault imports only a plain file, which it then removes"
-        ))
-        .with_hint("copy the file's contents to a regular file and import that"));
-    }
-    let bytes = crate::fs::read_own(path, MAX_DOCUMENT_BYTES)?
-        .ok_or_else(|| Error::usage(format!("{shown}: no such file")))?;
-    Ok(SecretBytes::new(bytes))
+/// The plaintext file, opened once: read through this descriptor, and overwritten
+/// through it, so a file swapped for a link or another file meanwhile is never the one
+/// zeroed, and a read-only one is refused before anything is written.
+struct Plaintext {
+    file: std::fs::File,
+    path: PathBuf,
 }
 
-/// Overwrites the file's bytes with zeros, flushed, then removes it: the plaintext
-/// does not stay readable in the file's old blocks through a later read of the file.
-fn shred(path: &Path) -> Result<()> {
-    let len = std::fs::symlink_metadata(path)
-        .map_err(|e| Error::io("cannot read", path, e))?
-        .len();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io("cannot overwrite", path, e))?;
-    let zeros = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        f.write_all(&zeros[..n])
+impl Plaintext {
+    /// Opens `path` for reading and writing, never through a link (one planted in a
+    /// repository could point at a private key, which the import would then
+    /// overwrite), and reads it: a regular file of at most the document limit.
+    fn open(path: &Path) -> Result<(Plaintext, SecretBytes)> {
+        use rustix::fs::OFlags;
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let shown = path.display();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::usage(format!("{shown}: no such file"))
+                    .with_hint("name the template's plaintext file: vault import ENV PATH"),
+                _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => not_regular(path),
+                std::io::ErrorKind::PermissionDenied => Error::usage(format!(
+                    "{shown}: cannot open it for writing, and vault overwrites and removes it once imported"
+                ))
+                .with_hint(format!("make it writable (chmod u+w {shown}), then import again")),
+                _ => Error::io("cannot open", path, e),
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("cannot read", path, e))?;
+        if !meta.is_file() {
+            return Err(not_regular(path));
+        }
+        if meta.len() > MAX_DOCUMENT_BYTES as u64 {
+            return Err(Error::usage(format!(
+                "{shown}: larger than a secrets document can be"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        (&file)
+            .take(MAX_DOCUMENT_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read", path, e))?;
+        let plaintext = Plaintext {
+            file,
+            path: path.to_path_buf(),
+        };
+        Ok((plaintext, SecretBytes::new(bytes)))
+    }
+
+    /// Overwrites the file's bytes with zeros, flushed, then removes its name if it
+    /// still names this file: the plaintext does not stay readable through a hard link
+    /// or in the file's old blocks.
+    fn shred(self) -> Result<()> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let path = &self.path;
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("cannot read", path, e))?;
+        let zeros = vec![0u8; 64 * 1024];
+        let mut at = 0u64;
+        while at < meta.len() {
+            let n = (meta.len() - at).min(zeros.len() as u64) as usize;
+            self.file
+                .write_all_at(&zeros[..n], at)
+                .map_err(|e| Error::io("cannot overwrite", path, e))?;
+            at += n as u64;
+        }
+        self.file
+            .sync_all()
             .map_err(|e| Error::io("cannot overwrite", path, e))?;
-        left -= n as u64;
+        let same = std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+        if !same {
+            return Err(Error::new(format!(
+                "{}: replaced while it was imported; the file imported was overwritten, the one there now was left alone",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
+        if let Some(dir) = path.parent() {
+            crate::fs::sync_dir(dir);
+        }
+        Ok(())
     }
-    f.sync_all()
-        .map_err(|e| Error::io("cannot overwrite", path, e))?;
-    drop(f);
-    std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
-    if let Some(dir) = path.parent() {
-        crate::fs::sync_dir(dir);
-    }
-    Ok(())
+}
+
+fn not_regular(path: &Path) -> Error {
+    Error::usage(format!(
+        "{}: not a regular file (a link, say): vault imports only a plain file, which it then removes",
+        path.display()
+    ))
+    .with_hint("copy the file's contents to a regular file and import that")
 }
 
 /// Whether any commit of the project's repository holds `path`.

@@ -147,7 +147,10 @@ impl Host<'_> {
         let applied_now = !self.settings.dry_run && applied.failed.is_empty();
         (applied_now && !already).then(|| {
             let env = &self.settings.env;
-            format!("{env} secrets {} recorded as the version applied", current.label())
+            format!(
+                "{env} secrets {} recorded as the version applied",
+                current.label()
+            )
         })
     }
 

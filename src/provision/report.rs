@@ -94,7 +94,10 @@ fn did(host: &str, did: &[String]) -> String {
         out.push_str(&format!("  {line}\n"));
     }
     if did.len() > DID_SHOWN {
-        out.push_str(&format!("  and {} more (Salt's output above has them all)\n", did.len() - DID_SHOWN));
+        out.push_str(&format!(
+            "  and {} more (Salt's output above has them all)\n",
+            did.len() - DID_SHOWN
+        ));
     }
     out
 }

@@ -389,7 +389,9 @@ impl<'r> SaltOutput<'r> {
             self.did = false;
             // A command's comment names only the command: its own `vault-did:` says more.
             if !comment.starts_with("Command \"") {
-                self.applied.did.push(format!("{}: {comment}", self.last_id));
+                self.applied
+                    .did
+                    .push(format!("{}: {comment}", self.last_id));
             }
         } else if let Some(did) = trimmed.strip_prefix(DID) {
             self.applied.did.push(did.to_string());
