@@ -189,3 +189,47 @@ fn an_imported_file_staged_in_git_is_not_left_in_the_index() {
     );
     assert!(!file.exists());
 }
+
+#[test]
+fn an_existing_account_is_taken_over_only_when_devs_sls_says_adopt() {
+    let Some((server, sshd)) = real_parts() else {
+        return;
+    };
+    // A cloud image's default user, made before vault ever ran.
+    let name = unique("img");
+    let _cleanup = Accounts(vec![name.clone()]);
+    let made = Command::new("useradd")
+        .args(["--create-home", "--shell", "/bin/bash", &name])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH7p1BYqWTE1b1QbPnUAHHHHHHHHHHHHHHHHHHHHHHHH dev@x";
+    let entry = |adopt: &str| {
+        format!("users:\n  {name}:\n    groups: [login]\n{adopt}    public_key:\n      - {key}\n")
+    };
+    let p = project_with_devs(&sshd, &server, &entry(""));
+    let out = provision(&p, &sshd, &server, &["--accept-new-host-key"]);
+    let log = format!("{}{}", out.stdout(), out.stderr());
+    assert_eq!(out.code(), 1, "{log}");
+    assert!(
+        log.contains(&format!(
+            "{name} is an account these states did not make: add `adopt: True`"
+        )),
+        "{log}"
+    );
+    let home = std::path::PathBuf::from(format!("/home/{name}"));
+    assert!(
+        !home.join(".ssh/authorized_keys").exists(),
+        "its keys were replaced"
+    );
+
+    std::fs::write(
+        p.root().join("conf/pillar/devs.sls"),
+        entry("    adopt: True\n"),
+    )
+    .unwrap();
+    provision(&p, &sshd, &server, &[]).success();
+    let keys = std::fs::read_to_string(home.join(".ssh/authorized_keys")).unwrap();
+    assert_eq!(keys.trim(), key);
+}

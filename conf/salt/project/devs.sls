@@ -112,6 +112,14 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
 {%- if not sudoers_name|string|regex_match('^([A-Za-z0-9_-]+)$') %}
   {%- do problems.append('vault: sudoers_name ' ~ sudoers_name ~ ' would be skipped by sudo: use letters, digits, _ and - only') %}
 {%- endif %}
+{#- Everyone these states ever made an account for (or adopted): with today's users,
+    those no longer in devs.sls are retired on every run (a no-op once they are). -#}
+{%- set recorded = [] %}
+{%- if salt['file.file_exists'](record) %}
+  {%- for line in salt['file.read'](record).splitlines() %}
+    {%- if line|trim|regex_match(name_re) and line|trim not in recorded %}{% do recorded.append(line|trim) %}{% endif %}
+  {%- endfor %}
+{%- endif %}
 {%- set accounts = {} %}
 {%- for name, spec in users.items() %}
   {%- set spec = spec if spec is not none else {} %}
@@ -121,7 +129,7 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
   {%- set groups_listed = groups is not string and groups is not mapping and groups is iterable %}
   {%- set keys_listed = keys is not string and keys is not mapping and keys is iterable %}
   {%- set bad_groups = [] %}
-  {%- for g in (groups if groups_listed else []) if g is not string or not g|regex_match(name_re) %}
+  {%- for g in (groups if groups_listed else []) if g is not string or '\n' in g or not g|regex_match(name_re) %}
     {%- do bad_groups.append(g|string) %}
   {%- endfor %}
   {%- set bad_keys = [] %}
@@ -132,9 +140,9 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
       {%- do bad_keys.append(loop.index|string) %}
     {%- endif %}
   {%- endfor %}
-  {%- set existing = salt['cmd.run_stdout']('getent passwd ' ~ name, ignore_retcode=True, output_loglevel='quiet') if name is string and name|regex_match(name_re) else '' %}
+  {%- set existing = salt['cmd.run_stdout']('getent passwd ' ~ name, ignore_retcode=True, output_loglevel='quiet') if name is string and '\n' not in name and name|regex_match(name_re) else '' %}
   {%- set existing_uid = existing.split(':')[2]|int if existing.count(':') >= 6 else none %}
-  {%- if name is not string or not name|regex_match(name_re) %}
+  {%- if name is not string or '\n' in name or not name|regex_match(name_re) %}
     {%- do problems.append('devs.sls: bad user name ' ~ name ~ ': use a lowercase letter or _, then lowercase letters, digits, _ or -; at most 32') %}
   {%- elif name in ['root', app_user] + own_groups %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' cannot be a developer account (it is root, the app user, or a group of these states)') %}
@@ -142,6 +150,11 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
       the dynamic system users above 60000 are no one's account. #}
   {%- elif existing_uid is not none and (existing_uid < 1000 or existing_uid >= 60000) %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' is a system account (uid ' ~ existing_uid ~ '), not a developer') %}
+  {#- An account vault did not make (a cloud image's default user, often with sudo of
+      its own) is taken over only when devs.sls says so: a careless approver reads a
+      login-only entry, not "replace this account's keys and keep its sudo". #}
+  {%- elif existing and name not in recorded and not (spec is mapping and spec.get('adopt') is sameas true) %}
+    {%- do problems.append('devs.sls: ' ~ name ~ ' is an account these states did not make: add `adopt: True` under it to manage it (its keys replaced, its other groups and sudo rules left as they are)') %}
   {%- elif spec is not mapping %}
     {%- do problems.append('devs.sls: ' ~ name ~ ' must be a mapping with groups and public_key') %}
   {%- elif not groups_listed %}
@@ -165,14 +178,6 @@ devs_pillar_invalid:
     - failhard: True
 {%- else %}
 
-{#- Everyone these states ever made an account for: the old record and today's users.
-    Those no longer in devs.sls are retired on every run (a no-op once they are). -#}
-{%- set recorded = [] %}
-{%- if salt['file.file_exists'](record) %}
-  {%- for line in salt['file.read'](record).splitlines() %}
-    {%- if line|trim|regex_match(name_re) and line|trim not in recorded %}{% do recorded.append(line|trim) %}{% endif %}
-  {%- endfor %}
-{%- endif %}
 {%- set known = (recorded + accounts.keys()|list)|unique|sort %}
 
 devs_record_dir:
