@@ -373,6 +373,21 @@ fn sshd_hardening_never_locks_out_whoever_provisions() {
     assert!(!dropin.exists());
     assert!(logs_in(&sshd, "root"), "root is not locked out");
 
+    // On, in a run as the developer, with an earlier drop-in that permits root (sshd
+    // keeps the first value it reads): the run fails, saying the hardening has no effect.
+    let early = Path::new(&sshd.dropin_dir()).join("05-early.conf");
+    std::fs::write(&early, "PermitRootLogin yes\n").unwrap();
+    let out = provision(&p, &sshd, &server, &["-u", dev]);
+    let log = format!("{}{}", out.stdout(), out.stderr());
+    assert_eq!(out.code(), 1, "{log}");
+    assert!(
+        log.contains("sshd hardening has no effect: an earlier setting wins"),
+        "{log}"
+    );
+    std::fs::remove_file(&early).unwrap();
+    std::fs::remove_file(&dropin).unwrap();
+    wait_until_in(&sshd, dev);
+
     // On, in a run as the developer: root refused by the real sshd, the developer in.
     provision(&p, &sshd, &server, &["-u", dev]).success();
     let text = std::fs::read_to_string(&dropin).unwrap();

@@ -305,4 +305,18 @@ devs_sshd_reload:
     - name: {{ sshd }} -t -f {{ sshd_config|quote }} && {{ sshd_reload }}
     - onchanges:
       - devs_sshd_hardened
+{%- if harden and runner_spec and 'login' in runner_spec.groups and runner_spec['keys'] %}
+
+# sshd keeps the first value it reads of a setting: an earlier drop-in, or a line of
+# the main config before its Include, would leave the hardening without effect, with
+# `sshd -t` content. What sshd would apply must say so, on every run that hardens.
+devs_sshd_effective:
+  cmd.run:
+    - name: >-
+        t=$({{ sshd }} -T -f {{ sshd_config|quote }} 2>&1) || { echo "sshd -T failed: $t" >&2; exit 1; };
+        printf '%s\n' "$t" | grep -qx 'permitrootlogin no' && printf '%s\n' "$t" | grep -qx 'allowgroups login'
+        || { echo "sshd hardening has no effect: an earlier setting wins (sshd keeps the first value it reads); sshd -T says $(printf '%s\n' "$t" | grep -E '^(permitrootlogin|allowgroups) ' | tr '\n' ' '); remove the earlier setting, then {{ sshd_reload }}" >&2; exit 1; }
+    - require:
+      - cmd: devs_sshd_reload
+{%- endif %}
 {%- endif %}
