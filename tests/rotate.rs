@@ -51,7 +51,12 @@ fn revoked_project() -> Project {
     ])
     .success();
     p.set("production", "P", "old-p");
-    p.vault(&["revoke", "staging", "bob"]).success();
+    let revoked = p.vault(&["revoke", "staging", "bob"]).success().stderr();
+    // The revoke names the step that follows it.
+    assert!(
+        revoked.contains("give each a new value with `vault rotate staging --generate`"),
+        "{revoked}"
+    );
     p.vault(&["revoke", "production", "carol"]).success();
     p
 }
