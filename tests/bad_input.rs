@@ -447,12 +447,11 @@ fn each_stumble_is_answered_with_the_next_command() {
         out.stderr()
     );
     // Another tool's command name: what vault calls it.
-    let out = p.vault(&["rotate", "staging", "A"]);
+    let out = p.vault(&["updatekeys"]);
     assert_eq!(out.code(), 2);
     assert!(
-        out.stderr().contains(
-            "hint: vault has no `rotate`: give a secret a new value with `vault set ENV NAME`"
-        ),
+        out.stderr()
+            .contains("hint: vault has no `updatekeys`: `vault rekey ENV`"),
         "{}",
         out.stderr()
     );

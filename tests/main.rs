@@ -30,6 +30,7 @@ mod layout;
 mod merge_exposures;
 mod names;
 mod provision;
+mod rotate;
 mod salt_states;
 mod settings;
 mod symlinks;

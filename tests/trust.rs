@@ -353,7 +353,7 @@ fn revoke_marks_exposure_until_each_secret_changes() {
     assert_eq!(later.status.code(), Some(1));
     assert!(
         out.contains("staging: A exposed for ")
-            && out.contains("when bob left): give it a new value"),
+            && out.contains("when bob left): give it a new value (`vault rotate staging A`)"),
         "{out}"
     );
     assert!(!out.contains("a1"));

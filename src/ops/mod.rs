@@ -13,5 +13,6 @@ pub mod merge;
 pub mod migrate;
 pub mod precommit;
 pub mod revisions;
+pub mod rotate;
 pub mod status;
 pub mod textconv;

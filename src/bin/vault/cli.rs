@@ -164,6 +164,27 @@ pub enum Command {
         /// The member's name.
         name: String,
     },
+    /// Give secrets new values in one signed write (default: every exposed one of ENV).
+    ///
+    /// After a revoke, `vault status` lists the secrets the departed member could read.
+    /// Each value is generated (--generate), or read like `vault set` reads it: from
+    /// standard input (one secret), or at a terminal with a hidden prompt, asked twice.
+    /// Never from the command line, and a generated value is never printed.
+    #[command(after_long_help = ROTATE_EXAMPLES)]
+    Rotate {
+        /// The environment (a folder of recipients/ and conf/pillar/).
+        env: String,
+        /// The secrets to rotate (default: every exposed one of ENV).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Generate each value: letters and digits from the OS's random source.
+        #[arg(long)]
+        generate: bool,
+        /// How many characters a generated value has (16 to 1024).
+        #[arg(long, value_name = "N", requires = "generate",
+              default_value_t = vault::ops::rotate::DEFAULT_LENGTH)]
+        length: usize,
+    },
     /// Trust a key on this machine, after checking its fingerprint with its holder.
     ///
     /// A machine trusts an environment only when its chain is rooted in a key its user
@@ -298,6 +319,20 @@ pub struct ProvisionArgs {
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 }
+
+const ROTATE_EXAMPLES: &str = "\
+EXAMPLES:
+    # after `vault revoke staging bob`: new random values for all bob could read
+    vault rotate staging --generate
+
+    # one secret, 48 characters
+    vault rotate staging DJANGO_SECRET_KEY --generate --length 48
+
+    # a value another system issued, on standard input
+    printf %s \"$NEW_DB_PASSWORD\" | vault rotate staging DB_PASSWORD
+
+    # then put the new values on the servers
+    vault provision staging";
 
 /// `--jobs`: at least one server at a time.
 fn parse_jobs(s: &str) -> std::result::Result<usize, String> {

@@ -78,6 +78,18 @@ fn run(cli: Cli) -> vault::error::Result<i32> {
             from_file,
             raw,
         } => secrets::set(ui, &mut ctx.store()?, &env, &name, from_file, raw),
+        Command::Rotate {
+            env,
+            names,
+            generate,
+            length,
+        } => secrets::rotate(
+            ui,
+            &mut ctx.store()?,
+            &env,
+            &names,
+            generate.then_some(length),
+        ),
         Command::Unset { env, name } => secrets::unset(ui, &mut ctx.store()?, &env, &name),
         Command::Get { env, name } => secrets::get(&mut ctx.store()?, &env, &name),
         Command::Show { env, values, json } => secrets::show(&mut ctx.store()?, &env, values, json),

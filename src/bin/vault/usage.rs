@@ -56,7 +56,6 @@ fn set_hint() -> String {
 
 /// What other tools call the commands vault names otherwise.
 const OTHER_NAMES: &[(&str, &str)] = &[
-    ("rotate", "give a secret a new value with `vault set ENV NAME` (after a revoke, `vault status` lists the exposed ones)"),
     ("add", "`vault set ENV NAME` sets a secret; `vault grant ENV MEMBER --fingerprint ...` adds a member"),
     ("put", "`vault set ENV NAME`"),
     ("rm", "`vault unset ENV NAME`"),

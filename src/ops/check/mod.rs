@@ -290,8 +290,8 @@ fn exposure_findings(
         let days = manifest::days_between(&x.since, today).unwrap_or(i64::MAX);
         if days > max_days {
             findings.push(format!(
-                "{env}: {} exposed for {days} days (since {}, when {} left): give it a new value",
-                x.name, x.since, x.member
+                "{env}: {} exposed for {days} days (since {}, when {} left): give it a new value (`vault rotate {env} {}`)",
+                x.name, x.since, x.member, x.name
             ));
         }
     }

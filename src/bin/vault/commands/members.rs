@@ -29,7 +29,7 @@ pub fn revoke(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> 
                 report.members.join(", ")
             ));
             ui.warn(&format!(
-                "{env}: every secret {name} could read is marked exposed: give each a new value (`vault status` lists them)"
+                "{env}: every secret {name} could read is marked exposed: give each a new value with `vault rotate {env} --generate` (`vault status` lists them)"
             ));
         }
     }

@@ -1,4 +1,5 @@
-//! The secrets themselves: `edit`, `set`, `unset`, `get`, `show`, `exec` and `export`.
+//! The secrets themselves: `edit`, `set`, `rotate`, `unset`, `get`, `show`, `exec` and
+//! `export`.
 //! A value comes in only from a file, standard input or a hidden prompt, never argv.
 
 use crate::output::{report, write_stdout, Ui};
@@ -10,6 +11,7 @@ use vault::document::{self, Document, Entry};
 use vault::error::{Error, Result};
 use vault::export::{self, Format};
 use vault::fs;
+use vault::ops::rotate::{self, NewValues};
 use vault::ops::{edit, exec};
 use vault::project::EnvName;
 use vault::secret::{SecretBuf, SecretBytes, SecretValue};
@@ -94,27 +96,47 @@ fn read_value(name: &str, from_file: Option<PathBuf>, raw: bool) -> Result<Secre
             fs::read_limited(&path, document::MAX_DOCUMENT_BYTES)?
                 .ok_or_else(|| Error::new(format!("{} does not exist", path.display())))?,
         ),
-        None if std::io::stdin().is_terminal() => {
-            let v = rpassword::prompt_password(format!("Value for {name} (input hidden): "))
-                .map_err(|e| Error::new(format!("cannot read the value: {e}")))?;
-            SecretBytes::new(v.into_bytes())
-        }
-        None => {
-            let mut buf = SecretBytes::new(Vec::with_capacity(8192));
-            std::io::stdin()
-                .take(document::MAX_DOCUMENT_BYTES as u64 + 1)
-                .read_to_end(buf.expose_mut())
-                .map_err(|e| Error::new(format!("cannot read standard input: {e}")))?;
-            if !raw && buf.expose().ends_with(b"\n") {
-                let v = buf.expose_mut();
-                v.pop();
-                if v.ends_with(b"\r") {
-                    v.pop();
-                }
-            }
-            buf
-        }
+        None if std::io::stdin().is_terminal() => prompt_value(name, false)?,
+        None => read_stdin(raw)?,
     };
+    checked_text(name, bytes)
+}
+
+/// Asks for `name`'s value with hidden input; with `confirm`, twice, and the two must match.
+fn prompt_value(name: &str, confirm: bool) -> Result<SecretBytes> {
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map(|v| SecretBytes::new(v.into_bytes()))
+            .map_err(|e| Error::new(format!("cannot read the value: {e}")))
+    };
+    let value = ask(format!("Value for {name} (input hidden): "))?;
+    if confirm && ask(format!("Value for {name} again, to confirm: "))?.expose() != value.expose() {
+        return Err(Error::new(format!(
+            "{name}: the two values typed differ; nothing written"
+        )));
+    }
+    Ok(value)
+}
+
+/// Standard input, whole; one final newline (or CRLF) dropped unless `raw`.
+fn read_stdin(raw: bool) -> Result<SecretBytes> {
+    let mut buf = SecretBytes::new(Vec::with_capacity(8192));
+    std::io::stdin()
+        .take(document::MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_end(buf.expose_mut())
+        .map_err(|e| Error::new(format!("cannot read standard input: {e}")))?;
+    if !raw && buf.expose().ends_with(b"\n") {
+        let v = buf.expose_mut();
+        v.pop();
+        if v.ends_with(b"\r") {
+            v.pop();
+        }
+    }
+    Ok(buf)
+}
+
+/// `bytes` as a value: within the size limit, and UTF-8 text.
+fn checked_text(name: &str, bytes: SecretBytes) -> Result<SecretValue> {
     if bytes.expose().len() > document::MAX_DOCUMENT_BYTES {
         return Err(Error::new(format!(
             "{name}: the value is over the limit of {} bytes",
@@ -165,6 +187,103 @@ pub fn set(
         )),
     }
     Ok(0)
+}
+
+/// `vault rotate`: new values for ENV's named (or exposed) secrets, in one write; then
+/// what still needs rotating, and the next command.
+pub fn rotate(
+    ui: &Ui,
+    store: &mut Store,
+    env: &str,
+    names: &[String],
+    generate: Option<usize>,
+) -> Result<i32> {
+    if let Some(length) = generate {
+        rotate::check_length(length)?;
+    }
+    let targets = rotate::targets(store, env, names)?;
+    let env = &targets.env;
+    let listed: Vec<&str> = targets.names.iter().map(|t| t.name.as_str()).collect();
+    let values = match generate {
+        Some(length) => NewValues::Generate { length },
+        None => NewValues::Given(rotation_values(env, &listed)?),
+    };
+    if targets.all_exposed {
+        ui.note(&format!(
+            "{env}: rotating the exposed: {}",
+            listed.join(", ")
+        ));
+    }
+    let done = rotate::rotate(store, &targets, values)?;
+    ui.roster(env, &done.report);
+    let how = match generate {
+        Some(length) => format!(" (generated, {length} letters and digits each)"),
+        None => String::new(),
+    };
+    let serial = done
+        .serial
+        .map(|s| format!("; version {s}"))
+        .unwrap_or_default();
+    ui.note(&format!(
+        "{env}: rotated {}{how}{serial}",
+        done.names.join(", ")
+    ));
+    for name in &done.not_exposed {
+        ui.note(&format!(
+            "{env}: {name} was not exposed; rotated all the same"
+        ));
+    }
+    for (other, exposed) in &done.still_exposed {
+        let left: Vec<String> = exposed
+            .iter()
+            .map(|x| format!("{} (to {} since {})", x.name, x.member, x.since))
+            .collect();
+        match (other == env, left.is_empty()) {
+            (true, true) => ui.note(&format!("{env}: nothing left exposed")),
+            (false, true) => {}
+            (_, false) => ui.warn(&format!(
+                "{other}: still exposed: {}: `vault rotate {other}`",
+                left.join(", ")
+            )),
+        }
+    }
+    ui.note(&format!(
+        "next: `vault provision {env}` puts the new values on its servers"
+    ));
+    Ok(0)
+}
+
+/// One value per name, read as `set` reads one: standard input for a single name, or a
+/// hidden prompt per name (asked twice) at a terminal.
+fn rotation_values(env: &EnvName, names: &[&str]) -> Result<Vec<SecretValue>> {
+    let terminal = std::io::stdin().is_terminal();
+    if !terminal && names.len() > 1 {
+        return Err(Error::new(format!(
+            "{env}: standard input gives one value, and {} secrets are to be rotated ({}); nothing rotated",
+            names.len(),
+            names.join(", ")
+        ))
+        .with_hint(format!(
+            "`vault rotate {env} --generate` makes each value, or name one secret: `printf %s \"$VALUE\" | vault rotate {env} NAME`; at a terminal each is asked for"
+        )));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let bytes = match terminal {
+                true => prompt_value(name, true)?,
+                false => read_stdin(false)?,
+            };
+            let value = checked_text(name, bytes)?;
+            if value.expose().is_empty() {
+                return Err(Error::new(format!(
+                    "{env}: {name}: the new value is empty; nothing rotated"
+                ))
+                .with_hint("give a value, or `--generate` one"));
+            }
+            Ok(value)
+        })
+        .collect()
 }
 
 pub fn unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
