@@ -22,6 +22,7 @@ mod freshness;
 mod git_workflow;
 mod header;
 mod health;
+mod help;
 mod identities;
 mod import;
 mod interop;
