@@ -159,6 +159,27 @@ impl Project {
         Ok(found.into_iter().collect())
     }
 
+    /// The member names of `env`'s recipients folder (`recipients/<env>/NAME.pub`), sorted;
+    /// read from the file names alone (for completion), so a key that does not parse is
+    /// still listed. A missing folder has none.
+    pub fn member_names(&self, env: &EnvName) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.recipients_dir(env)) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".pub")
+                    .map(str::to_owned)
+            })
+            .filter(|n| is_member_name(n))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// `env` as given on the command line, checked to name an environment of this project.
     pub fn environment(&self, name: &str) -> Result<EnvName> {
         let env = EnvName::parse(name)?;

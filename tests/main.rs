@@ -23,6 +23,7 @@ mod freshness;
 mod git_workflow;
 mod header;
 mod health;
+mod help;
 mod identities;
 mod import;
 mod interop;

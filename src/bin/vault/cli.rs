@@ -1,6 +1,9 @@
 //! The command line: every flag, argument and help text, as clap reads them.
 
+use crate::complete;
+use crate::examples;
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use vault::export::Format;
@@ -11,7 +14,14 @@ use vault::export::Format;
 /// recipients/ENV/. Only public keys travel out of band; values are decrypted only
 /// when needed, and never appear in argv, logs or errors.
 #[derive(Parser)]
-#[command(name = "vault", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "vault",
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    after_long_help = examples::VAULT
+)]
 pub struct Cli {
     /// Run in DIR's project instead of the nearest one above the working directory.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -46,6 +56,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Write the project layout (conf/pillar, recipients) where missing; never overwrites.
+    #[command(after_long_help = examples::INIT)]
     Init {
         /// The project name (conf/pillar/project.sls); default: the folder's name.
         #[arg(long, value_name = "NAME")]
@@ -55,6 +66,7 @@ pub enum Command {
         envs: Vec<String>,
     },
     /// Make a new ed25519 key: private part in the OS keyring (or --file), public line printed.
+    #[command(after_long_help = examples::KEYGEN)]
     Keygen {
         /// Write the private key to PATH (mode 0600) and the public one to PATH.pub.
         #[arg(long, value_name = "PATH")]
@@ -64,18 +76,23 @@ pub enum Command {
         comment: Option<String>,
     },
     /// Show which identity would be used, its public key, and what it can read.
+    #[command(after_long_help = examples::WHOAMI)]
     Whoami,
     /// Edit ENV's secrets in $VISUAL/$EDITOR (on tmpfs), validate, and re-encrypt if changed.
+    #[command(after_long_help = examples::EDIT)]
     Edit {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// Accept a disk-backed temporary folder when no tmpfs is available.
         #[arg(long)]
         allow_disk_tmp: bool,
     },
     /// Set one secret from standard input (or --from-file), never from the command line.
+    #[command(after_long_help = examples::SET)]
     Set {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The secret's name: letters, digits and '_', not starting with a digit.
         name: String,
@@ -87,22 +104,28 @@ pub enum Command {
         raw: bool,
     },
     /// Remove one secret.
+    #[command(after_long_help = examples::UNSET)]
     Unset {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The secret's name: letters, digits and '_', not starting with a digit.
         name: String,
     },
     /// Print one secret's value on standard output, with nothing added.
+    #[command(after_long_help = examples::GET)]
     Get {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The secret's name: letters, digits and '_', not starting with a digit.
         name: String,
     },
     /// List ENV's secret names (values only with --values).
+    #[command(after_long_help = examples::SHOW)]
     Show {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// Show the values too.
         #[arg(long)]
@@ -112,8 +135,10 @@ pub enum Command {
         json: bool,
     },
     /// Run COMMAND (no shell) with ENV's secrets added to its environment.
+    #[command(after_long_help = examples::EXEC)]
     Exec {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// Start from an environment holding only PATH and the secrets.
         #[arg(long)]
@@ -123,8 +148,10 @@ pub enum Command {
         command: Vec<OsString>,
     },
     /// Write ENV's secrets in a format another program reads.
+    #[command(after_long_help = examples::EXPORT)]
     Export {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The format to write.
         #[arg(long, short = 'f', value_enum)]
@@ -134,21 +161,27 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Re-encrypt environments (default: all) to their recipients folder as it stands.
+    #[command(after_long_help = examples::REKEY)]
     Rekey {
         /// The environments to re-encrypt (default: every one with secrets).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         envs: Vec<String>,
     },
     /// Show every environment: members, secrets, signer, pending members and exposed secrets.
+    #[command(after_long_help = examples::STATUS)]
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Let a member read ENV, after checking their key's fingerprint, and re-encrypt.
+    #[command(after_long_help = examples::GRANT)]
     Grant {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The member's name: their key is recipients/ENV/NAME.pub.
+        #[arg(add = ArgValueCandidates::new(complete::members))]
         name: String,
         /// The fingerprint the member read to you over another channel (repeat for each key).
         #[arg(long, required = true, value_name = "SHA256:...")]
@@ -158,10 +191,13 @@ pub enum Command {
         key: Option<PathBuf>,
     },
     /// Remove a member from ENV, re-encrypt, and mark every secret they could read as exposed.
+    #[command(after_long_help = examples::REVOKE)]
     Revoke {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The member's name.
+        #[arg(add = ArgValueCandidates::new(complete::members))]
         name: String,
     },
     /// Give secrets new values in one signed write (default: every exposed one of ENV).
@@ -170,9 +206,10 @@ pub enum Command {
     /// Each value is generated (--generate), or read like `vault set` reads it: from
     /// standard input (one secret), or at a terminal with a hidden prompt, asked twice.
     /// Never from the command line, and a generated value is never printed.
-    #[command(after_long_help = ROTATE_EXAMPLES)]
+    #[command(after_long_help = examples::ROTATE)]
     Rotate {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The secrets to rotate (default: every exposed one of ENV).
         #[arg(value_name = "NAME")]
@@ -189,8 +226,10 @@ pub enum Command {
     ///
     /// A machine trusts an environment only when its chain is rooted in a key its user
     /// verified: their own, one they granted, or one confirmed with this command.
+    #[command(after_long_help = examples::TRUST)]
     Trust {
         /// The environment whose folder holds the key.
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The fingerprint its holder read to you over another channel.
         #[arg(long, required = true, value_name = "SHA256:...")]
@@ -198,8 +237,10 @@ pub enum Command {
     },
     /// Allow a name that changes how programs behave (PYTHONPATH, LD_PRELOAD, ...) as a
     /// secret of ENV, in its signed manifest; --remove takes it back.
+    #[command(after_long_help = examples::ALLOW)]
     Allow {
         /// The environment.
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The name (README, Secrets, lists those that need allowing).
         name: String,
@@ -211,8 +252,10 @@ pub enum Command {
     ///
     /// Each value becomes the text as written. The values Salt's own YAML reading made
     /// something else of (`yes` as True, `0123` as 123) are shown first, to confirm.
+    #[command(after_long_help = examples::IMPORT)]
     Import {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The plaintext file; default: conf/pillar/ENV/secrets.sls.
         file: Option<PathBuf>,
@@ -222,21 +265,26 @@ pub enum Command {
     },
     /// Give a project written by an older vault its identity, and sign each environment
     /// you can write anew, bound to it.
+    #[command(after_long_help = examples::MIGRATE)]
     Migrate,
     /// The CI gate (no private key needed): signatures, recipients, plaintext, exposures.
+    #[command(after_long_help = examples::CHECK)]
     Check {
         /// Fail when a secret has been exposed for longer than this.
         #[arg(long, value_name = "DAYS", default_value_t = 7)]
         max_exposure_days: i64,
     },
     /// Push ENV's Salt states and secrets to its servers over SSH, and apply them with Salt.
+    #[command(after_long_help = examples::PROVISION)]
     Provision(ProvisionArgs),
     /// Show which secrets, recipients and signer changed between two versions (no values unless --values).
     ///
     /// With no revision: HEAD against the working tree; with one: it against the working
     /// tree; with two: the first against the second.
+    #[command(after_long_help = examples::DIFF)]
     Diff {
         /// The environment (a folder of recipients/ and conf/pillar/).
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
         env: String,
         /// The versions to compare (git revisions).
         #[arg(num_args = 0..=2, value_name = "REV")]
@@ -246,8 +294,10 @@ pub enum Command {
         values: bool,
     },
     /// Set up this clone's git: key-level diffs, the merge driver and the pre-commit hook.
+    #[command(after_long_help = examples::INSTALL_GIT)]
     InstallGit,
     /// The pre-commit gate: refuse staged plaintext secrets and what `vault check` rejects.
+    #[command(after_long_help = examples::PRE_COMMIT)]
     PreCommit,
     /// (git's diff driver) Print one version of an encrypted file as key-level text.
     #[command(hide = true)]
@@ -267,14 +317,20 @@ pub enum Command {
         /// The path being merged.
         path: String,
     },
-    /// Print a shell completion script.
+    /// Print the shell script that completes vault's commands, flags, environments and members.
+    #[command(after_long_help = examples::COMPLETIONS)]
     Completions {
         /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff).
-    Man,
+    /// Print the manual page (roff), or write one page per command into DIR.
+    #[command(after_long_help = examples::MAN)]
+    Man {
+        /// Write vault.1 and vault-COMMAND.1 for each command into DIR (made if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 // `vault provision`'s arguments, kept together: they become one provisioning request.
@@ -282,6 +338,7 @@ pub enum Command {
 #[derive(Args)]
 pub struct ProvisionArgs {
     /// The environment (a folder of recipients/ and conf/pillar/).
+    #[arg(add = ArgValueCandidates::new(complete::environments))]
     pub env: String,
     /// A server, [user@]host[:port] (repeatable); default: `hosts` in conf/pillar/ENV/env.sls.
     #[arg(short = 'H', long = "host", value_name = "HOST")]
@@ -319,20 +376,6 @@ pub struct ProvisionArgs {
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 }
-
-const ROTATE_EXAMPLES: &str = "\
-EXAMPLES:
-    # after `vault revoke staging bob`: new random values for all bob could read
-    vault rotate staging --generate
-
-    # one secret, 48 characters
-    vault rotate staging DJANGO_SECRET_KEY --generate --length 48
-
-    # a value another system issued, on standard input
-    printf %s \"$NEW_DB_PASSWORD\" | vault rotate staging DB_PASSWORD
-
-    # then put the new values on the servers
-    vault provision staging";
 
 /// `--jobs`: at least one server at a time.
 fn parse_jobs(s: &str) -> std::result::Result<usize, String> {

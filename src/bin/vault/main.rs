@@ -4,6 +4,9 @@
 
 mod cli;
 mod commands;
+mod complete;
+mod examples;
+mod manual;
 mod output;
 mod progress;
 mod usage;
@@ -26,6 +29,8 @@ fn main() {
         output::report(&err);
         std::process::exit(1);
     }
+    // A shell asking for completions (`COMPLETE=bash vault -- ...`) is answered, and vault exits.
+    complete::answer_if_asked();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage::usage_failure(e));
     let code = match run(cli) {
         Ok(code) => code,
@@ -47,7 +52,7 @@ fn run(cli: Cli) -> vault::error::Result<i32> {
     let ui = &ctx.ui;
     match cli.command {
         Command::Completions { shell } => setup::completions(shell),
-        Command::Man => setup::man(),
+        Command::Man { dir } => setup::man(ui, dir.as_deref()),
         Command::Keygen { file, comment } => setup::keygen(ui, file.as_deref(), comment),
         Command::Init { project, envs } => setup::init(ui, &ctx.cwd, project, &envs),
         Command::Textconv { file } => git::textconv(&ctx, &file),

@@ -1,12 +1,12 @@
 //! Setting up: `init`, `import`, `keygen` and `whoami`, and the `man` and `completions`
 //! outputs made from the command line's own definition.
 
-use crate::cli::Cli;
 use crate::output::{write_stdout, Ui};
-use clap::CommandFactory;
+use crate::{complete, manual};
 use std::io::IsTerminal;
 use std::path::Path;
 use vault::error::{Error, Result};
+use vault::fs;
 use vault::keys::{keygen, keystore};
 use vault::ops::{import, init, status};
 use vault::project::{EnvName, Project};
@@ -14,19 +14,33 @@ use vault::store::Store;
 
 // Both are written whole through `write_stdout`, so a reader that stops early
 // (`vault man | head`) ends them quietly.
+
+/// The script that registers vault's dynamic completion in `shell`.
 pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "vault", &mut out);
+    let out = complete::registration(shell)
+        .map_err(|e| Error::new(format!("cannot write the completion script: {e}")))?;
     write_stdout(&out)?;
     Ok(0)
 }
 
-pub fn man() -> Result<i32> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .map_err(|e| Error::new(format!("cannot write the manual: {e}")))?;
-    write_stdout(&out)?;
+/// vault.1 on standard output, or every page written into `dir`.
+pub fn man(ui: &Ui, dir: Option<&Path>) -> Result<i32> {
+    let fail = |e: std::io::Error| Error::new(format!("cannot write the manual: {e}"));
+    let Some(dir) = dir else {
+        write_stdout(&manual::main_page().map_err(fail)?.roff)?;
+        return Ok(0);
+    };
+    // Every page is rendered before the first is written.
+    let pages = manual::all_pages().map_err(fail)?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::io("cannot create", dir, e)
+            .with_hint("name a folder you can write: `vault man --dir DIR`")
+    })?;
+    for page in &pages {
+        let path = dir.join(&page.file_name);
+        fs::write_atomic(&path, &page.roff, fs::Mode::KeepOr0644)?;
+        ui.note(&format!("wrote {}", path.display()));
+    }
     Ok(0)
 }
 
