@@ -14,17 +14,20 @@ fn init_writes_the_layout_and_never_overwrites() {
             .unwrap()
     };
     std::fs::write(dir.path().join(".gitignore"), "target/").unwrap();
-    assert!(vault(&[
+    let first = vault(&[
         "init",
         "--project",
         "shop",
         "--env",
         "staging",
         "--env",
-        "qa"
-    ])
-    .status
-    .success());
+        "qa",
+    ]);
+    assert!(first.status.success());
+    // A top.sls it just wrote is not one it "kept".
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(said.contains("created conf/pillar/top.sls"), "{said}");
+    assert!(!said.contains("kept conf/pillar/top.sls"), "{said}");
     for f in [
         "conf/pillar/top.sls",
         "conf/pillar/project.sls",

@@ -72,6 +72,7 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
             ));
         }
         Some(_) => {}
+        None if report.created.iter().any(|p| p.ends_with("conf/pillar/top.sls")) => {}
         None => ui.note("kept conf/pillar/top.sls as it is (not the shape vault writes): make sure it maps '*-ENV' to [ENV.env, ENV.secrets] for each environment"),
     }
     if report.own_states {
