@@ -12,6 +12,7 @@ mod attack_accounts;
 mod attack_provision;
 mod bad_input;
 mod chain;
+mod colour;
 mod commands;
 mod crash;
 mod django;

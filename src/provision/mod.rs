@@ -26,7 +26,7 @@ mod target;
 
 pub use pillar::pillar_settings;
 pub use progress::Progress;
-pub use report::{table, Applied, HostReport};
+pub use report::{marked_table, table, Applied, HostReport, Part};
 pub use target::{targets, Target};
 
 use crate::project::{EnvName, Project};

@@ -100,6 +100,9 @@ impl Project {
             .env_remove("VISUAL")
             .env_remove("EDITOR")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            // Colour as the test asks, not as the machine running it is set up.
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
             .env("HOME", &self.home)
             // What vault remembers lives in this test's own home, never the machine's.
             .env("XDG_STATE_HOME", self.home.join(".local/state"))
@@ -272,6 +275,22 @@ pub fn python() -> Option<PathBuf> {
 /// its environment and folder, typing `typed` (and Enter) once after a second; returns
 /// its status and what the terminal showed, with the terminal's escape sequences taken out.
 pub fn on_terminal(cmd: &Command, typed: Option<&str>) -> (std::process::ExitStatus, String) {
+    let (status, raw) = on_terminal_raw(cmd, typed);
+    // ESC [ parameters final-byte: cursor moves, line clears, colours.
+    let mut shown = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b != 0x1b {
+            shown.push(b);
+        } else if bytes.next() == Some(b'[') {
+            bytes.by_ref().find(|c| (0x40..=0x7e).contains(c));
+        }
+    }
+    (status, String::from_utf8_lossy(&shown).into_owned())
+}
+
+/// [`on_terminal`], with what the terminal showed as it came, escape sequences and all.
+pub fn on_terminal_raw(cmd: &Command, typed: Option<&str>) -> (std::process::ExitStatus, Vec<u8>) {
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
     let line: Vec<String> = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
@@ -295,17 +314,7 @@ pub fn on_terminal(cmd: &Command, typed: Option<&str>) -> (std::process::ExitSta
         c.current_dir(dir);
     }
     let out = c.output().unwrap();
-    // ESC [ parameters final-byte: cursor moves, line clears, colours.
-    let mut shown = Vec::with_capacity(out.stdout.len());
-    let mut bytes = out.stdout.iter().copied();
-    while let Some(b) = bytes.next() {
-        if b != 0x1b {
-            shown.push(b);
-        } else if bytes.next() == Some(b'[') {
-            bytes.by_ref().find(|c| (0x40..=0x7e).contains(c));
-        }
-    }
-    (out.status, String::from_utf8_lossy(&shown).into_owned())
+    (out.status, out.stdout)
 }
 
 /// Whether `program` is on PATH; in CI its absence fails the test.

@@ -2,6 +2,7 @@
 
 use crate::complete;
 use crate::examples;
+use crate::output::ColorChoice;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::engine::ArgValueCandidates;
 use std::ffi::OsString;
@@ -48,6 +49,10 @@ pub struct Cli {
     /// Use secrets whose signature checks fail (recovery only: say why, loudly).
     #[arg(long, global = true)]
     pub insecure_skip_verify: bool,
+
+    /// Colour the output: auto (at a terminal, unless NO_COLOR is set or TERM=dumb), always, never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
 
     #[command(subcommand)]
     pub command: Command,

@@ -11,7 +11,7 @@ mod output;
 mod progress;
 mod usage;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 use commands::{git, members, provision, report, secrets, setup, Context};
 use vault::ops::members::GrantRequest;
@@ -31,7 +31,15 @@ fn main() {
     }
     // A shell asking for completions (`COMPLETE=bash vault -- ...`) is answered, and vault exits.
     complete::answer_if_asked();
-    let cli = Cli::try_parse().unwrap_or_else(|e| usage::usage_failure(e));
+    // Read first, so even a usage error is coloured (or not) as asked.
+    let colour = output::colour_in_args();
+    output::set_colour(colour);
+    let cli = Cli::command()
+        .color(colour.into())
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .unwrap_or_else(|e| usage::usage_failure(e));
+    output::set_colour(cli.color);
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -45,7 +45,7 @@ impl Terminal {
         // Through the progress display, so lines and spinners do not tangle.
         let msg = format!("[{label}] {line}");
         if self.multi.is_hidden() {
-            eprintln!("{msg}");
+            crate::output::line(&msg);
         } else {
             let _ = self.multi.println(msg);
         }

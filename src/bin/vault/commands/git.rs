@@ -2,7 +2,7 @@
 //! itself (`textconv` for diffs, `merge-file` for merges).
 
 use super::Context;
-use crate::output::{report, write_stdout, Ui};
+use crate::output::{self, report, write_stdout, Ui};
 use std::path::Path;
 use vault::error::{Error, Result};
 use vault::ops::{diff, install_git, merge, precommit};
@@ -26,9 +26,9 @@ pub fn pre_commit(store: &Store) -> Result<i32> {
         return Ok(0);
     }
     for f in &findings {
-        eprintln!("vault: pre-commit: {f}");
+        output::line(&format!("vault: pre-commit: {f}"));
     }
-    eprintln!("hint: the commit was refused; fix the above and commit again");
+    output::hint("the commit was refused; fix the above and commit again");
     Ok(1)
 }
 

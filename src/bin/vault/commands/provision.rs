@@ -2,7 +2,7 @@
 //! asked here, at a terminal, or `--approve`), run, its table, its verdict.
 
 use crate::cli::ProvisionArgs;
-use crate::output::Ui;
+use crate::output::{self, Ui};
 use crate::progress::Terminal;
 use std::io::{BufRead, IsTerminal};
 use vault::error::Result;
@@ -17,10 +17,12 @@ pub fn provision(ui: &Ui, store: &mut Store, args: ProvisionArgs) -> Result<i32>
     // The display is dropped before the table is printed.
     let reports = plan.run(store, &Terminal::new());
     if !ui.quiet {
-        eprint!(
-            "{}",
-            provision::table(&reports, ui.verbose, &plan.unredacted())
-        );
+        output::write_stderr(&provision::marked_table(
+            &reports,
+            ui.verbose,
+            &plan.unredacted(),
+            &output::table_part,
+        ));
     }
     plan::verdict(&plan.settings.env, &reports)?;
     Ok(0)
@@ -37,7 +39,7 @@ fn consent(ui: &Ui, approve: bool, p: &Pending) -> Consent {
         if approve {
             ui.note(&line);
         } else {
-            eprintln!("vault: {line}");
+            output::line(&format!("vault: {line}"));
         }
     }
     if approve {
@@ -47,10 +49,10 @@ fn consent(ui: &Ui, approve: bool, p: &Pending) -> Consent {
         ));
         return Consent::Yes;
     }
-    eprint!(
+    output::write_stderr(&format!(
         "vault: approve these inputs, sign the approval and provision {}? [y/N] ",
         p.env
-    );
+    ));
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     match answer.trim() {

@@ -160,6 +160,6 @@ pub fn check(store: &Store, ui: Ui, max_exposure_days: i64) -> Result<i32> {
 
 pub fn diff(store: &mut Store, env: &str, revs: &[String], values: bool) -> Result<i32> {
     let out = revisions::diff(store, env, revs, values)?;
-    write_stdout(out.as_bytes())?;
+    crate::output::write_diff(&out)?;
     Ok(0)
 }

@@ -78,7 +78,9 @@ fn confirm_emptying(env: &EnvName, had: usize) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(refuse());
     }
-    eprint!("vault: {env}: this edit removes all {had} secret(s). Save it? [y/N] ");
+    crate::output::write_stderr(&format!(
+        "vault: {env}: this edit removes all {had} secret(s). Save it? [y/N] "
+    ));
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)

@@ -240,7 +240,7 @@ fn confirm_readings(ui: &Ui, p: &import::Prepared, source: &str, yes: bool) -> R
             "a value's meaning changes and there is no terminal to confirm it",
         ));
     }
-    eprint!("vault: import with each value as written? [y/N] ");
+    crate::output::write_stderr("vault: import with each value as written? [y/N] ");
     let mut answer = String::new();
     let _ = std::io::stdin().read_line(&mut answer);
     match answer.trim() {
