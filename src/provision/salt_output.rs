@@ -341,6 +341,15 @@ pub(super) enum Line {
     Salt(String),
 }
 
+/// `line` with every control character but a tab shown as `?`: what a state or an app's
+/// log prints reaches the member's terminal, and an escape sequence must not act on it.
+/// Done after redaction, so a secret holding a control character is still found.
+fn visible(line: &str) -> String {
+    line.chars()
+        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+        .collect()
+}
+
 /// The apply script's standard output, line by line.
 pub(super) struct SaltOutput<'r> {
     redacted: Stream<'r>,
@@ -377,7 +386,7 @@ impl<'r> SaltOutput<'r> {
                 Line::Script
             };
         }
-        let shown = self.redacted.line(line);
+        let shown = visible(&self.redacted.line(line));
         let trimmed = shown.trim();
         if let Some(id) = trimmed.strip_prefix("ID: ") {
             self.last_id = id.to_string();
@@ -693,5 +702,18 @@ mod tests {
                 "dev_alice: account alice made with [redacted]",
             ]
         );
+    }
+
+    #[test]
+    fn an_escape_in_salt_s_output_never_reaches_the_terminal_and_redaction_comes_first() {
+        let r = Redactor::new(&["pass\x1bword-Zq8xW2mP"]);
+        let mut out = SaltOutput::new(&r);
+        out.read(READY);
+        let Line::Salt(shown) =
+            out.read("  log: \x1b]0;owned\x07 \x1b[2J pass\x1bword-Zq8xW2mP\tend")
+        else {
+            panic!("a line of Salt's")
+        };
+        assert_eq!(shown, "  log: ?]0;owned? ?[2J [redacted]\tend");
     }
 }

@@ -92,7 +92,7 @@ main() {
         report "$*"
         if log=$(ctl tail -8000 "$prog" 2>&1); then
             echo "vault-report: $prog's log, last 10 lines:"
-            printf '%s\n' "$log" | tail -n 10 | tr -d '\000-\010\013-\037\177' | sed 's/^/vault-report: | /'
+            printf '%s\n' "$log" | tail -n 10 | sed 's/^/vault-report: | /'
         else
             report "no log: $log"
         fi
