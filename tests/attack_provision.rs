@@ -6,8 +6,16 @@ use crate::common::server::{tools, Server, Sshd};
 use crate::common::{self, fingerprint, git, key, Project};
 use std::path::Path;
 
-fn have_parts() -> bool {
-    common::have("rsync") && (common::have("sshd") || Path::new("/usr/sbin/sshd").exists())
+/// A loopback server and its sshd, or None with a message (a failure in CI).
+fn loopback() -> Option<(Server, Sshd)> {
+    if !common::have("rsync") || !Path::new("/usr/sbin/sshd").exists() {
+        common::require_in_ci("rsync and sshd");
+        return None;
+    }
+    let (tools, app) = tools()?;
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    Some((server, sshd))
 }
 
 /// `vault provision staging` to `sshd`/`server` as `cmd` does it (alice, or a member on
@@ -18,11 +26,9 @@ fn provision_with(
     server: &Server,
     extra: &[&str],
 ) -> common::Run {
-    let salt_call = server.tools.join("salt-call").display().to_string();
     let host = format!("root@127.0.0.1:{}", sshd.port);
-    let (config, remote) = (sshd.ssh_config(), server.path(""));
-    cmd.args(["--ssh-config", &config, "--remote-root", &remote])
-        .args(["--salt-call", &salt_call, "-H", &host])
+    cmd.args(server.provision_flags(sshd))
+        .args(["-H", &host])
         .args(extra);
     common::Run(cmd.output().unwrap())
 }
@@ -55,12 +61,9 @@ fn provisioned(sshd: &Sshd, server: &Server, more: &str) -> Project {
 /// the record's follows must be refused, `--allow-older` or not.
 #[test]
 fn attack_a_merge_that_hides_newer_versions_lets_allow_older_go_back() {
-    if !have_parts() {
+    let Some((server, sshd)) = loopback() else {
         return;
-    }
-    let Some((tools, app)) = tools() else { return };
-    let server = Server::start(&tools, &app);
-    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    };
     let p = provisioned(&sshd, &server, "");
     let root = p.root();
     std::fs::write(root.join(".gitignore"), "/home/\n").unwrap();
@@ -167,12 +170,9 @@ fn provisioned_with_tree(sshd: &Sshd, server: &Server, files: &[(&str, &str)]) -
 /// worktree or submodule checkout has, ships with no approval, whatever it holds.
 #[test]
 fn attack_a_dot_git_file_in_a_state_tree_ships_unapproved() {
-    if !have_parts() {
+    let Some((server, sshd)) = loopback() else {
         return;
-    }
-    let Some((tools, app)) = tools() else { return };
-    let server = Server::start(&tools, &app);
-    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    };
     let p = provisioned_with_tree(&sshd, &server, &[("hello.sls", "{}\n")]);
     std::fs::write(
         p.root().join("margarita/.git"),
@@ -200,12 +200,9 @@ const LEAK: &str = "leak:\n  file.managed:\n    - name: {{ salt['config.get']('r
 /// writes the secrets out. What decides where secrets go changed with no approval.
 #[test]
 fn attack_conf_salt_as_a_link_changes_what_runs_without_an_approval() {
-    if !have_parts() {
+    let Some((server, sshd)) = loopback() else {
         return;
-    }
-    let Some((tools, app)) = tools() else { return };
-    let server = Server::start(&tools, &app);
-    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    };
     let p = provisioned_with_tree(
         &sshd,
         &server,
@@ -236,12 +233,9 @@ fn attack_conf_salt_as_a_link_changes_what_runs_without_an_approval() {
 /// the project's state writes as `83`: the program does not see what env.sls says.
 #[test]
 fn attack_a_jinja_comment_in_env_sls_skips_the_settings_check() {
-    if !have_parts() {
+    let Some((server, sshd)) = loopback() else {
         return;
-    }
-    let Some((tools, app)) = tools() else { return };
-    let server = Server::start(&tools, &app);
-    let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
+    };
     let p = provisioned(&sshd, &server, "");
     let env_sls = p.root().join("conf/pillar/staging/env.sls");
     let text = std::fs::read_to_string(&env_sls).unwrap();

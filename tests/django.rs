@@ -165,16 +165,9 @@ fn without_setting(settings: &str, name: &str) -> String {
 
 /// `vault provision staging` against `sshd` into `server`, as root; it must succeed.
 fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
-    let (config, remote) = (sshd.ssh_config(), server.path(""));
-    let salt_call = server.tools.join("salt-call").display().to_string();
-    let mut args = vec!["provision", "staging", "--ssh-config", &config];
-    args.extend([
-        "--remote-root",
-        &remote,
-        "--salt-call",
-        &salt_call,
-        "--approve",
-    ]);
+    let flags = server.provision_flags(sshd);
+    let mut args: Vec<&str> = vec!["provision", "staging", "--approve"];
+    args.extend(flags.iter().map(String::as_str));
     args.extend_from_slice(extra);
     p.vault(&args).success()
 }

@@ -27,12 +27,7 @@ impl Setup {
         let p = Project::new();
         let server = Server::start(&tools, &app);
         let sshd = Sshd::start(Path::new(&key("mallory_ed25519")));
-        let env_sls = p.root().join("conf/pillar/staging/env.sls");
-        let text = std::fs::read_to_string(&env_sls).unwrap().replace(
-            "hosts: []",
-            &format!("hosts: ['root@127.0.0.1:{}']", sshd.port),
-        );
-        std::fs::write(&env_sls, format!("{text}{}", server.pillar_settings())).unwrap();
+        server.staging_env(p.root(), &sshd, "");
         let ignore = p.root().join(".gitignore");
         let ignored = std::fs::read_to_string(&ignore).unwrap_or_default();
         std::fs::write(&ignore, format!("{ignored}home/\n")).unwrap();
@@ -43,20 +38,10 @@ impl Setup {
     /// `vault provision staging` as alice from `dir` (the project, or a clone of it) on
     /// the machine whose home is `home`, with `extra` flags.
     fn provision_from(&self, dir: &Path, home: &Path, extra: &[&str]) -> common::Run {
-        let salt_call = self.server.tools.join("salt-call").display().to_string();
-        let (config, remote) = (self.sshd.ssh_config(), self.server.path(""));
-        let mut args = vec![
-            "provision",
-            "staging",
-            "--ssh-config",
-            &config,
-            "--remote-root",
-            &remote,
-            "--salt-call",
-            &salt_call,
-            "--approve",
-            "--accept-new-host-key",
-        ];
+        let flags = self.server.provision_flags(&self.sshd);
+        let mut args: Vec<&str> =
+            vec!["provision", "staging", "--approve", "--accept-new-host-key"];
+        args.extend(flags.iter().map(String::as_str));
         args.extend(extra);
         common::Run(self.alice(dir, home, &args).output().unwrap())
     }

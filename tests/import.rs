@@ -344,21 +344,12 @@ fn a_template_project_switched_to_vault_s_env_file_runs_with_every_secret() {
     )
     .unwrap();
     std::fs::write(salt.join("project/web/app.sls"), TEMPLATE_APP_SLS).unwrap();
+    let flags = server.provision_flags(&sshd);
     let provision = || {
-        let (config, remote) = (sshd.ssh_config(), server.path(""));
-        let salt_call = server.tools.join("salt-call").display().to_string();
-        p.vault(&[
-            "provision",
-            "staging",
-            "--ssh-config",
-            &config,
-            "--remote-root",
-            &remote,
-            "--salt-call",
-            &salt_call,
-            "--accept-new-host-key",
-            "--approve",
-        ])
+        let mut args: Vec<&str> =
+            vec!["provision", "staging", "--accept-new-host-key", "--approve"];
+        args.extend(flags.iter().map(String::as_str));
+        p.vault(&args)
     };
 
     // As the template had it: supervisor's environment= from the secrets loop breaks.

@@ -9,22 +9,14 @@ use std::path::Path;
 
 /// A project whose staging lists `sshd`, with `server`'s settings and `extra` in env.sls.
 fn staging(p: &Project, sshd: &Sshd, server: &Server, extra: &str) {
-    let env_sls = p.root().join("conf/pillar/staging/env.sls");
-    let text = std::fs::read_to_string(&env_sls).unwrap().replace(
-        "hosts: []",
-        &format!("hosts: ['root@127.0.0.1:{}']", sshd.port),
-    );
-    let settings = server.pillar_settings();
-    std::fs::write(&env_sls, format!("{text}{settings}{extra}")).unwrap();
+    server.staging_env(p.root(), sshd, extra);
 }
 
 /// `vault provision staging` into `server`, with `extra` flags.
 fn provision(p: &Project, sshd: &Sshd, server: &Server, extra: &[&str]) -> common::Run {
-    let (config, remote) = (sshd.ssh_config(), server.path(""));
-    let salt_call = server.tools.join("salt-call").display().to_string();
-    let mut args = vec!["provision", "staging", "--ssh-config", &config];
-    args.extend(["--remote-root", &remote, "--salt-call", &salt_call]);
-    args.extend(["--accept-new-host-key"]);
+    let flags = server.provision_flags(sshd);
+    let mut args: Vec<&str> = vec!["provision", "staging", "--accept-new-host-key"];
+    args.extend(flags.iter().map(String::as_str));
     args.extend(extra);
     p.vault(&args)
 }

@@ -105,6 +105,34 @@ impl Server {
         self.root.path().join(rel).display().to_string()
     }
 
+    /// The flags that point `vault provision` at this server through `sshd`: its
+    /// ssh_config, this root as the remote root, and the tests' salt-call.
+    pub fn provision_flags(&self, sshd: &Sshd) -> Vec<String> {
+        let salt_call = self.tools.join("salt-call").display().to_string();
+        [
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--remote-root",
+            &self.path(""),
+        ]
+        .into_iter()
+        .chain(["--salt-call", &salt_call])
+        .map(String::from)
+        .collect()
+    }
+
+    /// `project`'s staging env.sls, listing `sshd` (as root) as its one host, with this
+    /// server's pillar settings and then `extra`.
+    pub fn staging_env(&self, project: &Path, sshd: &Sshd, extra: &str) {
+        let env_sls = project.join("conf/pillar/staging/env.sls");
+        let host = format!("hosts: ['root@127.0.0.1:{}']", sshd.port);
+        let text = std::fs::read_to_string(&env_sls)
+            .unwrap()
+            .replace("hosts: []", &host);
+        let settings = self.pillar_settings();
+        std::fs::write(&env_sls, format!("{text}{settings}{extra}")).unwrap();
+    }
+
     /// The pillar settings (for an env.sls) for the app and tools: the same on every
     /// server (paths follow each server's root). A start is checked after 1 s, not the
     /// default 5, to keep the tests fast.
