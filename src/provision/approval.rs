@@ -462,9 +462,11 @@ pub fn findings(
     secrets: &Verified,
     id: Option<&ProjectId>,
 ) -> Vec<String> {
-    let listed: Vec<String> = super::pillar_settings(project, env)
+    let env_file = super::pillar::EnvFile::read(project, env);
+    let listed: Vec<String> = env_file
+        .as_ref()
         .ok()
-        .and_then(|(_, hosts)| super::targets(&hosts, None).ok())
+        .and_then(|f| super::targets(&f.hosts(), None).ok())
         .map(|ts| ts.iter().map(host_key).collect())
         .unwrap_or_default();
     let file = path(project, env);
@@ -495,7 +497,7 @@ pub fn findings(
         .collect();
     // Extra state trees are checked out beside the project, so CI may not have them:
     // without them, only the project's own files are compared.
-    let trees = super::pillar::state_trees(project, env);
+    let trees = env_file.and_then(|f| f.state_trees(project));
     let now = match inputs(
         project,
         env,

@@ -24,7 +24,6 @@ mod salt_output;
 mod session;
 mod target;
 
-pub use pillar::pillar_settings;
 pub use progress::Progress;
 pub use report::{marked_table, table, Applied, HostReport, Part};
 pub use target::{targets, Target};

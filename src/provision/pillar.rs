@@ -1,8 +1,8 @@
 //! The plain settings vault reads from a project's pillar: `project_name:` of
-//! `project.sls`; and of an environment's `env.sls`, its `hosts:`, the `env:` settings
-//! exported beside the secrets, and the extra state trees (`vault: state_trees:`).
-//! Read as YAML events into a tree of strings (no typing: where Salt's reading would
-//! give a value other than its text, `env_settings` says so).
+//! `project.sls`; and of an environment's `env.sls` ([`EnvFile`], read once), its
+//! `hosts:`, the `env:` settings exported beside the secrets, and the extra state trees
+//! (`vault: state_trees:`). Read as YAML events into a tree of strings (no typing:
+//! where Salt's reading would give a value other than its text, `settings` says so).
 
 use crate::document::{salt_reading, salt_renders};
 use crate::error::{Error, Result};
@@ -10,30 +10,22 @@ use crate::project::{EnvName, Project};
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use std::path::{Path, PathBuf};
 
-/// `project_name:` of `project.sls`, and `hosts:` of `conf/pillar/<env>/env.sls`.
-pub fn pillar_settings(project: &Project, env: &EnvName) -> Result<(String, Vec<String>)> {
-    let project_file = project.pillar_dir().join("project.sls");
-    let name = read_tree(&project_file)?
-        .and_then(|t| t.get("project_name")?.scalar())
-        .ok_or_else(|| {
-            Error::new(format!(
-                "{}: no project_name",
-                project.display_path(&project_file)
-            ))
-        })?;
-    // It names files and folders on the server (the minion id, the record of the
-    // applied version): the rules of `vault init --project`.
+/// `project_name:` of `project.sls`, checked: it names files and folders on the
+/// server (the minion id, the record of the applied version), so it follows the rules
+/// of `vault init --project`.
+pub fn project_name(project: &Project) -> Result<String> {
+    let file = project.pillar_dir().join("project.sls");
+    let shown = project.display_path(&file);
+    let name = read_text(&file)?
+        .and_then(|t| tree(&t)?.get("project_name")?.scalar())
+        .ok_or_else(|| Error::new(format!("{shown}: no project_name")))?;
     if EnvName::parse(&name).is_err() {
         return Err(Error::new(format!(
-            "{}: project_name {name:?} is not a name vault can use on a server",
-            project.display_path(&project_file)
+            "{shown}: project_name {name:?} is not a name vault can use on a server"
         ))
         .with_hint("use lowercase letters, digits, '_' and '-', starting with a letter or digit"));
     }
-    let hosts = env_tree(project, env)?
-        .and_then(|t| t.get("hosts").map(Node::scalars))
-        .unwrap_or_default();
-    Ok((name, hosts))
+    Ok(name)
 }
 
 /// One `NAME: value` of an `env:` mapping: the text the program will see.
@@ -43,45 +35,75 @@ pub struct EnvSetting {
     pub value: String,
 }
 
-/// The `env:` mapping of `conf/pillar/<env>/env.sls`, checked as Salt will read it:
-/// names the shell can export (none that controls programs), once each, and values Salt
-/// reads as strings: a plain one it would type (`off`, `0123`, `5432`, `~`) is quoted.
-pub fn env_settings(project: &Project, env: &EnvName) -> Result<Vec<EnvSetting>> {
-    let file = project.env_pillar_dir(env).join("env.sls");
-    let shown = project.display_path(&file);
-    // A templated env.sls says what its settings are only once Salt renders it; the
-    // project's state then refuses what vault would have (see secrets.env.jinja).
-    if templated(&file) {
-        return Ok(Vec::new());
+/// An environment's `conf/pillar/<env>/env.sls`, read once.
+pub struct EnvFile {
+    /// How messages name it.
+    shown: String,
+    /// None when it is absent, or not YAML as it stands (a Jinja template may not be:
+    /// Salt renders it first).
+    tree: Option<Node>,
+    /// It holds Jinja: what it says is known only once Salt renders it.
+    templated: bool,
+}
+
+impl EnvFile {
+    pub fn read(project: &Project, env: &EnvName) -> Result<EnvFile> {
+        let file = project.env_pillar_dir(env).join("env.sls");
+        let text = read_text(&file)?.unwrap_or_default();
+        Ok(EnvFile {
+            shown: project.display_path(&file),
+            templated: text.contains("{{") || text.contains("{%") || text.contains("{#"),
+            tree: tree(&text),
+        })
     }
-    let Some(Node::Map(entries)) = env_tree(project, env)?.and_then(|t| t.take("env")) else {
-        return Ok(Vec::new());
-    };
-    let mut out: Vec<EnvSetting> = Vec::new();
-    for (name, line, node) in entries {
-        let at = format!("{shown}: line {line}: env: {name}");
-        if !is_shell_name(&name) {
+
+    /// `hosts:`, as written.
+    pub fn hosts(&self) -> Vec<String> {
+        let hosts = self.tree.as_ref().and_then(|t| t.get("hosts"));
+        hosts.map(Node::scalars).unwrap_or_default()
+    }
+
+    /// The `env:` mapping, checked as Salt will read it: names the shell can export
+    /// (none that controls programs), once each, and values Salt reads as strings: a
+    /// plain one it would type (`off`, `0123`, `5432`, `~`) is quoted. A templated file
+    /// is left to the project's state, which refuses the same (see secrets.env.jinja).
+    pub fn settings(&self) -> Result<Vec<EnvSetting>> {
+        let entries = match self.tree.as_ref().and_then(|t| t.get("env")) {
+            Some(Node::Map(entries)) if !self.templated => entries,
+            _ => return Ok(Vec::new()),
+        };
+        let mut out: Vec<EnvSetting> = Vec::new();
+        for (name, line, node) in entries {
+            let at = format!("{}: line {line}: env: {name}", self.shown);
+            if out.iter().any(|s| &s.name == name) {
+                return Err(Error::new(format!("{at}: given twice")));
+            }
+            out.push(self.setting(&at, name, node)?);
+        }
+        Ok(out)
+    }
+
+    /// One setting of `env:`, or why it cannot be one (`at` says where).
+    fn setting(&self, at: &str, name: &str, node: &Node) -> Result<EnvSetting> {
+        if !is_shell_name(name) {
             return Err(
                 Error::new(format!("{at}: not a name a program's environment can hold"))
                     .with_hint("use letters, digits and _ (not first), as in DB_HOST"),
             );
         }
-        if out.iter().any(|s| s.name == name) {
-            return Err(Error::new(format!("{at}: given twice")));
-        }
-        if crate::document::controlling(&name).is_some() {
+        if crate::document::controlling(name).is_some() {
             return Err(Error::new(format!("{at}: the name controls how programs run (as LD_PRELOAD or PATH do), and is not a setting"))
                 .with_hint("if the program truly needs it, make it a secret and let it through with `vault allow ENV NAME`"));
         }
-        let Node::Scalar { text, plain, .. } = node else {
+        let Node::Scalar { text, plain } = node else {
             return Err(Error::new(format!(
                 "{at}: not a single value (a list or mapping)"
             )));
         };
         // Every setting must reach Salt as a string: the states refuse any other (they
         // cannot tell `0123` from `123` once Salt has read it), so a number is quoted too.
-        if let Some(reading) = plain.then(|| salt_reading(&text)).flatten() {
-            let why = match salt_renders(&text).as_deref() == Some(text.as_str()) {
+        if let Some(reading) = plain.then(|| salt_reading(text)).flatten() {
+            let why = match salt_renders(text).as_deref() == Some(text.as_str()) {
                 true => "and every setting must be a string".to_string(),
                 false => format!("so the program would not see `{text}`"),
             };
@@ -89,46 +111,49 @@ pub fn env_settings(project: &Project, env: &EnvName) -> Result<Vec<EnvSetting>>
                 "{at}: Salt reads `{text}` as {}, {why}",
                 reading.describe()
             ))
-            .with_hint(format!("quote it in {shown}: {name}: '{text}'")));
+            .with_hint(format!("quote it in {}: {name}: '{text}'", self.shown)));
         }
-        out.push(EnvSetting { name, value: text });
+        Ok(EnvSetting {
+            name: name.to_string(),
+            value: text.clone(),
+        })
     }
-    Ok(out)
-}
 
-/// The extra state trees of `vault: state_trees:` in the environment's env.sls (such as
-/// a checkout of margarita beside the project), as folders: relative ones are from the
-/// project root. Each must be a folder.
-pub fn state_trees(project: &Project, env: &EnvName) -> Result<Vec<PathBuf>> {
-    let listed = env_tree(project, env)?
-        .and_then(|t| Some(t.get("vault")?.get("state_trees")?.scalars()))
-        .unwrap_or_default();
-    let file = project.env_pillar_dir(env).join("env.sls");
-    let at = |p: &str| format!("{}: vault: state_trees: {p}", project.display_path(&file));
-    let mut trees: Vec<PathBuf> = Vec::new();
-    for p in listed {
-        let dir = std::fs::canonicalize(project.root().join(&p))
-            .ok()
-            .filter(|d| d.is_dir())
-            .ok_or_else(|| {
-                Error::new(format!("{}: no such folder", at(&p))).with_hint(
-                    "check it out there (e.g. git clone ... beside the project), or take it off the list",
-                )
+    /// The extra state trees of `vault: state_trees:` (such as a checkout of margarita
+    /// beside the project), as folders: relative ones are from the project root. Each
+    /// must be a folder with a name of its own that can ship beside `conf/salt`.
+    pub fn state_trees(&self, project: &Project) -> Result<Vec<PathBuf>> {
+        let listed = self
+            .tree
+            .as_ref()
+            .and_then(|t| Some(t.get("vault")?.get("state_trees")?.scalars()))
+            .unwrap_or_default();
+        let mut trees: Vec<PathBuf> = Vec::new();
+        for p in listed {
+            let at = format!("{}: vault: state_trees: {p}", self.shown);
+            let dir = std::fs::canonicalize(project.root().join(&p))
+                .ok()
+                .filter(|d| d.is_dir())
+                .ok_or_else(|| {
+                    Error::new(format!("{at}: no such folder")).with_hint(
+                        "check it out there (e.g. git clone ... beside the project), or take it off the list",
+                    )
+                })?;
+            let name = tree_name(&dir).ok_or_else(|| {
+                Error::new(format!("{at}: a folder named salt, pillar, or with a leading dot or an odd character, cannot be shipped beside conf/salt"))
+                    .with_hint("give the checkout a plain name of its own, such as margarita")
             })?;
-        let name = tree_name(&dir).ok_or_else(|| {
-            Error::new(format!("{}: a folder named salt, pillar, or with a leading dot or an odd character, cannot be shipped beside conf/salt", at(&p)))
-                .with_hint("give the checkout a plain name of its own, such as margarita")
-        })?;
-        if trees.iter().any(|t| tree_name(t) == Some(name)) {
-            return Err(
-                Error::new(format!("{}: a second tree named {name}", at(&p))).with_hint(
-                    "each tree ships as a folder of its name: give each a name of its own",
-                ),
-            );
+            if trees.iter().any(|t| tree_name(t) == Some(name)) {
+                return Err(
+                    Error::new(format!("{at}: a second tree named {name}")).with_hint(
+                        "each tree ships as a folder of its name: give each a name of its own",
+                    ),
+                );
+            }
+            trees.push(dir);
         }
-        trees.push(dir);
+        Ok(trees)
     }
-    Ok(trees)
 }
 
 /// The folder name an extra state tree ships as (`srv/<name>` on the server), when it
@@ -141,26 +166,13 @@ pub fn tree_name(dir: &Path) -> Option<&str> {
     (plain && !name.starts_with('.') && name != "salt" && name != "pillar").then_some(name)
 }
 
-/// Whether `file` holds Jinja.
-fn templated(file: &Path) -> bool {
-    std::fs::read_to_string(file)
-        .is_ok_and(|t| t.contains("{{") || t.contains("{%") || t.contains("{#"))
-}
-
-/// The environment's env.sls as a tree, if it exists.
-fn env_tree(project: &Project, env: &EnvName) -> Result<Option<Node>> {
-    read_tree(&project.env_pillar_dir(env).join("env.sls"))
-}
-
-/// A YAML file as a tree of strings; None if the file is absent, or is not YAML as it
-/// stands (a Jinja template may not be: Salt renders it first).
-fn read_tree(path: &Path) -> Result<Option<Node>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("cannot read", path, e)),
-    };
-    Ok(tree(&text))
+/// A file's text; None if it is absent.
+fn read_text(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("cannot read", path, e)),
+    }
 }
 
 /// A YAML node with every scalar a string as written.
@@ -180,16 +192,6 @@ impl Node {
     fn get(&self, key: &str) -> Option<&Node> {
         match self {
             Node::Map(entries) => entries.iter().find(|(k, ..)| k == key).map(|(_, _, v)| v),
-            _ => None,
-        }
-    }
-
-    fn take(self, key: &str) -> Option<Node> {
-        match self {
-            Node::Map(entries) => entries
-                .into_iter()
-                .find(|(k, ..)| k == key)
-                .map(|(.., v)| v),
             _ => None,
         }
     }

@@ -2,7 +2,7 @@
 //! line, else the pillar), the rendered pillar and the version it is, the values to
 //! redact, and the verdict on how the run went.
 
-use super::pillar::EnvSetting;
+use super::pillar::{EnvFile, EnvSetting};
 use super::{HostReport, Settings, Target};
 use crate::document::Document;
 use crate::error::{Error, Result};
@@ -50,9 +50,10 @@ pub fn plan(
     ask: &dyn Fn(&super::approval::Pending) -> super::approval::Consent,
 ) -> Result<Plan> {
     let env = store.project.environment(&req.env)?;
-    let (project_name, listed) = super::pillar_settings(&store.project, &env)?;
+    let project_name = super::pillar::project_name(&store.project)?;
+    let env_file = EnvFile::read(&store.project, &env)?;
     let given = if req.hosts.is_empty() {
-        listed
+        env_file.hosts()
     } else {
         req.hosts
     };
@@ -73,8 +74,8 @@ pub fn plan(
         .collect();
     // A dry run too: Salt renders every state (Jinja runs code) and the pillar goes to
     // a scratch root, so it ships the secrets to the same states and servers.
-    let state_trees = super::pillar::state_trees(&store.project, &env)?;
-    let settings_env = super::pillar::env_settings(&store.project, &env)?;
+    let state_trees = env_file.state_trees(&store.project)?;
+    let settings_env = env_file.settings()?;
     let approval = super::approval::require(store, &env, &targets, &other_envs, &state_trees, ask)?;
     let (doc, manifest) = store.open_signed(&env)?;
     no_setting_is_a_secret(&env, &settings_env, &doc)?;
