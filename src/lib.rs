@@ -16,6 +16,7 @@ pub mod fs;
 pub mod git;
 pub mod keys;
 pub mod manifest;
+pub mod master;
 pub mod notice;
 pub mod ops;
 pub mod process;

@@ -8,6 +8,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u8)] = &[
     ("ops", 5),
     ("provision", 5),
+    ("master", 5),
     ("store", 4),
     ("trust", 3),
     ("keys", 2),

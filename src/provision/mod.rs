@@ -15,14 +15,16 @@ pub mod freshness;
 mod host;
 mod known_hosts;
 mod layout;
-mod pillar;
+pub mod master_admin;
+pub mod pillar;
 pub mod plan;
 mod progress;
 mod remote;
 mod report;
-mod salt_output;
+pub(crate) mod salt_output;
 mod session;
 mod target;
+pub mod through_master;
 
 pub use progress::Progress;
 pub use report::{marked_table, table, Applied, HostReport, Part};
@@ -61,6 +63,34 @@ pub struct Settings {
     pub ssh_config: Option<std::path::PathBuf>,
     /// Keep Salt's output to ourselves (the final table still says what happened).
     pub quiet: bool,
+}
+
+impl Settings {
+    /// The settings of a run that only connects to one host and runs vault there (`vault
+    /// master setup` and `accept`).
+    pub fn connection(
+        env: EnvName,
+        remote_root: String,
+        accept_new_host_key: bool,
+        ssh_config: Option<std::path::PathBuf>,
+    ) -> Settings {
+        Settings {
+            env,
+            project_name: String::new(),
+            remote_root,
+            salt_call: String::new(),
+            accept_new_host_key,
+            dry_run: false,
+            allow_older: false,
+            lineage: freshness::Lineage::default(),
+            keep_pillar: false,
+            jobs: 1,
+            other_envs: Vec::new(),
+            state_trees: Vec::new(),
+            ssh_config,
+            quiet: true,
+        }
+    }
 }
 
 /// Provisions every target, `jobs` at a time, telling `progress` as it goes; one failing

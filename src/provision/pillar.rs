@@ -63,6 +63,17 @@ impl EnvFile {
         hosts.map(Node::scalars).unwrap_or_default()
     }
 
+    /// `master:`, the salt-master that serves this environment's minions, as written.
+    pub fn master(&self) -> Option<String> {
+        self.tree.as_ref()?.get("master")?.scalar()
+    }
+
+    /// `minions:`, the IDs of the environment's minions behind its master, as written.
+    pub fn minions(&self) -> Vec<String> {
+        let minions = self.tree.as_ref().and_then(|t| t.get("minions"));
+        minions.map(Node::scalars).unwrap_or_default()
+    }
+
     /// The `env:` mapping, checked as Salt will read it: names the shell can export
     /// (none that controls programs), once each, and values Salt reads as strings: a
     /// plain one it would type (`off`, `0123`, `5432`, `~`) is quoted. A templated file
@@ -164,6 +175,54 @@ pub fn tree_name(dir: &Path) -> Option<&str> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     (plain && !name.starts_with('.') && name != "salt" && name != "pillar").then_some(name)
+}
+
+/// One target of a top file's `base:` section: its target, its `match:` (None: a
+/// glob) and the SLS files it lists.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TopEntry {
+    pub target: String,
+    pub matcher: Option<String>,
+    pub sls: Vec<String>,
+}
+
+/// The `base:` section of a top file that is plain YAML (Salt renders a templated one
+/// first, so vault cannot read it); None when it is absent.
+pub fn top_file(project: &Project, path: &Path) -> Result<Option<Vec<TopEntry>>> {
+    let shown = project.display_path(path);
+    let Some(text) = read_text(path)? else {
+        return Ok(None);
+    };
+    let unreadable = || {
+        Error::new(format!("{shown}: vault cannot read it as plain YAML"))
+            .with_hint("with a master, vault reads the project's top files to target each environment's minions by ID: write them without Jinja")
+    };
+    let Some(Node::Map(envs)) = tree(&text) else {
+        return Err(unreadable());
+    };
+    let Some((_, _, Node::Map(targets))) = envs.iter().find(|(k, ..)| k == "base") else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut entries = Vec::new();
+    for (target, _, items) in targets {
+        let Node::Seq(items) = items else {
+            return Err(unreadable());
+        };
+        let mut entry = TopEntry {
+            target: target.clone(),
+            matcher: None,
+            sls: Vec::new(),
+        };
+        for item in items {
+            match item {
+                Node::Scalar { text, .. } => entry.sls.push(text.clone()),
+                Node::Map(_) => entry.matcher = item.get("match").and_then(Node::scalar),
+                Node::Seq(_) => return Err(unreadable()),
+            }
+        }
+        entries.push(entry);
+    }
+    Ok(Some(entries))
 }
 
 /// A file's text; None if it is absent.

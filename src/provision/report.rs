@@ -186,6 +186,17 @@ pub(super) struct Failure {
     pub hint: Option<String>,
 }
 
+impl Failure {
+    /// As an error of the whole command, with its hint.
+    pub fn into_error(self) -> crate::error::Error {
+        let e = crate::error::Error::new(self.message);
+        match self.hint {
+            Some(h) => e.with_hint(h),
+            None => e,
+        }
+    }
+}
+
 impl From<String> for Failure {
     fn from(message: String) -> Failure {
         Failure {

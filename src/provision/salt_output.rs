@@ -104,7 +104,7 @@ fn too_short(piece: &str) -> bool {
 /// The names, of `(name, value)` pairs, whose values are not redacted, or not wholly:
 /// `NAME` when no piece of it is findable, `NAME (some lines)` for a multi-line value with
 /// some too-short lines. Never a value.
-pub(super) fn unredacted<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+pub(crate) fn unredacted<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     let mut names = Vec::new();
     for (name, value) in entries {
         let (short, all) =
@@ -154,7 +154,7 @@ fn escaped(value: &str, quote: char) -> Zeroizing<String> {
 }
 
 /// Replaces every secret value (and each line of a multi-line one) in Salt's output.
-pub(super) struct Redactor {
+pub(crate) struct Redactor {
     needles: Vec<Needle>,
 }
 
@@ -207,7 +207,7 @@ impl Redactor {
 
 /// The lines of one output, redacted in order: a value wrapped over lines is followed
 /// from one to the next.
-pub(super) struct Stream<'r> {
+pub(crate) struct Stream<'r> {
     redactor: &'r Redactor,
     /// Values the last line ended inside: the needle, and the bytes of it already seen.
     carry: Vec<(usize, usize)>,
@@ -344,7 +344,7 @@ pub(super) enum Line {
 /// `line` with every control character but a tab shown as `?`: what a state or an app's
 /// log prints reaches the member's terminal, and an escape sequence must not act on it.
 /// Done after redaction, so a secret holding a control character is still found.
-fn visible(line: &str) -> String {
+pub(crate) fn visible(line: &str) -> String {
     line.chars()
         .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
         .collect()

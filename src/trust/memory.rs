@@ -88,6 +88,46 @@ impl SeenStore {
         self.save()
     }
 
+    /// What this machine trusts of `env`, for another machine that is to verify it the
+    /// same way (a salt-master, at `vault master setup`): the keys its user verified,
+    /// and what it has seen of `env` (its serial, trusted roster and last pair).
+    pub fn anchor(&self, env: &EnvName) -> serde_json::Value {
+        serde_json::json!({
+            "verified_keys": self.verified_keys(),
+            "env": self.data.get(env.as_str()),
+        })
+    }
+
+    /// Seeds this machine's memory of project `id` with another machine's
+    /// [`anchor`](Self::anchor) for `env`: its verified keys are added, and its record
+    /// of `env` taken when this machine has none or an older one, so that the first
+    /// verification here is held to what that member trusts, not to first use.
+    pub fn seed(
+        id: &crate::project_id::ProjectId,
+        env: &EnvName,
+        anchor: &serde_json::Value,
+    ) -> Result<()> {
+        let base = state_dir().ok_or_else(|| Error::new("no state folder (HOME is not set)"))?;
+        let mut store = SeenStore {
+            path: Some(base.join(format!("project-{id}.json"))),
+            data: read_map(&base.join(format!("project-{id}.json"))).unwrap_or_default(),
+            changed_from: None,
+        };
+        let mut keys = store.verified_keys();
+        keys.extend(strings(anchor.get("verified_keys")));
+        store
+            .data
+            .insert(VERIFIED_KEYS.to_string(), serde_json::json!(keys));
+        let given = anchor.get("env").filter(|e| e.is_object());
+        let serial = |v: Option<&serde_json::Value>| v.and_then(|e| e.get("serial")?.as_u64());
+        if let Some(e) = given {
+            if serial(store.data.get(env.as_str())) < serial(Some(e)) {
+                store.data.insert(env.as_str().to_string(), e.clone());
+            }
+        }
+        store.save()
+    }
+
     /// The highest serial of `env`'s deployment approval this machine has seen.
     pub fn approval_serial(&self, env: &EnvName) -> Option<u64> {
         self.data.get(APPROVALS)?.get(env.as_str())?.as_u64()

@@ -282,6 +282,9 @@ pub enum Command {
     /// Push ENV's Salt states and secrets to its servers over SSH, and apply them with Salt.
     #[command(after_long_help = examples::PROVISION)]
     Provision(ProvisionArgs),
+    /// Serve environments to a fleet through a salt-master: set it up, accept its minions.
+    #[command(subcommand, after_long_help = examples::MASTER)]
+    Master(MasterCommand),
     /// Show which secrets, recipients and signer changed between two versions (no values unless --values).
     ///
     /// With no revision: HEAD against the working tree; with one: it against the working
@@ -380,6 +383,103 @@ pub struct ProvisionArgs {
     /// Use this ssh_config instead of ~/.ssh/config (as `ssh -F`).
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+}
+
+/// How to reach a master, as provision reaches a server.
+#[derive(Args)]
+pub struct MasterReach {
+    /// Accept and remember the master's host key at a first contact (prints its fingerprint); a changed key is always refused.
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// The master's root: vault in DIR/usr/local/bin, its files in DIR/etc/vault, Salt's config in DIR/etc/salt.
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub remote_root: String,
+    /// Use this ssh_config instead of ~/.ssh/config (as `ssh -F`).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum MasterCommand {
+    /// Install vault's ext_pillar on a salt-master and make it an identity for ENV (its public key pending a grant).
+    #[command(after_long_help = examples::MASTER_SETUP)]
+    Setup {
+        /// The environment the master is to serve.
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
+        env: String,
+        /// The master, [user@]host[:port], reached over SSH.
+        host: String,
+        /// The member name its key goes under: recipients/ENV/NAME.pub.
+        #[arg(long, default_value = "salt-master", value_name = "NAME")]
+        name: String,
+        /// The folder of Salt's commands (salt, salt-key) on the master; default: its PATH.
+        #[arg(long, value_name = "DIR")]
+        salt_dir: Option<String>,
+        #[command(flatten)]
+        reach: MasterReach,
+    },
+    /// Accept a minion's key on ENV's master when its fingerprint matches (read on the minion: sha256sum /etc/salt/pki/minion/minion.pub).
+    #[command(after_long_help = examples::MASTER_ACCEPT)]
+    Accept {
+        /// The environment the minion belongs to.
+        #[arg(add = ArgValueCandidates::new(complete::environments))]
+        env: String,
+        /// The minion's ID, as salt-key -L lists it.
+        minion: String,
+        /// The fingerprint read on the minion over a second channel (hex, colons optional).
+        #[arg(long, value_name = "FP")]
+        fingerprint: String,
+        #[command(flatten)]
+        reach: MasterReach,
+    },
+    /// (on the master) A member's setup: the request on standard input.
+    #[command(hide = true)]
+    LocalSetup {
+        /// The master's root.
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+    },
+    /// (on the master) Accept a minion.
+    #[command(hide = true)]
+    LocalAccept {
+        /// The environment.
+        env: String,
+        /// The minion's ID.
+        minion: String,
+        /// Its fingerprint.
+        #[arg(long, value_name = "FP")]
+        fingerprint: String,
+        /// The master's root.
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+    },
+    /// (on the master) Run a member's provision on the minions.
+    #[command(hide = true)]
+    LocalApply {
+        /// The environment.
+        env: String,
+        /// Minions at once.
+        #[arg(long, default_value_t = 4, value_parser = parse_jobs)]
+        jobs: usize,
+        /// Salt's test=True.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for a minion.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// The master's root.
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+    },
+    /// (Salt's ext_pillar, on the master) One minion's secrets, as JSON.
+    #[command(hide = true)]
+    Pillar {
+        /// The master's root.
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// The minion's ID.
+        minion: String,
+    },
 }
 
 /// `--jobs`: at least one server at a time.

@@ -209,6 +209,28 @@ Examples:
   # Fail sooner on a secret left exposed after a revoke
   vault check --max-exposure-days 3";
 
+pub const MASTER: &str = "\
+Examples:
+  # Set the master up for staging, then grant its key (the fingerprint it printed)
+  vault master setup staging root@salt.example.com --accept-new-host-key
+  vault grant staging salt-master --fingerprint SHA256:...
+
+  # Accept a minion whose key fingerprint was read on it over a second channel
+  vault master accept staging web1 --fingerprint 4f:2a:...";
+
+pub const MASTER_SETUP: &str = "\
+Examples:
+  # A first contact with the master, as root
+  vault master setup staging root@salt.example.com --accept-new-host-key
+
+  # Salt installed in a virtualenv on the master
+  vault master setup production salt.example.com --salt-dir /opt/salt/bin";
+
+pub const MASTER_ACCEPT: &str = "\
+Examples:
+  # On the minion: sha256sum /etc/salt/pki/minion/minion.pub; then here:
+  vault master accept staging web1 --fingerprint 4f2a...";
+
 pub const PROVISION: &str = "\
 Examples:
   # A new server: as root, accepting its host key (check the fingerprint printed)

@@ -13,7 +13,7 @@ mod usage;
 
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
-use commands::{git, members, provision, report, secrets, setup, Context};
+use commands::{git, master, members, provision, report, secrets, setup, Context};
 use vault::ops::members::GrantRequest;
 use vault::ops::merge::MergeFiles;
 
@@ -148,5 +148,6 @@ fn run(cli: Cli) -> vault::error::Result<i32> {
         }
         Command::Diff { env, revs, values } => report::diff(&mut ctx.store()?, &env, &revs, values),
         Command::Provision(args) => provision::provision(ui, &mut ctx.store()?, args),
+        Command::Master(cmd) => master::run(&ctx, cmd),
     }
 }

@@ -2,6 +2,7 @@
 //! operation: it turns arguments into a call, and the result into output.
 
 pub mod git;
+pub mod master;
 pub mod members;
 pub mod provision;
 pub mod report;

@@ -7,13 +7,27 @@ use crate::progress::Terminal;
 use std::io::{BufRead, IsTerminal};
 use vault::error::Result;
 use vault::provision::approval::{Consent, Pending};
-use vault::provision::{self, plan};
+use vault::provision::{self, plan, through_master};
 use vault::store::Store;
 
 pub fn provision(ui: &Ui, store: &mut Store, args: ProvisionArgs) -> Result<i32> {
     let approve = args.approve;
     let ask = |p: &Pending| consent(ui, approve, p);
-    let plan = plan::plan(store, request(args, ui.quiet), &ask)?;
+    let req = request(args, ui.quiet);
+    if let Some(through) = through_master::plan(store, &req, &ask)? {
+        let reports = through.run(store, &Terminal::new());
+        if !ui.quiet {
+            output::write_stderr(&provision::marked_table(
+                &reports,
+                false,
+                &[],
+                &output::table_part,
+            ));
+        }
+        plan::verdict(&through.settings.env, &reports)?;
+        return Ok(0);
+    }
+    let plan = plan::plan(store, req, &ask)?;
     // The display is dropped before the table is printed.
     let reports = plan.run(store, &Terminal::new());
     if !ui.quiet {

@@ -1,0 +1,67 @@
+//! The secrets Salt's ext_pillar serves one minion: those of the environment the
+//! master's record says the minion was accepted for (never what its grains claim),
+//! and only when that environment's shipped `env.sls` lists it; verified exactly as a
+//! member's machine verifies them, then decrypted, in memory.
+
+use super::{Config, Layout};
+use crate::error::{Error, Result};
+use crate::export::{self, Format};
+use crate::keys::identity::Identities;
+use crate::project::{EnvName, Project};
+use crate::provision::pillar::EnvFile;
+use crate::secret::SecretBytes;
+use crate::store::Store;
+
+/// The pillar for `minion`, as JSON: `{"secrets": {...}}`, or `{}` for a minion vault
+/// did not accept (the master may serve others).
+pub fn pillar(layout: &Layout, minion: &str) -> Result<SecretBytes> {
+    let config = Config::required(layout)?;
+    let Some(env) = config.env_of(minion) else {
+        return Ok(SecretBytes::new(b"{}".to_vec()));
+    };
+    let env = config.served(env)?;
+    let mut store = open(layout, &config, &env)?;
+    listed(&store.project, &env, minion)?;
+    let doc = store.open(&env)?;
+    let secrets = export::render(Format::Json, env.as_str(), doc.entries())?;
+    let mut out = Vec::with_capacity(secrets.expose().len() + 16);
+    out.extend_from_slice(b"{\"secrets\": ");
+    out.extend_from_slice(secrets.expose());
+    out.extend_from_slice(b"}\n");
+    Ok(SecretBytes::new(out))
+}
+
+/// The store of `env`'s shipped project, reading with the master's identity only.
+pub(super) fn open(layout: &Layout, config: &Config, env: &EnvName) -> Result<Store> {
+    let dir = layout.project_dir(&config.project, env);
+    if !dir.join("conf/pillar").is_dir() {
+        return Err(Error::new(format!(
+            "nothing of {env} has been shipped to this master yet"
+        ))
+        .with_hint(format!(
+            "run `vault provision {env}` from a member's machine"
+        )));
+    }
+    let project = Project::at(&dir);
+    let ids = Identities::standard(Some(layout.identity(env)));
+    Ok(Store::new(
+        project,
+        ids,
+        false,
+        Box::new(crate::notice::Quiet),
+    ))
+}
+
+/// `minion` must be one of `env`'s `minions:`.
+pub(super) fn listed(project: &Project, env: &EnvName, minion: &str) -> Result<()> {
+    let minions = EnvFile::read(project, env)?.minions();
+    if minions.iter().any(|m| m == minion) {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "minion {minion} is accepted for {env} but not in its minions: (conf/pillar/{env}/env.sls)"
+    ))
+    .with_hint(format!(
+        "list it under minions: in conf/pillar/{env}/env.sls and provision {env} again"
+    )))
+}
