@@ -37,3 +37,22 @@ fn three_minions_answer_through_one_master() {
     // A pending key is moved as is: the master's accepted key is the one fingerprinted.
     assert!(!fleet.pending_key_path("m1").exists());
 }
+
+/// A master restarted (to read a changed drop-in) gets its minions back by itself.
+#[test]
+fn minions_come_back_after_the_master_restarts() {
+    let Some(tools) = tools() else { return };
+    let mut fleet = Fleet::prepare(&tools);
+    fleet.start_master();
+    fleet.add_minion("r1", "");
+    fleet.accept("r1");
+    fleet.wait_ready(&["r1"]);
+    fleet.restart_master();
+    fleet.wait_ready(&["r1"]);
+    let out = fleet
+        .salt(&["--out", "json", "--static", "-L", "r1", "test.ping"])
+        .output()
+        .unwrap();
+    let answers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answers["r1"], serde_json::Value::Bool(true), "{answers}");
+}

@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 /// How long a daemon may take to come up or a minion to answer before a test fails.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// What a minion logs (at info) each time it has authenticated and subscribed.
+const READY_LINE: &str = "Minion is ready to receive requests!";
+
 /// The test venv's bin folder with salt-master and salt-minion, or None with a message
 /// (a failure in CI).
 pub fn tools() -> Option<PathBuf> {
@@ -191,11 +194,29 @@ impl Fleet {
         });
     }
 
-    /// Stops the master and starts it again (a changed drop-in is read only at start).
-    /// Its minions reconnect by themselves; call [`Fleet::wait_ready`] before using them.
+    /// Stops the master and starts it again (a changed drop-in is read only at start),
+    /// and waits until each running minion whose key is accepted has reconnected (they
+    /// do by themselves, within a few seconds).
     pub fn restart_master(&mut self) {
+        let ready_count = |m: &Minion| {
+            std::fs::read_to_string(m.log())
+                .unwrap_or_default()
+                .matches(READY_LINE)
+                .count()
+        };
+        let accepted = self.master_pki().join("minions");
+        let before: Vec<(String, usize)> = self
+            .minions
+            .values()
+            .filter(|m| m.daemon.is_some() && accepted.join(&m.id).exists())
+            .map(|m| (m.id.clone(), ready_count(m)))
+            .collect();
         self.master = None;
         self.start_master();
+        for (id, n) in before {
+            let m = self.minion(&id);
+            self.wait_for(&format!("{id} to reconnect"), || ready_count(m) > n);
+        }
     }
 
     /// Starts minion `id` for this master, with `extra` (YAML) appended to its config
@@ -304,8 +325,7 @@ impl Fleet {
         for id in ids {
             let log = self.minion(id).log();
             self.wait_for(&format!("{id} to authenticate"), || {
-                std::fs::read_to_string(&log)
-                    .is_ok_and(|l| l.contains("Minion is ready to receive requests!"))
+                std::fs::read_to_string(&log).is_ok_and(|l| l.contains(READY_LINE))
             });
         }
         let start = Instant::now();
