@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: a scratch project with the published test
 //! keys, a `vault` command isolated from the machine's own keys, and the awkward values.
 
+pub mod fleet;
 pub mod forge;
 pub mod postgres;
 pub mod server;
