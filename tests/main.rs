@@ -20,6 +20,7 @@ mod edit;
 mod example_project;
 mod export_consumers;
 mod export_properties;
+mod fleet;
 mod fleet_fixture;
 mod freshness;
 mod git_workflow;

@@ -3,16 +3,19 @@
 //! second channel, and the minion is recorded as a member of one environment. Never
 //! `auto_accept`.
 //!
-//! The fingerprint is SHA-256 over the minion's public key file as it is on the
-//! minion (`sha256sum /etc/salt/pki/minion/minion.pub` there), which is the file the
-//! master keeps: the same digest `salt-key -f ID` prints, colon-separated. (The
-//! minion's own `salt-call --local key.finger` hashes the file without its armour
-//! lines, so it never matches: salt#69970.)
+//! The fingerprint is SHA-256 over the minion's public key file without its final
+//! newline, which is how the master stores the key it received: what `salt-key -f ID`
+//! prints (colon-separated), and what `printf %s "$(cat minion.pub)" | sha256sum`
+//! prints on the minion. (The minion's own `salt-call --local key.finger` hashes the
+//! file without its armour lines, so it never matches: salt#69970.)
 
 use super::{check_minion_id, Config, Layout};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
+
+/// What to run on the minion for its fingerprint, with standard tools only.
+pub const ON_THE_MINION: &str = r#"printf %s "$(cat /etc/salt/pki/minion/minion.pub)" | sha256sum"#;
 
 /// What a member asks.
 pub struct Request<'a> {
@@ -31,9 +34,11 @@ pub enum Accepted {
     Already,
 }
 
-/// The fingerprint of a key file's bytes, as `salt-key -f` prints it.
+/// The fingerprint of a key file's bytes (final newlines aside), as `salt-key -f`
+/// prints it.
 pub fn fingerprint(bytes: &[u8]) -> String {
-    let hex: Vec<String> = Sha256::digest(bytes)
+    let end = bytes.iter().rposition(|b| *b != b'\n').map_or(0, |i| i + 1);
+    let hex: Vec<String> = Sha256::digest(&bytes[..end])
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -75,9 +80,9 @@ pub fn accept(layout: &Layout, req: &Request) -> Result<Accepted> {
     let env = config.served(req.env)?;
     check_minion_id(req.minion)?;
     let want = normalize(req.fingerprint).ok_or_else(|| {
-        Error::usage(format!("{:?} is not a key fingerprint", req.fingerprint)).with_hint(
-            "on the minion, run `sha256sum /etc/salt/pki/minion/minion.pub` and pass its hex",
-        )
+        Error::usage(format!("{:?} is not a key fingerprint", req.fingerprint)).with_hint(format!(
+            "on the minion, run `{ON_THE_MINION}` and pass its hex"
+        ))
     })?;
     if let Some(other) = config.env_of(req.minion).filter(|e| *e != env.as_str()) {
         return Err(Error::new(format!(
@@ -112,9 +117,9 @@ fn matches(req: &Request, have: &str, want: &str, state: &str) -> Result<()> {
         "the {state} key of minion {} has fingerprint {have}, not {want}: not accepted",
         req.minion
     ))
-    .with_hint(
-        "read it again on the minion (`sha256sum /etc/salt/pki/minion/minion.pub`); a key that differs is another machine's: delete it with `salt-key -d ID`",
-    ))
+    .with_hint(format!(
+        "read it again on the minion (`{ON_THE_MINION}`); a key that differs is another machine's: delete it with `salt-key -d ID`"
+    )))
 }
 
 /// Accepts the pending key when it matches, then checks the key Salt accepted is that
@@ -168,6 +173,8 @@ mod tests {
     fn fingerprints_are_salt_key_s_form_however_typed() {
         let fp = fingerprint(b"key\n");
         assert_eq!(fp.len(), 95);
+        // The master keeps the key without the minion file's final newline.
+        assert_eq!(fingerprint(b"key"), fp);
         let hex: String = fp.chars().filter(|c| *c != ':').collect();
         assert_eq!(normalize(&hex).as_deref(), Some(fp.as_str()));
         assert_eq!(normalize(&fp.to_uppercase()).as_deref(), Some(fp.as_str()));

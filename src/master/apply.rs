@@ -93,6 +93,10 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
     let mut seen = Vec::new();
     let salt = config.salt_command("salt");
     run_salt(layout, &salt, req, &env, &minions, &mut |id, ret| {
+        // A batch's documents also carry its `retcode` and `jid`.
+        if !minions.iter().any(|m| m == id) {
+            return;
+        }
         let m = summary(&redactor, id, ret);
         seen.push(m.id.clone());
         each(m);

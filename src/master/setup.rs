@@ -62,11 +62,13 @@ pub struct Outcome {
 /// Sets the master up for `req.env`, keeping what an earlier setup made.
 pub fn setup(layout: &Layout, req: &Request) -> Result<Outcome> {
     let mut config = match Config::load(layout)? {
-        Some(c) if c.project_id != req.project_id.as_str() => return Err(Error::new(format!(
+        Some(c) if c.project_id != req.project_id.as_str() => {
+            return Err(Error::new(format!(
             "this master serves another project ({}, identity {}); one master serves one project",
             c.project, c.project_id
         ))
-        .with_hint("use a master of its own for this project")),
+            .with_hint("use a master of its own for this project"))
+        }
         Some(c) => c,
         None => Config {
             project: req.project.clone(),

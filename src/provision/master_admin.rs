@@ -296,9 +296,10 @@ pub fn accept(
     master::check_minion_id(minion)?;
     if master::accept::normalize(fingerprint).is_none() {
         return Err(
-            Error::usage(format!("{fingerprint:?} is not a key fingerprint")).with_hint(
-                "on the minion, run `sha256sum /etc/salt/pki/minion/minion.pub` and pass its hex",
-            ),
+            Error::usage(format!("{fingerprint:?} is not a key fingerprint")).with_hint(format!(
+                "on the minion, run `{}` and pass its hex",
+                master::accept::ON_THE_MINION
+            )),
         );
     }
     let layout = layout(reach);

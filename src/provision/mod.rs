@@ -27,7 +27,7 @@ mod target;
 pub mod through_master;
 
 pub use progress::Progress;
-pub use report::{marked_table, table, Applied, HostReport, Part};
+pub use report::{headed_table, marked_table, table, Applied, HostReport, Part};
 pub use target::{targets, Target};
 
 use crate::project::{EnvName, Project};

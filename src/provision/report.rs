@@ -61,13 +61,25 @@ pub fn marked_table(
     unredacted: &[String],
     mark: &dyn Fn(Part, &str) -> String,
 ) -> String {
+    headed_table("host", reports, steps, unredacted, mark)
+}
+
+/// [`marked_table`] whose first column is headed `first` (`minion`, for a run through
+/// a master).
+pub fn headed_table(
+    first: &str,
+    reports: &[HostReport],
+    steps: bool,
+    unredacted: &[String],
+    mark: &dyn Fn(Part, &str) -> String,
+) -> String {
     let rows: Vec<Row> = reports.iter().map(Row::of).collect();
     // Columns as wide as their longest cell, so a long result keeps the rest in line.
     let host_width = column_width(30, rows.iter().map(|r| r.host));
     let result_width = column_width(31, rows.iter().map(|r| r.result.as_str()));
     let mut table = format!(
         "\n{}{}{:>7}  time\n",
-        pad("host", host_width),
+        pad(first, host_width),
         pad("result", result_width),
         "changed"
     );

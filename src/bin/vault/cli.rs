@@ -418,7 +418,7 @@ pub enum MasterCommand {
         #[command(flatten)]
         reach: MasterReach,
     },
-    /// Accept a minion's key on ENV's master when its fingerprint matches (read on the minion: sha256sum /etc/salt/pki/minion/minion.pub).
+    /// Accept a minion's key on ENV's master when its fingerprint matches (read on the minion, see the examples).
     #[command(after_long_help = examples::MASTER_ACCEPT)]
     Accept {
         /// The environment the minion belongs to.

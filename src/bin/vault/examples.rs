@@ -228,7 +228,7 @@ Examples:
 
 pub const MASTER_ACCEPT: &str = "\
 Examples:
-  # On the minion: sha256sum /etc/salt/pki/minion/minion.pub; then here:
+  # On the minion: printf %s \"$(cat /etc/salt/pki/minion/minion.pub)\" | sha256sum; then here:
   vault master accept staging web1 --fingerprint 4f2a...";
 
 pub const PROVISION: &str = "\

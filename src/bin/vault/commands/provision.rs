@@ -17,7 +17,8 @@ pub fn provision(ui: &Ui, store: &mut Store, args: ProvisionArgs) -> Result<i32>
     if let Some(through) = through_master::plan(store, &req, &ask)? {
         let reports = through.run(store, &Terminal::new());
         if !ui.quiet {
-            output::write_stderr(&provision::marked_table(
+            output::write_stderr(&provision::headed_table(
+                "minion",
                 &reports,
                 false,
                 &[],
