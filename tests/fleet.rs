@@ -229,3 +229,166 @@ fn a_fleet_gets_its_secrets_through_the_master_by_minion_id() {
     );
     assert!(table.contains("provisioning failed on stg-2"), "{table}");
 }
+
+/// What the master's ext_pillar gives minion `id` (pillar.items masks values; the keys
+/// say what it got).
+fn pillar_keys(fleet: &Fleet, id: &str) -> serde_json::Value {
+    let out = fleet
+        .salt(&["--out", "json", "--static", id, "pillar.items"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    v[id].clone()
+}
+
+#[test]
+fn attack_the_master_refuses_what_a_member_s_machine_refuses() {
+    let Some(tools) = tools() else { return };
+    let mut fleet = Fleet::prepare(&tools);
+    let p = fleet_project(&fleet, &["stg-1"], &[]);
+    p.set("staging", "TOKEN", "first-value-1a2b3c4d5e");
+    setup_and_grant(&p, &fleet, "staging");
+    fleet.start_master();
+    fleet.add_minion("stg-1", "");
+    // Accepted by hand, never through vault: the master may serve other minions.
+    fleet.add_minion("rogue", "grains:\n  environment: staging\n");
+    fleet.wait_pending(&["stg-1", "rogue"]);
+    let fp = fleet.minion_fingerprint("stg-1");
+    accept(&p, &fleet, "staging", "stg-1", &fp).success();
+    fleet.accept("rogue");
+    fleet.wait_ready(&["stg-1", "rogue"]);
+    let old = (
+        std::fs::read(p.secrets("staging")).unwrap(),
+        std::fs::read(p.secrets("staging").with_extension("age.sig")).unwrap(),
+    );
+    p.set("staging", "TOKEN", "second-value-6f7a8b9c0d");
+    provision(&p, &fleet, "staging").success();
+    let token = |fleet: &Fleet| program_env(fleet, "stg-1").get("TOKEN").cloned();
+    assert_eq!(token(&fleet).as_deref(), Some("second-value-6f7a8b9c0d"));
+
+    // A minion vault never accepted gets nothing of staging, whatever its grains say.
+    let rogue = pillar_keys(&fleet, "rogue");
+    assert!(rogue.get("secrets").is_none(), "{rogue}");
+    // Nor does listing it in minions: (a committed env.sls) accept it.
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let honest = std::fs::read_to_string(&env_sls).unwrap();
+    std::fs::write(&env_sls, honest.replace("[stg-1]", "[stg-1, rogue]")).unwrap();
+    let run = provision(&p, &fleet, "staging");
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("rogue has not been accepted for staging"),
+        "{}",
+        run.stderr()
+    );
+    assert!(pillar_keys(&fleet, "rogue").get("secrets").is_none());
+    std::fs::write(&env_sls, &honest).unwrap();
+
+    // A rolled-back pair (the older signed version, committed by anyone), shipped by a
+    // member who overrode their own check: the master refuses it before decrypting.
+    std::fs::write(p.secrets("staging"), &old.0).unwrap();
+    std::fs::write(p.secrets("staging").with_extension("age.sig"), &old.1).unwrap();
+    let run = provision(&p, &fleet, "staging");
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let mut flags = reach(&fleet);
+    flags.extend(["--approve".into(), "--insecure-skip-verify".into()]);
+    let run = vault(&p, &["provision", "staging"], &flags);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("refused before decrypting"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(token(&fleet).as_deref(), Some("second-value-6f7a8b9c0d"));
+
+    // A forged ciphertext (age and the public keys only) under the signed sidecar.
+    let recipients: Vec<String> = std::fs::read_dir(p.root().join("recipients/staging"))
+        .unwrap()
+        .flat_map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let keys: Vec<String> = text
+                .lines()
+                .filter(|l| l.starts_with("ssh-") || l.starts_with("age1"))
+                .map(String::from)
+                .collect();
+            keys
+        })
+        .collect();
+    let forged = common::forge::age_encrypt(&recipients, b"secrets:\n  TOKEN: \"attacker\"\n");
+    std::fs::write(p.secrets("staging"), &forged).unwrap();
+    let err = vault(&p, &["provision", "staging"], &flags).error();
+    assert!(err.contains("cannot be checked"), "{err}");
+    // Planted straight into what the master serves, then a highstate the minion runs
+    // on its own: the ext_pillar verifies before it decrypts, and serves nothing.
+    let shipped = fleet.path("srv/vault/example/staging/conf/pillar/staging/secrets.sls.age");
+    std::fs::write(&shipped, &forged).unwrap();
+    let out = fleet
+        .salt(&["--out", "json", "--static", "stg-1", "state.apply"])
+        .args(["saltenv=staging", "pillarenv=staging"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("refused before decrypting"), "{said}");
+    assert!(!said.contains("attacker"), "{said}");
+    assert_eq!(token(&fleet).as_deref(), Some("second-value-6f7a8b9c0d"));
+}
+
+#[test]
+fn attack_a_fresh_master_never_trusts_a_stranger_s_founding() {
+    let Some(tools) = tools() else { return };
+    let fleet = Fleet::prepare(&tools);
+    let p = fleet_project(&fleet, &["stg-1"], &[]);
+    p.set("staging", "TOKEN", "alice-value-1a2b3c4d5e");
+    // The member's machine knows alice's staging; the environment is then founded anew
+    // by a stranger (mallory, who has repository access) with a key of their own.
+    setup_and_grant(&p, &fleet, "staging");
+    let stranger = p.root().join("stranger-home");
+    std::fs::create_dir_all(&stranger).unwrap();
+    std::fs::remove_file(p.secrets("staging")).unwrap();
+    std::fs::remove_file(p.secrets("staging").with_extension("age.sig")).unwrap();
+    for f in std::fs::read_dir(p.root().join("recipients/staging")).unwrap() {
+        let f = f.unwrap().path();
+        if !f.ends_with("salt-master.pub") {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    p.add_member("staging", "mallory", "mallory_ed25519.pub");
+    let value = stranger.join("value");
+    std::fs::write(&value, "mallory-value-9z8y7x").unwrap();
+    let set = [
+        "set",
+        "staging",
+        "TOKEN",
+        "--from-file",
+        value.to_str().unwrap(),
+    ];
+    // A founding admits only keys its founder verified: mallory verifies the master's
+    // key, as anyone with the public keys can.
+    let fp = common::fingerprint_of(&p.root().join("recipients/staging/salt-master.pub"));
+    let trust = ["trust", "staging", "--fingerprint", &fp];
+    let out = p
+        .on_machine(&stranger, "mallory_ed25519", &trust)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = p
+        .on_machine(&stranger, "mallory_ed25519", &set)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Shipped by mallory's machine, which trusts its own founding: the master, anchored
+    // in alice's trust at setup, refuses it.
+    let mut flags = reach(&fleet);
+    flags.push("--approve".into());
+    let mut args = vec!["provision", "staging"];
+    args.extend(flags.iter().map(String::as_str));
+    let out = p
+        .on_machine(&stranger, "mallory_ed25519", &args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused before decrypting"), "{err}");
+    assert!(holding_any(fleet.root.path(), &["mallory-value-9z8y7x"], &[]).is_empty());
+}

@@ -84,7 +84,7 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
     let config = Config::required(layout)?;
     let env = config.served(req.env)?;
     let mut store = pillar::open(layout, &config, &env)?;
-    let doc = store.open(&env)?;
+    let doc = pillar::open_fresh(&mut store, &env)?;
     let minions = EnvFile::read(&store.project, &env)?.minions();
     check_minions(&config, &env, &minions)?;
     top::write(&store.project, &config.project, &env, &minions)?;

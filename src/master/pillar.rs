@@ -4,6 +4,7 @@
 //! member's machine verifies them, then decrypted, in memory.
 
 use super::{Config, Layout};
+use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::export::{self, Format};
 use crate::keys::identity::Identities;
@@ -22,7 +23,7 @@ pub fn pillar(layout: &Layout, minion: &str) -> Result<SecretBytes> {
     let env = config.served(env)?;
     let mut store = open(layout, &config, &env)?;
     listed(&store.project, &env, minion)?;
-    let doc = store.open(&env)?;
+    let doc = open_fresh(&mut store, &env)?;
     let secrets = export::render(Format::Json, env.as_str(), doc.entries())?;
     let mut out = Vec::with_capacity(secrets.expose().len() + 16);
     out.extend_from_slice(b"{\"secrets\": ");
@@ -50,6 +51,32 @@ pub(super) fn open(layout: &Layout, config: &Config, env: &EnvName) -> Result<St
         false,
         Box::new(crate::notice::Quiet),
     ))
+}
+
+/// `env`'s secrets, decrypted only once verified and no older than the newest version
+/// this master has verified: a member's machine may read an old commit, a master
+/// never serves one (old values go back as a new version).
+pub(super) fn open_fresh(store: &mut Store, env: &EnvName) -> Result<Document> {
+    let newest = store.seen().get(env).map(|s| s.serial);
+    let pair = store.read_env(env)?.ok_or_else(|| {
+        Error::new(format!("{env} has no secrets on this master")).with_hint(format!(
+            "run `vault provision {env}` from a member's machine"
+        ))
+    })?;
+    let folder = crate::keys::recipients::members(&store.project, env)?;
+    let verified = store.verify(env, &pair, &folder)?;
+    let serial = verified.map(|v| v.manifest.serial);
+    if let (Some(newest), Some(serial)) = (newest, serial) {
+        if serial < newest {
+            return Err(Error::new(format!(
+                "{env}: refused before decrypting: rollback: serial {serial} is older than serial {newest}, which this master has verified"
+            ))
+            .with_hint(format!(
+                "`git pull` and provision the newest; to bring back old values, write them as a new version (`vault set {env} NAME`)"
+            )));
+        }
+    }
+    store.open(env)
 }
 
 /// `minion` must be one of `env`'s `minions:`.
