@@ -9,6 +9,7 @@ mod common;
 mod accounts;
 mod approvals;
 mod attack_accounts;
+mod attack_fleet;
 mod attack_provision;
 mod bad_input;
 mod chain;
