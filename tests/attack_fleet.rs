@@ -348,15 +348,18 @@ fn attack_a_new_key_accepted_by_hand_under_an_accepted_id_gets_the_secrets() {
     bed.fleet.stop_minion("k1");
     let out = bed.fleet.salt_key(&["-y", "-d", "k1"]).output().unwrap();
     assert!(out.status.success());
+    // A new machine of its own (a root, a key, no pidfile of the old one's), as k1.
     let m = bed.fleet.minion("k1");
-    for f in ["minion.pem", "minion.pub", "minion_master.pub"] {
-        let _ = std::fs::remove_file(m.pki_dir().join(f));
-    }
-    let _ = std::fs::remove_file(m.path("var/run/salt-minion.pid"));
-    let config = m.config_dir();
+    let machine = tempfile::tempdir().unwrap();
+    let old_root = m.root.path().display().to_string();
+    let new_root = machine.path().display().to_string();
+    let conf = std::fs::read_to_string(m.config_dir().join("minion")).unwrap();
+    let config = machine.path().join("etc/salt");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("minion"), conf.replace(&old_root, &new_root)).unwrap();
     let _impostor = Impostor::start(&tools, &config);
     let pending = bed.fleet.pending_key_path("k1");
-    let log = m.log();
+    let log = machine.path().join("var/log/salt/minion");
     wait_until(
         "the new key of k1 to reach the master",
         || pending.exists(),
@@ -392,7 +395,17 @@ fn attack_a_link_in_staging_s_states_serves_production_s_identity() {
         bed.p.root().join("conf/salt/logo.png"),
     )
     .unwrap();
-    bed.provision("staging", &["--approve"]);
+    let err = bed.provision("staging", &["--approve"]).refused(2);
+    assert!(err.contains("conf/salt/logo.png is a link"), "{err}");
+    // Planted on the master itself (an older vault, a hand copy): Salt serves no link.
+    std::fs::remove_file(bed.p.root().join("conf/salt/logo.png")).unwrap();
+    bed.provision("staging", &["--approve"]).success();
+    std::os::unix::fs::symlink(
+        "../../../../../../etc/vault/production.key",
+        bed.fleet
+            .path("srv/vault/example/staging/conf/salt/logo.png"),
+    )
+    .unwrap();
     let out = Command::new(bed.fleet.tools.join("salt-call"))
         .arg("-c")
         .arg(bed.fleet.minion("l1").config_dir())
@@ -436,7 +449,24 @@ fn attack_jinja_in_staging_s_pillar_runs_on_the_master() {
         ),
     )
     .unwrap();
-    bed.provision("staging", &["--approve"]);
+    let err = bed.provision("staging", &["--approve"]).refused(2);
+    assert!(err.contains("is a template"), "{err}");
+    // Planted in what the master serves (an older vault, a hand copy): the master renders
+    // pillar files as plain YAML only, so the Jinja never runs.
+    std::fs::write(&env_sls, &text).unwrap();
+    bed.provision("staging", &["--approve"]).success();
+    let shipped = bed
+        .fleet
+        .path("srv/vault/example/staging/conf/pillar/staging/env.sls");
+    let planted = std::fs::read_to_string(&shipped).unwrap();
+    std::fs::write(
+        &shipped,
+        format!(
+            "{planted}note: \"{{{{ salt['cmd.run']('grep AGE-SECRET {}') }}}}\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
     let got = bed.pillar_of("j1", &[]);
     assert!(
         !got.contains("AGE-SECRET-KEY-"),

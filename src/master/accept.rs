@@ -70,6 +70,11 @@ fn pki(layout: &Layout, state: &str, minion: &str) -> PathBuf {
         .join(minion)
 }
 
+/// The fingerprint of the key Salt has accepted for `minion`, if any.
+pub fn accepted_key(layout: &Layout, minion: &str) -> Result<Option<String>> {
+    key_fingerprint(&pki(layout, "minions", minion))
+}
+
 fn key_fingerprint(path: &std::path::Path) -> Result<Option<String>> {
     Ok(crate::fs::read_own(path, 64 * 1024)?.map(|b| fingerprint(&b)))
 }
@@ -102,9 +107,11 @@ pub fn accept(layout: &Layout, req: &Request) -> Result<Accepted> {
             Accepted::Now
         }
     };
-    config
-        .minions
-        .insert(req.minion.to_string(), env.to_string());
+    let member = super::Member {
+        env: env.to_string(),
+        key: want,
+    };
+    config.minions.insert(req.minion.to_string(), member);
     config.save(layout)?;
     Ok(outcome)
 }

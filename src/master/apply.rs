@@ -86,7 +86,7 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
     let mut store = pillar::open(layout, &config, &env)?;
     let doc = pillar::open_fresh(&mut store, &env)?;
     let minions = EnvFile::read(&store.project, &env)?.minions();
-    check_minions(&config, &env, &minions)?;
+    check_minions(layout, &config, &env, &minions)?;
     top::write(&store.project, &config.project, &env, &minions)?;
     let values: Vec<&str> = doc.entries().iter().map(|e| e.value().expose()).collect();
     let redactor = Redactor::new(&values);
@@ -112,7 +112,12 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
 }
 
 /// Every minion of `env.sls` is one vault accepted for `env`.
-fn check_minions(config: &Config, env: &EnvName, minions: &[String]) -> Result<()> {
+fn check_minions(
+    layout: &Layout,
+    config: &Config,
+    env: &EnvName,
+    minions: &[String],
+) -> Result<()> {
     if minions.is_empty() {
         return Err(Error::usage(format!(
             "{env}: no minions: none under minions: in conf/pillar/{env}/env.sls"
@@ -123,7 +128,7 @@ fn check_minions(config: &Config, env: &EnvName, minions: &[String]) -> Result<(
     }
     for m in minions {
         check_minion_id(m)?;
-        match config.env_of(m) {
+        match config.accepted(layout, m)? {
             Some(e) if e == env.as_str() => {}
             Some(other) => {
                 return Err(Error::new(format!(

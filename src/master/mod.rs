@@ -92,6 +92,14 @@ impl Layout {
 /// the project's own `top.sls`, which is read but never served.
 pub const TOP_FILE: &str = "vault_top.sls";
 
+/// A minion as `vault master accept` recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub env: String,
+    /// The fingerprint of the key that was checked ([`accept::fingerprint`]).
+    pub key: String,
+}
+
 /// The master's record: the project it serves, its environments, and the environment
 /// each accepted minion belongs to.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -99,8 +107,8 @@ pub struct Config {
     pub project: String,
     pub project_id: String,
     pub envs: Vec<String>,
-    /// Minion ID to environment.
-    pub minions: BTreeMap<String, String>,
+    /// Minion ID to the environment it was accepted for, and its key's fingerprint then.
+    pub minions: BTreeMap<String, Member>,
     /// The folder holding Salt's commands (`salt`, `salt-key`); None: found on PATH.
     pub salt_dir: Option<String>,
 }
@@ -129,7 +137,14 @@ impl Config {
                 .collect(),
             minions: minions
                 .iter()
-                .filter_map(|(k, e)| Some((k.clone(), e.as_str()?.to_string())))
+                .filter_map(|(k, m)| {
+                    let field = |f: &str| m.get(f)?.as_str().map(String::from);
+                    let member = Member {
+                        env: field("env")?,
+                        key: field("key")?,
+                    };
+                    Some((k.clone(), member))
+                })
                 .collect(),
             salt_dir: text("salt_dir"),
         }))
@@ -152,7 +167,9 @@ impl Config {
             "project": self.project,
             "project_id": self.project_id,
             "envs": self.envs,
-            "minions": self.minions,
+            "minions": self.minions.iter().map(|(id, m)| {
+                (id.clone(), serde_json::json!({"env": m.env, "key": m.key}))
+            }).collect::<serde_json::Map<_, _>>(),
             "salt_dir": self.salt_dir,
         });
         let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::new(e.to_string()))?;
@@ -170,7 +187,27 @@ impl Config {
 
     /// The environment `minion` was accepted for.
     pub fn env_of(&self, minion: &str) -> Option<&str> {
-        self.minions.get(minion).map(String::as_str)
+        self.minions.get(minion).map(|m| m.env.as_str())
+    }
+
+    /// The environment `minion` was accepted for, once the key Salt holds for it now is
+    /// the one that was checked: a key accepted by hand under its ID since (another
+    /// machine's) is refused.
+    pub fn accepted(&self, layout: &Layout, minion: &str) -> Result<Option<&str>> {
+        let Some(m) = self.minions.get(minion) else {
+            return Ok(None);
+        };
+        let now = accept::accepted_key(layout, minion)?;
+        if now.as_deref() != Some(m.key.as_str()) {
+            return Err(Error::new(format!(
+                "the key Salt holds for minion {minion} is not the one `vault master accept` checked: it gets nothing"
+            ))
+            .with_hint(format!(
+                "if the minion was rebuilt, read its fingerprint there and `vault master accept {} {minion} --fingerprint FP` again",
+                m.env
+            )));
+        }
+        Ok(Some(&m.env))
     }
 
     /// The environment `env`, when this master serves it.
@@ -232,7 +269,14 @@ mod tests {
             project: "example".into(),
             project_id: "x".into(),
             envs: vec!["staging".into()],
-            minions: [("web1".to_string(), "staging".to_string())].into(),
+            minions: [(
+                "web1".to_string(),
+                Member {
+                    env: "staging".into(),
+                    key: "ab:cd".into(),
+                },
+            )]
+            .into(),
             salt_dir: Some("/opt/salt/bin".into()),
         };
         c.save(&layout).unwrap();

@@ -17,7 +17,7 @@ use crate::store::Store;
 /// did not accept (the master may serve others).
 pub fn pillar(layout: &Layout, minion: &str) -> Result<SecretBytes> {
     let config = Config::required(layout)?;
-    let Some(env) = config.env_of(minion) else {
+    let Some(env) = config.accepted(layout, minion)? else {
         return Ok(SecretBytes::new(b"{}".to_vec()));
     };
     let env = config.served(env)?;

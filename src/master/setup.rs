@@ -159,7 +159,11 @@ pub fn dropin(layout: &Layout, config: &Config) -> String {
          # A minion's key is accepted only by `vault master accept`, its fingerprint checked.\n\
          auto_accept: False\nopen_mode: False\n\
          # vault's top files, targeting each environment's minions by ID.\n\
-         state_top: {TOP_FILE}\n",
+         state_top: {TOP_FILE}\n\
+         # No file is served through a link, and pillar files are rendered here as plain YAML\n\
+         # only (Jinja is skipped): in one it would run as root on the master, beside every\n\
+         # environment's identity. (The master's `renderer` is the minions' too: left as is.)\n\
+         fileserver_followsymlinks: False\nrenderer_whitelist:\n  - yaml\n",
         root = q(layout.root()),
         extmods = q(&layout.extmods()),
     );
@@ -212,6 +216,8 @@ mod tests {
             "minion_data_cache: False\n",
             "auto_accept: False\n",
             "state_top: vault_top.sls\n",
+            "fileserver_followsymlinks: False\n",
+            "renderer_whitelist:\n  - yaml\n",
             "file_roots:\n  production:\n    - \"/m/srv/vault/example/production/conf/salt\"\n  staging:\n",
             "pillar_roots:\n  production:\n    - \"/m/srv/vault/example/production/conf/pillar\"\n",
         ] {

@@ -60,13 +60,14 @@ pub fn plan(
         .with_hint("copy the extra states into conf/salt, or provision without master:"));
     }
     env_file.settings()?;
-    let targets = super::targets(&[master], req.user.as_deref())?;
     let other_envs: Vec<EnvName> = store
         .project
         .environments()?
         .into_iter()
         .filter(|e| *e != env)
         .collect();
+    shippable(&store.project, &other_envs)?;
+    let targets = super::targets(&[master], req.user.as_deref())?;
     let approval = super::approval::require(store, &env, &targets, &other_envs, &[], ask)?;
     verify_here(store, &env)?;
     if let Some(signed) = approval {
@@ -89,6 +90,60 @@ pub fn plan(
         master,
         minions,
     }))
+}
+
+/// What is shipped to a master holds no link (Salt on the master would follow one out
+/// of the roots, as root) and no pillar file Salt would render as a template there
+/// (Jinja in a pillar file runs on the master, beside every environment's identity).
+fn shippable(project: &crate::project::Project, other_envs: &[EnvName]) -> Result<()> {
+    let skip: Vec<std::path::PathBuf> = other_envs
+        .iter()
+        .map(|e| project.env_pillar_dir(e))
+        .collect();
+    for top in [project.root().join("conf/salt"), project.pillar_dir()] {
+        let mut dirs = vec![top];
+        while let Some(dir) = dirs.pop() {
+            let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("cannot read", &dir, e))?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let kind = entry
+                    .file_type()
+                    .map_err(|e| Error::io("cannot read", &path, e))?;
+                let shown = project.display_path(&path);
+                if kind.is_symlink() {
+                    return Err(Error::usage(format!(
+                        "{shown} is a link: nothing shipped to a master may be one (Salt there would follow it, as root)"
+                    ))
+                    .with_hint(format!("replace it with the file itself, or remove it: git rm {shown}")));
+                }
+                if kind.is_dir()
+                    && !skip.contains(&path)
+                    && !entry.file_name().to_string_lossy().starts_with(".git")
+                {
+                    dirs.push(path);
+                } else if kind.is_file()
+                    && path.starts_with(project.pillar_dir())
+                    && templated(&path)?
+                {
+                    return Err(Error::usage(format!(
+                        "{shown} is a template (Jinja or a #! renderer line): with a master, pillar files are rendered there as root, so vault ships plain YAML only"
+                    ))
+                    .with_hint("write the values out in the file, without Jinja"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pillar `.sls` file Salt would render as something other than plain YAML.
+fn templated(path: &Path) -> Result<bool> {
+    if path.extension().is_none_or(|x| x != "sls") {
+        return Ok(false);
+    }
+    let text = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let text = String::from_utf8_lossy(&text);
+    Ok(text.starts_with("#!") || ["{{", "{%", "{#"].iter().any(|m| text.contains(m)))
 }
 
 /// The environment's pair verified as any read verifies it, without decrypting it.
@@ -186,6 +241,8 @@ impl MasterPlan {
         let mut cmd = tokio::process::Command::new("rsync");
         cmd.current_dir(root).args([
             "-a",
+            // Never a link, though `shippable` refused them already.
+            "--no-links",
             "--delete",
             "--relative",
             // No plaintext ever: a working tree's secrets.sls stays here.
