@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The states a fleet test applies: vault's own (the secrets file and the run wrapper),
 /// for the app user root (every minion shares this machine's accounts).
-fn fleet_project(fleet: &Fleet, staging: &[&str], production: &[&str]) -> Project {
+pub(crate) fn fleet_project(fleet: &Fleet, staging: &[&str], production: &[&str]) -> Project {
     let p = Project::new();
     let salt = p.root().join("conf/salt");
     std::fs::write(salt.join("top.sls"), "base:\n  '*':\n    - vault\n").unwrap();
@@ -31,7 +31,7 @@ fn fleet_project(fleet: &Fleet, staging: &[&str], production: &[&str]) -> Projec
 }
 
 /// The flags that reach the fixture's master.
-fn reach(fleet: &Fleet) -> Vec<String> {
+pub(crate) fn reach(fleet: &Fleet) -> Vec<String> {
     vec![
         "--ssh-config".into(),
         fleet.sshd.ssh_config(),
@@ -47,7 +47,7 @@ fn vault(p: &Project, args: &[&str], extra: &[String]) -> common::Run {
 }
 
 /// `vault master setup ENV` and the grant of the key it printed, as a member does.
-fn setup_and_grant(p: &Project, fleet: &Fleet, env: &str) {
+pub(crate) fn setup_and_grant(p: &Project, fleet: &Fleet, env: &str) {
     let host = format!("root@127.0.0.1:{}", fleet.sshd.port);
     let mut flags = reach(fleet);
     flags.extend(["--accept-new-host-key".into(), "--salt-dir".into()]);
@@ -75,7 +75,7 @@ fn setup_and_grant(p: &Project, fleet: &Fleet, env: &str) {
     assert!(common::server::files_holding(p.root(), b"AGE-SECRET-KEY").is_empty());
 }
 
-fn accept(p: &Project, fleet: &Fleet, env: &str, id: &str, fp: &str) -> common::Run {
+pub(crate) fn accept(p: &Project, fleet: &Fleet, env: &str, id: &str, fp: &str) -> common::Run {
     let flags = reach(fleet);
     vault(
         p,

@@ -22,6 +22,7 @@ mod example_project;
 mod export_consumers;
 mod export_properties;
 mod fleet;
+mod fleet_bench;
 mod fleet_fixture;
 mod freshness;
 mod git_workflow;

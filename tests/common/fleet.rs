@@ -265,6 +265,19 @@ impl Fleet {
             .unwrap_or_else(|| panic!("no minion {id}"))
     }
 
+    /// The master daemon's pid (its workers are its descendants), while it runs.
+    pub fn master_pid(&self) -> Option<u32> {
+        self.master.as_ref().map(|d| d.child.id())
+    }
+
+    /// Each running minion daemon's pid.
+    pub fn minion_pids(&self) -> Vec<u32> {
+        self.minions
+            .values()
+            .filter_map(|m| m.daemon.as_ref().map(|d| d.child.id()))
+            .collect()
+    }
+
     pub fn minion_pub_path(&self, id: &str) -> PathBuf {
         self.minion(id).pub_path()
     }

@@ -230,6 +230,11 @@ impl Drop for Sshd {
 }
 
 impl Sshd {
+    /// The listening sshd's pid (each connection's sshd is its child), for a bench.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(authorized_private_key: &Path) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix("vault-sshd-")
