@@ -32,18 +32,41 @@ impl Source {
     }
 }
 
+/// An identity's public keys, derived only when asked: deriving an X25519 key costs a
+/// scalar multiplication that decrypting does not need (it tries the identity itself).
+struct Publics {
+    keys: std::sync::OnceLock<Vec<PublicKey>>,
+    x25519: Vec<age::x25519::Identity>,
+}
+
+impl Publics {
+    fn known(keys: Vec<PublicKey>) -> Publics {
+        Publics {
+            keys: std::sync::OnceLock::from(keys),
+            x25519: Vec::new(),
+        }
+    }
+
+    fn get(&self) -> &[PublicKey] {
+        self.keys.get_or_init(|| {
+            let lines = self.x25519.iter().map(|id| id.to_public().to_string());
+            lines.filter_map(|l| PublicKey::parse(&l).ok()).collect()
+        })
+    }
+}
+
 /// An identity as loaded from its source.
 enum Loaded {
     /// `ssh` keeps an SSH key's text (and its passphrase once asked), so it can also sign.
     Ready {
         ids: Vec<Box<dyn age::Identity>>,
-        public: Vec<PublicKey>,
+        public: Publics,
         ssh: Option<SshKey>,
     },
     /// A passphrase-protected OpenSSH key, decrypted only when a file needs it.
     Locked {
         key: age::ssh::EncryptedKey,
-        public: Vec<PublicKey>,
+        public: Publics,
         ssh: SshKey,
     },
     /// Not there, or not usable: the reason, for the final error.
@@ -102,7 +125,7 @@ impl Identities {
             let loaded = loaded.as_mut().expect("just loaded");
             if let Loaded::Locked { key, public, ssh } = loaded {
                 // Ask for the passphrase only when the file is encrypted to this key.
-                let tag = public.first().and_then(PublicKey::stanza_tag);
+                let tag = public.get().first().and_then(PublicKey::stanza_tag);
                 if tag.is_none_or(|t| !header.ssh_tags.contains(&t)) {
                     tried.push(format!("{} (not a recipient)", source.label()));
                     continue;
@@ -116,7 +139,7 @@ impl Identities {
                 let unlocked = key
                     .decrypt(passphrase)
                     .map_err(|_| Error::new(format!("wrong passphrase for {}", source.label())))?;
-                let public = std::mem::take(public);
+                let public = Publics::known(public.get().to_vec());
                 let text = std::mem::replace(&mut ssh.text, SecretBytes::new(Vec::new()));
                 *loaded = Loaded::Ready {
                     ids: vec![Box::new(age::ssh::Identity::Unencrypted(unlocked))],
@@ -164,7 +187,7 @@ impl Identities {
             let (source, loaded) = &self.sources[i];
             match loaded {
                 Some(Loaded::Ready { public, .. } | Loaded::Locked { public, .. }) => {
-                    return Ok(Some((source.clone(), public.clone())));
+                    return Ok(Some((source.clone(), public.get().to_vec())));
                 }
                 _ => continue,
             }
@@ -185,7 +208,10 @@ impl Identities {
                 Some(Loaded::Locked { public, ssh, .. }) => (public, Some(ssh)),
                 _ => continue,
             };
-            let member = public.iter().any(|p| allowed.contains(&p.fingerprint()));
+            let member = public
+                .get()
+                .iter()
+                .any(|p| allowed.contains(&p.fingerprint()));
             match ssh {
                 Some(ssh) if member => return unlock_signer(&source.label(), ssh),
                 None if member => age_only = true,
@@ -287,6 +313,7 @@ fn parse(bytes: &SecretBytes, label: &str) -> Loaded {
             .and_then(|line| PublicKey::parse(&line).ok())
             .into_iter()
             .collect::<Vec<_>>();
+        let public = Publics::known(public);
         return match age::ssh::Identity::from_buffer(text.as_bytes(), Some(label.to_string())) {
             Ok(age::ssh::Identity::Unencrypted(k)) => Loaded::Ready {
                 ids: vec![Box::new(age::ssh::Identity::Unencrypted(k))],
@@ -311,16 +338,14 @@ fn parse(bytes: &SecretBytes, label: &str) -> Loaded {
         };
     }
     let mut ids: Vec<Box<dyn age::Identity>> = Vec::new();
-    let mut public = Vec::new();
+    let mut x25519 = Vec::new();
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         match age::x25519::Identity::from_str(line) {
             Ok(id) => {
-                if let Ok(p) = PublicKey::parse(&id.to_public().to_string()) {
-                    public.push(p);
-                }
+                x25519.push(id.clone());
                 ids.push(Box::new(id));
             }
             Err(_) => {
@@ -335,7 +360,10 @@ fn parse(bytes: &SecretBytes, label: &str) -> Loaded {
     }
     Loaded::Ready {
         ids,
-        public,
+        public: Publics {
+            keys: std::sync::OnceLock::new(),
+            x25519,
+        },
         ssh: None,
     }
 }
