@@ -111,6 +111,38 @@ fn attack_a_staging_minion_reads_production_s_roots_on_the_master() {
     ));
     assert!(!got.contains(PRODUCTION_VALUE), "{got}");
     assert!(!got.contains("AGE-SECRET-KEY"), "{got}");
+    // A staging member's env.sls, approved for staging: minions named by a glob or a
+    // compound target, and a master that is an ssh option, are refused before anything
+    // connects; nothing runs.
+    let env_sls = bed.env_sls("staging");
+    let honest = std::fs::read_to_string(&env_sls).unwrap();
+    let marker = bed.fleet.path("proxy-command-ran");
+    let port = bed.fleet.sshd.port;
+    let proxy = format!(
+        "-oProxyCommand=touch\t{}@127.0.0.1:{port}",
+        marker.display()
+    );
+    for (what, minions, master) in [
+        ("glob", "['*']", bed.host.as_str()),
+        ("compound", "['L@p1,s1']", bed.host.as_str()),
+        ("glob in an ID", "['s*']", bed.host.as_str()),
+        ("ssh option", "['s1']", "-oProxyCommand=true"),
+        ("ssh option as user", "['s1']", proxy.as_str()),
+    ] {
+        let text: Vec<&str> = honest
+            .lines()
+            .filter(|l| !l.starts_with("master:") && !l.starts_with("minions:"))
+            .collect();
+        let text = format!(
+            "{}\nmaster: '{master}'\nminions: {minions}\n",
+            text.join("\n")
+        );
+        std::fs::write(&env_sls, text).unwrap();
+        let run = bed.provision("staging", &["--approve"]);
+        assert_ne!(run.code(), 0, "{what}: {}", run.stderr());
+        assert!(!marker.exists(), "{what}: the ssh option ran");
+    }
+    std::fs::write(&env_sls, honest).unwrap();
     // The honest flow reached it (the bed is not silently empty).
     assert!(
         salt_call(&bed, "s1", &["pillar.get", "secrets:A", "unmask=True"]).contains(STAGING_VALUE),
@@ -159,5 +191,45 @@ fn attack_a_minion_s_return_leaves_its_secrets_in_the_master_s_job_cache() {
     assert!(
         by_provision.is_empty() && after_salt_call.is_empty(),
         "secrets at rest on the master: after vault provision: {by_provision:#?}; after salt-call on the minion: {after_salt_call:#?}"
+    );
+}
+
+/// The approval leaves out every file whose name ends in `.age` or `.age.sig`, anywhere
+/// (masterless, rsync leaves them out too), but the rsync to a master leaves out only
+/// `secrets.sls` and `.vault-*`: it must ship the environment's ciphertext. So a repo
+/// writer's `conf/salt/project/files/payload.age` (or a whole folder `x.age/`) reaches
+/// the master's roots unapproved, where the master serves it to every minion of the
+/// environment: a state that deploys a folder (`file.recurse`) installs it there.
+#[test]
+fn attack_an_unapproved_age_file_is_shipped_into_the_master_s_roots() {
+    let Some(tools) = crate::common::fleet::tools() else {
+        return;
+    };
+    let bed = Bed::new(&tools, &[("staging", &[("s1", "")])]);
+    let root = bed.p.root();
+    let payload = "* * * * * root touch /tmp/not-approved\n";
+    std::fs::create_dir_all(root.join("conf/salt/project/files.age")).unwrap();
+    std::fs::write(root.join("conf/salt/payload.age"), payload).unwrap();
+    std::fs::write(root.join("conf/salt/project/files.age/cron"), payload).unwrap();
+    // The member's run, with no terminal to ask at and no --approve: only what was
+    // approved may go.
+    let run = bed.provision("staging", &[]);
+    let shipped = bed
+        .fleet
+        .path("srv/vault/example/staging/conf/salt/payload.age");
+    let served = salt_call(
+        &bed,
+        "s1",
+        &[
+            "cp.get_file_str",
+            "salt://project/files.age/cron",
+            "saltenv=staging",
+        ],
+    );
+    assert!(
+        !shipped.exists() && !served.contains(payload.trim()),
+        "an unapproved file reached the master's roots (provision exited {}): {} / s1 got: {served}",
+        run.code(),
+        run.stderr()
     );
 }
