@@ -12,21 +12,21 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-const STAGING_VALUE: &str = "staging-secret-value-11";
-const PRODUCTION_VALUE: &str = "production-secret-value-22";
+pub(crate) const STAGING_VALUE: &str = "staging-secret-value-11";
+pub(crate) const PRODUCTION_VALUE: &str = "production-secret-value-22";
 
 /// A project served by a fleet's master: both environments set up on it and granted,
 /// their minions accepted through `vault master accept`, each provisioned once.
-struct Bed {
+pub(crate) struct Bed {
     // The fleet goes down before the project (fields drop in order).
-    fleet: Fleet,
-    p: Project,
-    host: String,
+    pub(crate) fleet: Fleet,
+    pub(crate) p: Project,
+    pub(crate) host: String,
 }
 
 impl Bed {
     /// `envs`: each environment with its minions (`(id, extra minion config)`).
-    fn new(tools: &Path, envs: &[(&str, &[(&str, &str)])]) -> Bed {
+    pub(crate) fn new(tools: &Path, envs: &[(&str, &[(&str, &str)])]) -> Bed {
         let fleet = Fleet::prepare(tools);
         let p = Project::new();
         let host = format!("root@127.0.0.1:{}", fleet.sshd.port);
@@ -76,7 +76,7 @@ impl Bed {
         bed
     }
 
-    fn reach(&self) -> Vec<String> {
+    pub(crate) fn reach(&self) -> Vec<String> {
         vec![
             "--remote-root".into(),
             self.fleet.root.path().display().to_string(),
@@ -85,13 +85,13 @@ impl Bed {
         ]
     }
 
-    fn run(&self, mut c: Command) -> common::Run {
+    pub(crate) fn run(&self, mut c: Command) -> common::Run {
         c.args(self.reach());
         common::Run(c.output().unwrap())
     }
 
     /// `vault master setup ENV` and the grant of the master's key, as alice.
-    fn setup(&self, env: &str) {
+    pub(crate) fn setup(&self, env: &str) {
         let salt_dir = self.fleet.tools.display().to_string();
         let mut c = self.p.cmd(&["master", "setup", env, &self.host]);
         c.args(["--salt-dir", &salt_dir, "--accept-new-host-key"]);
@@ -106,21 +106,21 @@ impl Bed {
             .success();
     }
 
-    fn accept(&self, env: &str, id: &str, fp: &str) -> common::Run {
+    pub(crate) fn accept(&self, env: &str, id: &str, fp: &str) -> common::Run {
         let c = self
             .p
             .cmd(&["master", "accept", env, id, "--fingerprint", fp]);
         self.run(c)
     }
 
-    fn provision(&self, env: &str, extra: &[&str]) -> common::Run {
+    pub(crate) fn provision(&self, env: &str, extra: &[&str]) -> common::Run {
         let mut c = self.p.cmd(&["provision", env]);
         c.args(extra);
         self.run(c)
     }
 
     /// `env`'s env.sls names this master and exactly `ids` as its minions.
-    fn set_minions(&self, env: &str, ids: &[&str]) {
+    pub(crate) fn set_minions(&self, env: &str, ids: &[&str]) {
         let path = self.p.root().join(format!("conf/pillar/{env}/env.sls"));
         let text = std::fs::read_to_string(&path).unwrap();
         let kept: Vec<&str> = text
@@ -140,17 +140,17 @@ impl Bed {
         .unwrap();
     }
 
-    fn env_sls(&self, env: &str) -> PathBuf {
+    pub(crate) fn env_sls(&self, env: &str) -> PathBuf {
         self.p.root().join(format!("conf/pillar/{env}/env.sls"))
     }
 
     /// What minion `id` itself gets when it asks the master for its pillar (with
     /// `args`, e.g. `pillarenv=production`): `salt-call pillar.items` on the minion.
-    fn pillar_of(&self, id: &str, args: &[&str]) -> String {
+    pub(crate) fn pillar_of(&self, id: &str, args: &[&str]) -> String {
         self.pillar_at(&self.fleet.minion(id).config_dir(), args)
     }
 
-    fn pillar_at(&self, config_dir: &Path, args: &[&str]) -> String {
+    pub(crate) fn pillar_at(&self, config_dir: &Path, args: &[&str]) -> String {
         let out = Command::new(self.fleet.tools.join("salt-call"))
             .arg("-c")
             .arg(config_dir)

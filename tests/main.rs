@@ -10,6 +10,7 @@ mod accounts;
 mod approvals;
 mod attack_accounts;
 mod attack_fleet;
+mod attack_fleet2;
 mod attack_provision;
 mod bad_input;
 mod chain;
