@@ -1,7 +1,7 @@
 //! A member's provision, on the master: the shipped environment verified and decrypted
 //! (refused before Salt runs when it is forged or older than what the master has
 //! seen), every listed minion checked as accepted for it, the top files written, and
-//! the states run on the minions through `salt`, a batch at a time. Each minion's
+//! the states run on the minions through `salt`, `jobs` minions at a time. Each minion's
 //! return is read from Salt's JSON as it comes (Salt exits 0 even when states failed),
 //! every secret value redacted from what it says, and handed on as one [`Minion`].
 
@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 /// What the member's run asks.
 pub struct Request<'a> {
     pub env: &'a str,
-    /// Minions at once (`salt --batch-size`).
+    /// Minions at once (each batch one `salt` run).
     pub jobs: usize,
     pub dry_run: bool,
     /// Seconds Salt waits for a minion that does not answer.
@@ -93,7 +93,7 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
     let mut seen = Vec::new();
     let salt = config.salt_command("salt");
     run_salt(layout, &salt, req, &env, &minions, &mut |id, ret| {
-        // A batch's documents also carry its `retcode` and `jid`.
+        // Only the minions asked: nothing else may stand for one of them.
         if !minions.iter().any(|m| m == id) {
             return;
         }
@@ -149,8 +149,24 @@ fn check_minions(
     Ok(())
 }
 
-/// `salt` on the minions, each return handed to `each` as it is printed.
+/// `salt` on the minions, `jobs` at a time, each return handed to `each` as it is
+/// printed. The batches are vault's own: Salt's batch mode keeps every return in the
+/// master's job folder (`.batch.p`), and a return may hold a secret.
 fn run_salt(
+    layout: &Layout,
+    salt: &str,
+    req: &Request,
+    env: &EnvName,
+    minions: &[String],
+    each: &mut dyn FnMut(&str, &serde_json::Value),
+) -> Result<()> {
+    for batch in minions.chunks(req.jobs.max(1)) {
+        run_batch(layout, salt, req, env, batch, each)?;
+    }
+    Ok(())
+}
+
+fn run_batch(
     layout: &Layout,
     salt: &str,
     req: &Request,
@@ -163,7 +179,6 @@ fn run_salt(
         .arg(layout.salt_config_dir())
         .args(["--out", "json", "--out-indent", "-1", "--no-color"])
         .arg(format!("--timeout={}", req.timeout))
-        .arg(format!("--batch-size={}", req.jobs.max(1)))
         .args(["-L", &minions.join(","), "state.apply"])
         .arg(format!("saltenv={env}"))
         .arg(format!("pillarenv={env}"));
@@ -207,7 +222,7 @@ fn run_salt(
 }
 
 /// Salt's JSON documents in its output, one a line (`--out-indent -1`) or spread over
-/// lines; other lines (batch mode's own) skipped.
+/// lines; other lines skipped.
 #[derive(Default)]
 struct Documents {
     buf: String,

@@ -44,6 +44,15 @@ pub(super) fn open(layout: &Layout, config: &Config, env: &EnvName) -> Result<St
         )));
     }
     let project = Project::at(&dir);
+    // What was shipped is this master's project, not one founded anew beside it.
+    let shipped = project.required_identity()?;
+    if shipped.as_str() != config.project_id {
+        return Err(Error::new(format!(
+            "what was shipped for {env} is project {shipped}, not {} which this master serves",
+            config.project_id
+        ))
+        .with_hint("provision from a checkout of the project this master was set up for"));
+    }
     let ids = Identities::standard(Some(layout.identity(env)));
     Ok(Store::new(
         project,

@@ -120,16 +120,27 @@ fn identity(layout: &Layout, env: &EnvName) -> Result<(String, bool)> {
     Ok((public, true))
 }
 
+/// vault's Salt modules on the master: the ext_pillar, and the job cache that keeps no
+/// return.
 fn install_module(layout: &Layout) -> Result<()> {
-    let dir = layout.extmods().join("pillar");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-    let module = include_str!("files/vault_pillar.py");
-    crate::fs::write_atomic(
-        &dir.join("vault.py"),
-        module.as_bytes(),
-        crate::fs::Mode::KeepOr0644,
-    )
-    .map(drop)
+    let modules = [
+        ("pillar", "vault.py", include_str!("files/vault_pillar.py")),
+        (
+            "returners",
+            "vault_jobs.py",
+            include_str!("files/vault_jobs.py"),
+        ),
+    ];
+    for (kind, name, text) in modules {
+        let dir = layout.extmods().join(kind);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        crate::fs::write_atomic(
+            &dir.join(name),
+            text.as_bytes(),
+            crate::fs::Mode::KeepOr0644,
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes the drop-in for `config`'s environments; whether it changed.
@@ -154,8 +165,10 @@ pub fn dropin(layout: &Layout, config: &Config) -> String {
          # Each minion gets its environment's secrets from vault's ext_pillar, by minion ID.\n\
          ext_pillar:\n  - vault: {root}\n\
          extension_modules: {extmods}\n\
-         # No minion's compiled pillar is kept in the master's cache.\n\
+         # No minion's compiled pillar is kept in the master's cache, nor any job's return\n\
+         # (a return may hold a secret): vault reads each as it arrives.\n\
          minion_data_cache: False\npillar_cache: False\n\
+         job_cache: False\nmaster_job_cache: vault_jobs\n\
          # A minion's key is accepted only by `vault master accept`, its fingerprint checked.\n\
          auto_accept: False\nopen_mode: False\n\
          # vault's top files, targeting each environment's minions by ID.\n\
@@ -214,6 +227,7 @@ mod tests {
         for want in [
             "ext_pillar:\n  - vault: \"/m\"\n",
             "minion_data_cache: False\n",
+            "master_job_cache: vault_jobs\n",
             "auto_accept: False\n",
             "state_top: vault_top.sls\n",
             "fileserver_followsymlinks: False\n",

@@ -255,6 +255,12 @@ impl MasterPlan {
         for e in &s.other_envs {
             cmd.arg(format!("--exclude=/conf/pillar/{e}/"));
         }
+        // The environment's pair, and no other `.age` name: the approval passes over
+        // those, so nothing it did not see reaches what the master serves.
+        let pair = format!("/conf/pillar/{}/secrets.sls.age", s.env);
+        cmd.arg(format!("--include={pair}"))
+            .arg(format!("--include={pair}.sig"))
+            .args(["--exclude=*.age", "--exclude=*.age.sig"]);
         cmd.arg("-e")
             .arg(session::rsync_ssh(session, s.ssh_config.as_deref()))
             .arg(format!("--rsync-path={sudo}mkdir -p {q} && {sudo}rsync"))
