@@ -196,8 +196,27 @@ fn a_fleet_gets_its_secrets_through_the_master_by_minion_id() {
     }
     assert!(holding_any(p.root(), &values, &[]).is_empty());
 
-    // A rotation reaches every minion of the environment.
+    // A rotation reaches every minion of the environment; a dry run first says what
+    // would change on each and changes nothing.
     p.set("staging", "PEM", "rotated-value-0a1b2c3d4e");
+    let mut dry = reach(&fleet);
+    dry.extend(["--approve".into(), "--dry-run".into()]);
+    let table = vault(&p, &["provision", "staging"], &dry)
+        .success()
+        .stderr();
+    for m in ["stg-1", "stg-2"] {
+        assert!(
+            table.lines().any(|l| l.starts_with(m) && l.contains("ok")),
+            "{table}"
+        );
+        let env = program_env(&fleet, m);
+        assert_eq!(
+            env.get("PEM").map(String::as_str),
+            Some(AWKWARD[13].1),
+            "{m}"
+        );
+    }
+    assert!(table.contains("secrets_env"), "{table}");
     provision(&p, &fleet, "staging").success();
     for m in ["stg-1", "stg-2"] {
         let env = program_env(&fleet, m);
