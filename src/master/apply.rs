@@ -90,25 +90,17 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
     top::write(&store.project, &config.project, &env, &minions)?;
     let values: Vec<&str> = doc.entries().iter().map(|e| e.value().expose()).collect();
     let redactor = Redactor::new(&values);
-    let mut seen = Vec::new();
     let salt = config.salt_command("salt");
-    run_salt(layout, &salt, req, &env, &minions, &mut |id, ret| {
-        // Only the minions asked: nothing else may stand for one of them.
-        if !minions.iter().any(|m| m == id) {
-            return;
-        }
-        let m = summary(&redactor, id, ret);
-        seen.push(m.id.clone());
-        each(m);
-    })?;
-    for id in minions.iter().filter(|m| !seen.contains(m)) {
-        each(Minion {
-            id: id.clone(),
-            error: Some("did not return (is its salt-minion running?)".into()),
-            ..Minion::default()
-        });
-    }
-    Ok(())
+    let redact = |text: &str| redactor.stream().line(text);
+    run_salt(
+        layout,
+        &salt,
+        req,
+        &env,
+        &minions,
+        &redact,
+        &mut |id, ret| each(summary(&redactor, id, ret)),
+    )
 }
 
 /// Every minion of `env.sls` is one vault accepted for `env`.
@@ -158,22 +150,52 @@ fn run_salt(
     req: &Request,
     env: &EnvName,
     minions: &[String],
+    redact: &dyn Fn(&str) -> String,
     each: &mut dyn FnMut(&str, &serde_json::Value),
 ) -> Result<()> {
     for batch in minions.chunks(req.jobs.max(1)) {
-        run_batch(layout, salt, req, env, batch, each)?;
+        let mut seen: Vec<String> = Vec::new();
+        let mut said = String::new();
+        // A minion whose return never came (Salt's CLI can miss one on a busy master,
+        // as one reconnecting) is asked once more; state.apply is idempotent.
+        for _ in 0..2 {
+            let missing: Vec<String> = batch
+                .iter()
+                .filter(|m| !seen.contains(m))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            said = run_batch(layout, salt, req, env, &missing, redact, &mut |id, ret| {
+                // Only the minions asked, once: nothing else may stand for one of them.
+                if missing.iter().any(|m| m == id) && !seen.iter().any(|m| m == id) {
+                    seen.push(id.to_string());
+                    each(id, ret);
+                }
+            })?;
+        }
+        for id in batch.iter().filter(|m| !seen.contains(m)) {
+            let why = match said.is_empty() {
+                true => "did not return (is its salt-minion running?)".to_string(),
+                false => format!("did not return (is its salt-minion running?); salt said: {said}"),
+            };
+            each(id, &serde_json::Value::String(why));
+        }
     }
     Ok(())
 }
 
+/// One `salt` run on `minions`; the last line it said on its standard error.
 fn run_batch(
     layout: &Layout,
     salt: &str,
     req: &Request,
     env: &EnvName,
     minions: &[String],
+    redact: &dyn Fn(&str) -> String,
     each: &mut dyn FnMut(&str, &serde_json::Value),
-) -> Result<()> {
+) -> Result<String> {
     let mut cmd = Command::new(salt);
     cmd.arg("-c")
         .arg(layout.salt_config_dir())
@@ -211,14 +233,14 @@ fn run_batch(
         .wait()
         .map_err(|e| Error::new(format!("{salt}: {e}")))?;
     let err = errors.join().unwrap_or_default();
-    if !status.success() && reader.docs == 0 {
-        let why = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    let why = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    let why = salt_output::visible(&redact(why.trim()));
+    if !status.success() && reader.docs == 0 && !why.contains("did not return") {
         return Err(Error::new(format!(
-            "{salt} on the master exited with {status}: {}",
-            salt_output::visible(why.trim())
+            "{salt} on the master exited with {status}: {why}"
         )));
     }
-    Ok(())
+    Ok(why)
 }
 
 /// Salt's JSON documents in its output, one a line (`--out-indent -1`) or spread over
