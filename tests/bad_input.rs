@@ -494,3 +494,56 @@ fn a_newcomer_not_yet_granted_is_told_to_read_their_fingerprint_to_a_member() {
     );
     assert!(!said.contains("rekey"), "{said}");
 }
+
+/// `vault master` refuses what it cannot use before it reads the project or reaches a
+/// master: an odd minion ID, a fingerprint that is not one, an environment without a
+/// master, a member name that is not one; nothing changes.
+#[test]
+fn master_commands_refuse_bad_input_first() {
+    let p = Project::new();
+    let before = p.snapshot();
+    let fp = "ab".repeat(32);
+    for (args, want, code) in [
+        (
+            vec!["master", "accept", "staging", "a b", "--fingerprint", &fp],
+            "is not a minion ID",
+            2,
+        ),
+        (
+            vec!["master", "accept", "staging", "L@x,y", "--fingerprint", &fp],
+            "is not a minion ID",
+            2,
+        ),
+        (
+            vec!["master", "accept", "staging", "web1", "--fingerprint", "zz"],
+            "is not a key fingerprint",
+            2,
+        ),
+        (
+            vec!["master", "accept", "staging", "web1", "--fingerprint", &fp],
+            "no master:",
+            2,
+        ),
+        (
+            vec![
+                "master",
+                "setup",
+                "staging",
+                "root@127.0.0.1:1",
+                "--name",
+                "../x",
+            ],
+            "is not a member name",
+            2,
+        ),
+        (
+            vec!["master", "setup", "nosuchenv", "root@127.0.0.1:1"],
+            "nosuchenv",
+            1,
+        ),
+    ] {
+        let err = p.vault(&args).refused(code);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(p.snapshot(), before);
+}

@@ -293,15 +293,7 @@ pub fn accept(
     fingerprint: &str,
     reach: &Reach,
 ) -> Result<(master::accept::Accepted, Option<String>)> {
-    master::check_minion_id(minion)?;
-    if master::accept::normalize(fingerprint).is_none() {
-        return Err(
-            Error::usage(format!("{fingerprint:?} is not a key fingerprint")).with_hint(format!(
-                "on the minion, run `{}` and pass its hex",
-                master::accept::ON_THE_MINION
-            )),
-        );
-    }
+    check_accept(minion, fingerprint)?;
     let layout = layout(reach);
     let script = remote_vault(
         &layout,
@@ -320,6 +312,21 @@ pub fn accept(
         master::accept::Accepted::Now
     };
     Ok((outcome, host_key))
+}
+
+/// A minion ID and a fingerprint `vault master accept` can use, checked before anything
+/// is read or reached.
+pub fn check_accept(minion: &str, fingerprint: &str) -> Result<()> {
+    master::check_minion_id(minion)?;
+    if master::accept::normalize(fingerprint).is_none() {
+        return Err(
+            Error::usage(format!("{fingerprint:?} is not a key fingerprint")).with_hint(format!(
+                "on the minion, run `{}` and pass its hex",
+                master::accept::ON_THE_MINION
+            )),
+        );
+    }
+    Ok(())
 }
 
 /// The master an environment's env.sls names.

@@ -99,6 +99,7 @@ fn setup(
 }
 
 fn accept(ctx: &Context, env: &str, minion: &str, fp: &str, r: MasterReach) -> Result<i32> {
+    master_admin::check_accept(minion, fp)?;
     let store = ctx.store()?;
     let env = store.project.environment(env)?;
     let host = master_admin::master_of(&store.project, &env)?;
