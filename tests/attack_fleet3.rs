@@ -12,6 +12,23 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `salt-call ARGS` on minion `id` (its owner is root there): standard output and error.
+fn salt_call(bed: &Bed, id: &str, args: &[&str]) -> String {
+    let out = Command::new(bed.fleet.tools.join("salt-call"))
+        .arg("-c")
+        .arg(bed.fleet.minion(id).config_dir())
+        .args(["--out", "json"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// What Salt's ext_pillar gets from vault on the master for `minion_id`, run exactly as
 /// `vault_pillar.py` runs it.
 fn master_pillar(bed: &Bed, minion_id: &str) -> (bool, String) {
@@ -177,6 +194,17 @@ fn attack_a_staging_minion_forges_a_production_minion_s_return() {
         &tools,
         &[("staging", &[("s1", "")]), ("production", &[("p1", "")])],
     );
+    // Refused: root on s1 asks the master to run production's pillar on p1 for it
+    // (`peer` is off), to take a file (`file_recv` is off), or reads the mine.
+    for args in [
+        &["publish.publish", "p1", "pillar.items", "timeout=3"][..],
+        &["publish.runner", "jobs.list_jobs"][..],
+        &["mine.get", "*", "pillar.items"][..],
+        &["cp.push", "/etc/hostname"][..],
+    ] {
+        let got = salt_call(&bed, "s1", args);
+        assert!(!got.contains(PRODUCTION_VALUE), "{args:?}: {got}");
+    }
     bed.fleet.stop_minion("p1");
     // Root on s1 has its own minion log at debug, and restarts it.
     bed.fleet.stop_minion("s1");
