@@ -175,10 +175,10 @@ impl Bed {
 
 /// A salt-minion started from a config folder of the fixture's (a machine that claims
 /// an ID the fixture's minion had), its process group killed on Drop.
-struct Impostor(Child);
+pub(crate) struct Impostor(Child);
 
 impl Impostor {
-    fn start(tools: &Path, config_dir: &Path) -> Impostor {
+    pub(crate) fn start(tools: &Path, config_dir: &Path) -> Impostor {
         let child = Command::new(tools.join("salt-minion"))
             .arg("-c")
             .arg(config_dir)

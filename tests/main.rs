@@ -11,6 +11,7 @@ mod approvals;
 mod attack_accounts;
 mod attack_fleet;
 mod attack_fleet2;
+mod attack_fleet3;
 mod attack_provision;
 mod bad_input;
 mod chain;
