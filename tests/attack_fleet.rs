@@ -94,7 +94,8 @@ impl Bed {
     pub(crate) fn setup(&self, env: &str) {
         let salt_dir = self.fleet.tools.display().to_string();
         let mut c = self.p.cmd(&["master", "setup", env, &self.host]);
-        c.args(["--salt-dir", &salt_dir, "--accept-new-host-key"]);
+        // Every environment of the bed shares its one master, knowingly.
+        c.args(["--salt-dir", &salt_dir, "--accept-new-host-key", "--shared"]);
         self.run(c).success();
         let pub_file = self
             .p

@@ -50,7 +50,12 @@ fn vault(p: &Project, args: &[&str], extra: &[String]) -> common::Run {
 pub(crate) fn setup_and_grant(p: &Project, fleet: &Fleet, env: &str) {
     let host = format!("root@127.0.0.1:{}", fleet.sshd.port);
     let mut flags = reach(fleet);
-    flags.extend(["--accept-new-host-key".into(), "--salt-dir".into()]);
+    // Staging and production share this master, knowingly (see the test below).
+    flags.extend([
+        "--accept-new-host-key".into(),
+        "--shared".into(),
+        "--salt-dir".into(),
+    ]);
     flags.push(fleet.tools.display().to_string());
     let run = vault(p, &["master", "setup", env, &host], &flags).success();
     let key = run.stdout();

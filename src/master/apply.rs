@@ -21,6 +21,10 @@ pub struct Request<'a> {
     pub dry_run: bool,
     /// Seconds Salt waits for a minion that does not answer.
     pub timeout: u64,
+    /// What the member shipped, as they name it: the project, and the hash of the
+    /// ciphertext. A run on anything else (a folder the master does not serve, an older
+    /// copy left there) is refused.
+    pub shipped: Option<(&'a str, &'a str)>,
 }
 
 /// How one minion went, every string in it redacted.
@@ -84,6 +88,9 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
     let config = Config::required(layout)?;
     let env = config.served(req.env)?;
     let mut store = pillar::open(layout, &config, &env)?;
+    if let Some(shipped) = req.shipped {
+        is_what_was_shipped(&store, &config, &env, shipped)?;
+    }
     let doc = pillar::open_fresh(&mut store, &env)?;
     let minions = EnvFile::read(&store.project, &env)?.minions();
     check_minions(layout, &config, &env, &minions)?;
@@ -101,6 +108,36 @@ pub fn apply(layout: &Layout, req: &Request, each: &mut dyn FnMut(Minion)) -> Re
         &redact,
         &mut |id, ret| each(summary(&redactor, id, ret)),
     )
+}
+
+/// The member's run applies what they shipped: this master's project, and the very
+/// ciphertext they have.
+fn is_what_was_shipped(
+    store: &crate::store::Store,
+    config: &Config,
+    env: &EnvName,
+    (project, ciphertext): (&str, &str),
+) -> Result<()> {
+    if project != config.project {
+        return Err(Error::new(format!(
+            "this master serves project {} (its project_name when it was set up), not {project}: what was shipped is not what it serves",
+            config.project
+        ))
+        .with_hint(format!(
+            "put project_name: {} back in conf/pillar/project.sls, or set up a master for {project}",
+            config.project
+        )));
+    }
+    let on_master = store
+        .read_env(env)?
+        .map(|pair| crate::trust::ciphertext_hash(&pair.ciphertext));
+    if on_master.as_deref() != Some(ciphertext) {
+        return Err(Error::new(format!(
+            "{env}: the secrets on the master are not the ones just shipped"
+        ))
+        .with_hint(format!("run `vault provision {env}` again")));
+    }
+    Ok(())
 }
 
 /// Every minion of `env.sls` is one vault accepted for `env`.

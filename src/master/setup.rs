@@ -19,6 +19,8 @@ pub struct Request {
     pub anchor: serde_json::Value,
     /// The folder of Salt's commands on the master (None: on PATH).
     pub salt_dir: Option<String>,
+    /// The member knows the master serves other environments too (`--shared`).
+    pub shared: bool,
 }
 
 impl Request {
@@ -29,6 +31,7 @@ impl Request {
             "env": self.env.as_str(),
             "anchor": self.anchor,
             "salt_dir": self.salt_dir,
+            "shared": self.shared,
         })
         .to_string()
     }
@@ -45,6 +48,7 @@ impl Request {
             env: EnvName::parse(text("env")?)?,
             anchor: v.get("anchor").cloned().ok_or_else(bad)?,
             salt_dir: v.get("salt_dir").and_then(|s| s.as_str()).map(String::from),
+            shared: v.get("shared").and_then(|s| s.as_bool()).unwrap_or(false),
         })
     }
 }
@@ -76,6 +80,24 @@ pub fn setup(layout: &Layout, req: &Request) -> Result<Outcome> {
             ..Config::default()
         },
     };
+    let others: Vec<&String> = config
+        .envs
+        .iter()
+        .filter(|e| *e != req.env.as_str())
+        .collect();
+    if !others.is_empty() && !req.shared {
+        let list: Vec<&str> = others.iter().map(|e| e.as_str()).collect();
+        return Err(Error::usage(format!(
+            "this master serves {} already: whoever provisions any environment through a master is root there, and can read every identity it holds",
+            list.join(", ")
+        ))
+        .with_hint(format!(
+            "give {} a master of its own; or, if everyone who provisions {} may read {} too, pass --shared",
+            req.env,
+            list.join(", "),
+            req.env
+        )));
+    }
     let (public_key, created) = identity(layout, &req.env)?;
     crate::trust::SeenStore::seed(&req.project_id, &req.env, &req.anchor)?;
     if req.salt_dir.is_some() {
@@ -201,6 +223,7 @@ mod tests {
             env: EnvName::parse(env).unwrap(),
             anchor: serde_json::json!({"verified_keys": ["SHA256:x"], "env": null}),
             salt_dir: None,
+            shared: false,
         }
     }
 

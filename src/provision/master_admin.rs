@@ -229,7 +229,7 @@ pub fn setup(
     env: &EnvName,
     member: &str,
     reach: &Reach,
-    salt_dir: Option<String>,
+    (salt_dir, shared): (Option<String>, bool),
 ) -> Result<SetupOutcome> {
     if !crate::project::is_member_name(member) {
         return Err(Error::usage(format!("{member:?} is not a member name"))
@@ -243,6 +243,7 @@ pub fn setup(
         env: env.clone(),
         anchor: crate::trust::SeenStore::load(project).anchor(env),
         salt_dir,
+        shared,
     };
     let layout = layout(reach);
     let script = remote_vault(&layout, &["local-setup"]);

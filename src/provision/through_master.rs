@@ -26,6 +26,8 @@ pub struct MasterPlan {
     pub settings: Settings,
     pub master: Target,
     pub minions: Vec<String>,
+    /// The hash of the ciphertext shipped: the master applies that one, or nothing.
+    ciphertext: String,
 }
 
 /// The run through the master `env.sls` names, or None when it names none (or `-H`
@@ -69,7 +71,7 @@ pub fn plan(
     shippable(&store.project, &other_envs)?;
     let targets = super::targets(&[master], req.user.as_deref())?;
     let approval = super::approval::require(store, &env, &targets, &other_envs, &[], ask)?;
-    verify_here(store, &env)?;
+    let ciphertext = verify_here(store, &env)?;
     if let Some(signed) = approval {
         signed.write(store)?;
     }
@@ -89,6 +91,7 @@ pub fn plan(
         settings,
         master,
         minions,
+        ciphertext,
     }))
 }
 
@@ -146,14 +149,16 @@ fn templated(path: &Path) -> Result<bool> {
     Ok(text.starts_with("#!") || ["{{", "{%", "{#"].iter().any(|m| text.contains(m)))
 }
 
-/// The environment's pair verified as any read verifies it, without decrypting it.
-fn verify_here(store: &mut Store, env: &EnvName) -> Result<()> {
+/// The environment's pair verified as any read verifies it, without decrypting it; the
+/// hash of its ciphertext.
+fn verify_here(store: &mut Store, env: &EnvName) -> Result<String> {
     let pair = store.read_env(env)?.ok_or_else(|| {
         Error::new(format!("{env} has no secrets yet"))
             .with_hint(format!("add one with `vault set {env} NAME`"))
     })?;
     let folder = crate::keys::recipients::members(&store.project, env)?;
-    store.verify(env, &pair, &folder).map(drop)
+    store.verify(env, &pair, &folder)?;
+    Ok(crate::trust::ciphertext_hash(&pair.ciphertext))
 }
 
 impl MasterPlan {
@@ -287,6 +292,12 @@ impl MasterPlan {
         let s = &self.settings;
         let jobs = s.jobs.to_string();
         let mut args = vec!["local-apply", s.env.as_str(), "--jobs", &jobs];
+        args.extend([
+            "--project",
+            &s.project_name,
+            "--ciphertext",
+            &self.ciphertext,
+        ]);
         if s.dry_run {
             args.push("--dry-run");
         }

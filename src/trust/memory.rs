@@ -225,6 +225,27 @@ impl SeenStore {
                 },
             }),
         );
+        self.save_env(env)
+    }
+
+    /// Saves this machine's record of `env` over what is on disk now, under a lock: two
+    /// runs at once (a salt-master verifying two environments) each keep the other's
+    /// record, and a record with a higher serial on disk is never written over.
+    fn save_env(&mut self, env: &EnvName) -> Result<()> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        let dir = path.parent().expect("state path has a parent");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        let lock = std::fs::File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
+        lock.lock().map_err(|e| Error::io("cannot lock", dir, e))?;
+        let mut disk = read_map(&path).unwrap_or_default();
+        let serial = |v: Option<&serde_json::Value>| v.and_then(|e| e.get("serial")?.as_u64());
+        let mine = self.data.get(env.as_str()).cloned();
+        if let Some(mine) = mine.filter(|m| serial(disk.get(env.as_str())) <= serial(Some(m))) {
+            disk.insert(env.as_str().to_string(), mine);
+        }
+        self.data = disk;
         self.save()
     }
 

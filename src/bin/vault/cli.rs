@@ -415,6 +415,9 @@ pub enum MasterCommand {
         /// The folder of Salt's commands (salt, salt-key) on the master; default: its PATH.
         #[arg(long, value_name = "DIR")]
         salt_dir: Option<String>,
+        /// The master serves other environments too: everyone who provisions one of them may read ENV.
+        #[arg(long)]
+        shared: bool,
         #[command(flatten)]
         reach: MasterReach,
     },
@@ -467,6 +470,12 @@ pub enum MasterCommand {
         /// Seconds to wait for a minion.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// The project the member shipped.
+        #[arg(long, value_name = "NAME", requires = "ciphertext")]
+        project: Option<String>,
+        /// The hash of the ciphertext the member shipped.
+        #[arg(long, value_name = "HASH", requires = "project")]
+        ciphertext: Option<String>,
         /// The master's root.
         #[arg(long, value_name = "DIR")]
         root: PathBuf,

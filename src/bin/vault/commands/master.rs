@@ -18,8 +18,9 @@ pub fn run(ctx: &Context, cmd: MasterCommand) -> Result<i32> {
             host,
             name,
             salt_dir,
+            shared,
             reach,
-        } => setup(ctx, &env, &name, reach_of(host, reach), salt_dir),
+        } => setup(ctx, &env, &name, reach_of(host, reach), (salt_dir, shared)),
         MasterCommand::Accept {
             env,
             minion,
@@ -38,8 +39,13 @@ pub fn run(ctx: &Context, cmd: MasterCommand) -> Result<i32> {
             jobs,
             dry_run,
             timeout,
+            project,
+            ciphertext,
             root,
-        } => local_apply(&root, &env, jobs, dry_run, timeout),
+        } => {
+            let shipped = project.as_deref().zip(ciphertext.as_deref());
+            local_apply(&root, &env, (jobs, dry_run, timeout), shipped)
+        }
         MasterCommand::Pillar { root, minion } => {
             let json = master::pillar::pillar(&Layout::new(&root), &minion)?;
             output::write_stdout(json.expose())?;
@@ -62,13 +68,13 @@ fn setup(
     env: &str,
     name: &str,
     reach: Reach,
-    salt_dir: Option<String>,
+    salt: (Option<String>, bool),
 ) -> Result<i32> {
     let ui = &ctx.ui;
     let store = ctx.store()?;
     let env = store.project.environment(env)?;
     let host = reach.host.clone();
-    let o = master_admin::setup(&store.project, &env, name, &reach, salt_dir)?;
+    let o = master_admin::setup(&store.project, &env, name, &reach, salt)?;
     if let Some(k) = &o.accepted_host_key {
         ui.note(k);
     }
@@ -152,12 +158,18 @@ fn local_accept(_ui: &Ui, root: &Path, env: &str, minion: &str, fp: &str) -> Res
     Ok(0)
 }
 
-fn local_apply(root: &Path, env: &str, jobs: usize, dry_run: bool, timeout: u64) -> Result<i32> {
+fn local_apply(
+    root: &Path,
+    env: &str,
+    (jobs, dry_run, timeout): (usize, bool, u64),
+    shipped: Option<(&str, &str)>,
+) -> Result<i32> {
     let req = master::apply::Request {
         env,
         jobs,
         dry_run,
         timeout,
+        shipped,
     };
     master::apply::apply(&Layout::new(root), &req, &mut |m| {
         // Each minion's line goes out as it comes, for the member's progress.
