@@ -184,7 +184,6 @@ fn attack_a_staging_only_member_reaches_the_shared_master_and_reads_production()
 /// Property: `vault provision` exits non-zero if any minion failed (issue 14), and one
 /// environment's minion cannot speak for another environment's.
 #[test]
-#[ignore = "a known break, left open: Salt 3008's master relays a minion's fire_master event tagged salt/job/<jid>/ret/<id> (its blacklist has .../return only), so root on one minion can forge another's result in the table; no secret is read or changed (SECURITY.md)"]
 fn attack_a_staging_minion_forges_a_production_minion_s_return() {
     let Some(tools) = crate::common::fleet::tools() else {
         return;

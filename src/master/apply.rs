@@ -236,7 +236,14 @@ fn run_batch(
     let mut cmd = Command::new(salt);
     cmd.arg("-c")
         .arg(layout.salt_config_dir())
-        .args(["--out", "json", "--out-indent", "-1", "--no-color"])
+        .args([
+            "--out",
+            "json",
+            "--out-indent",
+            "-1",
+            "--no-color",
+            "--show-jid",
+        ])
         .arg(format!("--timeout={}", req.timeout))
         .args(["-L", &minions.join(","), "state.apply"])
         .arg(format!("saltenv={env}"))
@@ -258,13 +265,26 @@ fn run_batch(
         buf
     });
     let mut reader = Documents::default();
+    let mut jid: Option<String> = None;
     for line in std::io::BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
+        if let Some(j) = line
+            .strip_prefix("jid: ")
+            .filter(|j| j.bytes().all(|b| b.is_ascii_digit()))
+        {
+            jid = Some(j.to_string());
+        }
         if let Some(doc) = reader.line(&line) {
             for (id, ret) in doc.as_object().into_iter().flatten() {
-                each(id, ret);
+                match authentic(layout, jid.as_deref(), id, ret) {
+                    true => each(id, ret),
+                    false => each(id, &serde_json::Value::String(FORGED.into())),
+                }
             }
         }
+    }
+    if let Some(j) = &jid {
+        let _ = std::fs::remove_dir_all(layout.returns().join(j));
     }
     let status = child
         .wait()
@@ -278,6 +298,68 @@ fn run_batch(
         )));
     }
     Ok(why)
+}
+
+/// What a minion's row says when Salt's CLI printed a return the master has no record
+/// of it sending: an event another minion fired in its name.
+const FORGED: &str = "the return Salt printed for it is not one it sent (the master has no record of it): another minion may have forged it";
+
+/// Whether minion `id`'s return `ret` is one the master received from it: vault's job
+/// cache records the digest of each authenticated return (see `files/vault_jobs.py`),
+/// a moment after Salt's CLI may have printed it. A string (Salt's own "did not
+/// return") needs no record.
+fn authentic(layout: &Layout, jid: Option<&str>, id: &str, ret: &serde_json::Value) -> bool {
+    if ret.is_string() {
+        return true;
+    }
+    let (Some(jid), true) = (jid, check_minion_id(id).is_ok()) else {
+        return false;
+    };
+    let want = crate::trust::ciphertext_hash(states_summary(ret).as_bytes());
+    let record = layout.returns().join(jid).join(id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(have) = std::fs::read_to_string(&record) {
+            return format!("sha256:{}", have.trim()) == want;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// What a return says of each state, as `files/vault_jobs.py` writes it: its key, its
+/// result, whether it changed something; never a value.
+fn states_summary(ret: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let Some(states) = ret.as_object().filter(|o| !o.is_empty()) else {
+        return "not states\n".into();
+    };
+    let mut keys: Vec<&String> = states.keys().collect();
+    keys.sort();
+    let mut out = String::new();
+    for key in keys {
+        let state = &states[key];
+        let result = match state.get("result") {
+            Some(Value::Bool(true)) => "true",
+            Some(Value::Bool(false)) => "false",
+            _ => "null",
+        };
+        let changed = match state.get("changes") {
+            Some(Value::Object(m)) => !m.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::String(t)) => !t.is_empty(),
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+            _ => false,
+        };
+        out.push_str(&format!(
+            "{key}\0{result}\0{}\n",
+            if changed { "c" } else { "-" }
+        ));
+    }
+    out
 }
 
 /// Salt's JSON documents in its output, one a line (`--out-indent -1`) or spread over

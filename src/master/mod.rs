@@ -78,6 +78,11 @@ impl Layout {
         self.under("srv/vault/extmods")
     }
 
+    /// Where vault's job cache records that a minion returned (beside `extmods`).
+    pub fn returns(&self) -> PathBuf {
+        self.under("srv/vault/returns")
+    }
+
     /// Salt's config folder on the master, with vault's drop-in in `master.d/`.
     pub fn salt_config_dir(&self) -> PathBuf {
         self.under("etc/salt")

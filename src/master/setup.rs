@@ -188,9 +188,9 @@ pub fn dropin(layout: &Layout, config: &Config) -> String {
          ext_pillar:\n  - vault: {root}\n\
          extension_modules: {extmods}\n\
          # No minion's compiled pillar is kept in the master's cache, nor any job's return\n\
-         # (a return may hold a secret): vault reads each as it arrives.\n\
+         # (a return may hold a secret): vault_jobs keeps only that a minion returned.\n\
          minion_data_cache: False\npillar_cache: False\n\
-         job_cache: False\nmaster_job_cache: vault_jobs\n\
+         job_cache: True\nmaster_job_cache: vault_jobs\n\
          # A minion's key is accepted only by `vault master accept`, its fingerprint checked.\n\
          auto_accept: False\nopen_mode: False\n\
          # vault's top files, targeting each environment's minions by ID.\n\

@@ -8,8 +8,11 @@ unless told otherwise, every minion's return; for a job a minion starts itself
 secret (a state that prints one, `salt-call pillar.get` run on a minion), and the
 master holds every environment's identity. So this keeps what Salt's CLI needs to
 follow a job, and drops every return: vault reads each as it arrives, from the event
-bus.
+bus, and checks it against the digest this keeps of each authenticated return.
 """
+
+import hashlib
+import os
 
 import salt.loader
 
@@ -33,8 +36,36 @@ def prep_jid(nocache=False, passed_jid=None, recurse_count=0):
     return _local("prep_jid")(nocache=nocache, passed_jid=passed_jid, recurse_count=recurse_count)
 
 
-def returner(load):  # pylint: disable=unused-argument
-    """A minion's return is never kept."""
+def _summary(ret):
+    """What a return says of each state (its result, whether it changed something), in
+    the form vault computes it from Salt's JSON: never a value."""
+    if not isinstance(ret, dict) or not ret:
+        return "not states\n"
+    lines = []
+    for key in sorted(str(k) for k in ret):
+        state = ret.get(key)
+        state = state if isinstance(state, dict) else {}
+        result = {True: "true", False: "false"}.get(state.get("result"), "null")
+        changed = "c" if state.get("changes") else "-"
+        lines.append(f"{key}\0{result}\0{changed}\n")
+    return "".join(lines)
+
+
+def returner(load):
+    """A minion's return is never kept; that this minion returned (Salt authenticated
+    it) and the digest of what it says of its states is, for vault to tell its return
+    from an event another minion forged in its name."""
+    jid, minion = str(load.get("jid", "")), str(load.get("id", ""))
+    if not jid.isdigit() or not minion or "/" in minion or minion.startswith("."):
+        return
+    root = os.path.dirname(os.path.normpath(__opts__["extension_modules"]))
+    folder = os.path.join(root, "returns", jid)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    digest = hashlib.sha256(_summary(load.get("return")).encode("utf-8")).hexdigest()
+    tmp = os.path.join(folder, f".{minion}.tmp")
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(digest)
+    os.replace(tmp, os.path.join(folder, minion))
 
 
 def save_load(jid, clear_load, minions=None, recurse_count=0):
