@@ -73,9 +73,13 @@ pub(super) fn open_fresh(store: &mut Store, env: &EnvName) -> Result<Document> {
         ))
     })?;
     let folder = crate::keys::recipients::members(&store.project, env)?;
-    let verified = store.verify(env, &pair, &folder)?;
-    let serial = verified.map(|v| v.manifest.serial);
-    if let (Some(newest), Some(serial)) = (newest, serial) {
+    // The master never skips verification, so a pair it reads is verified or refused.
+    let manifest = store
+        .verify(env, &pair, &folder)?
+        .map(|v| v.manifest)
+        .ok_or_else(|| Error::new(format!("{env}: refused before decrypting")))?;
+    let serial = manifest.serial;
+    if let Some(newest) = newest {
         if serial < newest {
             return Err(Error::new(format!(
                 "{env}: refused before decrypting: rollback: serial {serial} is older than serial {newest}, which this master has verified"
@@ -85,7 +89,8 @@ pub(super) fn open_fresh(store: &mut Store, env: &EnvName) -> Result<Document> {
             )));
         }
     }
-    store.open(env)
+    // The pair just verified, decrypted as it is: not read or verified again.
+    store.decrypt(env, &pair.ciphertext, &manifest.allow)
 }
 
 /// `minion` must be one of `env`'s `minions:`.

@@ -66,12 +66,7 @@ pub fn plan(
         )));
     }
     let targets = super::targets(&given, req.user.as_deref())?;
-    let other_envs: Vec<EnvName> = store
-        .project
-        .environments()?
-        .into_iter()
-        .filter(|e| *e != env)
-        .collect();
+    let other_envs = other_envs(&store.project, &env)?;
     // A dry run too: Salt renders every state (Jinja runs code) and the pillar goes to
     // a scratch root, so it ships the secrets to the same states and servers.
     let state_trees = env_file.state_trees(&store.project)?;
@@ -106,6 +101,11 @@ pub fn plan(
         pillar,
         doc,
     })
+}
+
+/// The project's environments but `env`: their pillar folders never ship with it.
+pub(super) fn other_envs(project: &crate::project::Project, env: &EnvName) -> Result<Vec<EnvName>> {
+    Ok(project.environments()?.into_iter().filter(|e| e != env).collect())
 }
 
 /// A name that is both an `env:` setting and a secret is refused: the program can see

@@ -62,12 +62,7 @@ pub fn plan(
         .with_hint("copy the extra states into conf/salt, or provision without master:"));
     }
     env_file.settings()?;
-    let other_envs: Vec<EnvName> = store
-        .project
-        .environments()?
-        .into_iter()
-        .filter(|e| *e != env)
-        .collect();
+    let other_envs = super::plan::other_envs(&store.project, &env)?;
     shippable(&store.project, &other_envs)?;
     let targets = super::targets(&[master], req.user.as_deref())?;
     let approval = super::approval::require(store, &env, &targets, &other_envs, &[], ask)?;

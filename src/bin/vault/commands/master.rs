@@ -4,14 +4,13 @@
 
 use crate::cli::{MasterCommand, MasterReach};
 use crate::commands::Context;
-use crate::output::{self, Ui};
+use crate::output;
 use std::path::Path;
 use vault::error::Result;
 use vault::master::{self, Layout};
 use vault::provision::master_admin::{self, Reach};
 
 pub fn run(ctx: &Context, cmd: MasterCommand) -> Result<i32> {
-    let ui = &ctx.ui;
     match cmd {
         MasterCommand::Setup {
             env,
@@ -33,7 +32,7 @@ pub fn run(ctx: &Context, cmd: MasterCommand) -> Result<i32> {
             minion,
             fingerprint,
             root,
-        } => local_accept(ui, &root, &env, &minion, &fingerprint),
+        } => local_accept(&root, &env, &minion, &fingerprint),
         MasterCommand::LocalApply {
             env,
             jobs,
@@ -143,7 +142,7 @@ fn local_setup(root: &Path) -> Result<i32> {
     Ok(0)
 }
 
-fn local_accept(_ui: &Ui, root: &Path, env: &str, minion: &str, fp: &str) -> Result<i32> {
+fn local_accept(root: &Path, env: &str, minion: &str, fp: &str) -> Result<i32> {
     let req = master::accept::Request {
         env,
         minion,
