@@ -6,11 +6,10 @@
 //! reads what a minion can get with `salt-call pillar.items` on that minion, which is
 //! exactly what a compromised minion can ask for.
 
-use crate::common::fleet::{self, Fleet};
+use crate::common::fleet::{self, Daemon, Fleet};
 use crate::common::{self, fingerprint_of, Project};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 pub(crate) const STAGING_VALUE: &str = "staging-secret-value-11";
 pub(crate) const PRODUCTION_VALUE: &str = "production-secret-value-22";
@@ -176,31 +175,17 @@ impl Bed {
 
 /// A salt-minion started from a config folder of the fixture's (a machine that claims
 /// an ID the fixture's minion had), its process group killed on Drop.
-pub(crate) struct Impostor(Child);
+pub(crate) struct Impostor {
+    _daemon: Daemon,
+}
 
 impl Impostor {
     pub(crate) fn start(tools: &Path, config_dir: &Path) -> Impostor {
-        let child = Command::new(tools.join("salt-minion"))
-            .arg("-c")
-            .arg(config_dir)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Impostor(child)
-    }
-}
-
-impl Drop for Impostor {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let mut cmd = Command::new(tools.join("salt-minion"));
+        cmd.arg("-c").arg(config_dir);
+        Impostor {
+            _daemon: Daemon::spawn(cmd),
+        }
     }
 }
 

@@ -8,27 +8,11 @@
 use crate::attack_fleet::{Bed, PRODUCTION_VALUE, STAGING_VALUE};
 use crate::common;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// `salt-call ARGS` on minion `id`, through the master: what that minion's owner can ask
 /// (its standard output, then its standard error).
 fn salt_call(bed: &Bed, id: &str, args: &[&str]) -> String {
-    salt_call_out(bed, id, args).concat()
-}
-
-fn salt_call_out(bed: &Bed, id: &str, args: &[&str]) -> [String; 2] {
-    let out = Command::new(bed.fleet.tools.join("salt-call"))
-        .arg("-c")
-        .arg(bed.fleet.minion(id).config_dir())
-        .args(["--out", "json"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    [
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ]
+    bed.fleet.salt_call(id, args).concat()
 }
 
 /// Files under `dir` holding `value`.
@@ -56,7 +40,9 @@ fn attack_a_staging_minion_reads_production_s_roots_on_the_master() {
     );
     let mut got = String::new();
     for env in ["production", "staging"] {
-        let [list, err] = salt_call_out(&bed, "s1", &["cp.list_master", &format!("saltenv={env}")]);
+        let [list, err] = bed
+            .fleet
+            .salt_call("s1", &["cp.list_master", &format!("saltenv={env}")]);
         got.push_str(&list);
         got.push_str(&err);
         let files: Vec<String> = serde_json::from_str::<serde_json::Value>(&list)

@@ -14,19 +14,7 @@ use std::time::{Duration, Instant};
 
 /// `salt-call ARGS` on minion `id` (its owner is root there): standard output and error.
 fn salt_call(bed: &Bed, id: &str, args: &[&str]) -> String {
-    let out = Command::new(bed.fleet.tools.join("salt-call"))
-        .arg("-c")
-        .arg(bed.fleet.minion(id).config_dir())
-        .args(["--out", "json"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    bed.fleet.salt_call(id, args).concat()
 }
 
 /// What Salt's ext_pillar gets from vault on the master for `minion_id`, run exactly as

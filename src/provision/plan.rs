@@ -105,7 +105,11 @@ pub fn plan(
 
 /// The project's environments but `env`: their pillar folders never ship with it.
 pub(super) fn other_envs(project: &crate::project::Project, env: &EnvName) -> Result<Vec<EnvName>> {
-    Ok(project.environments()?.into_iter().filter(|e| e != env).collect())
+    Ok(project
+        .environments()?
+        .into_iter()
+        .filter(|e| e != env)
+        .collect())
 }
 
 /// A name that is both an `env:` setting and a secret is refused: the program can see

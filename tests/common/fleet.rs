@@ -53,12 +53,12 @@ pub fn tools() -> Option<PathBuf> {
 }
 
 /// A daemon in a process group of its own, killed as a whole group on Drop.
-struct Daemon {
+pub struct Daemon {
     child: Child,
 }
 
 impl Daemon {
-    fn spawn(mut cmd: Command) -> Daemon {
+    pub fn spawn(mut cmd: Command) -> Daemon {
         let child = cmd
             .process_group(0)
             .stdin(Stdio::null())
@@ -359,6 +359,23 @@ impl Fleet {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    /// `salt-call ARGS` on minion `id`, through the master, as its owner (root there)
+    /// may run it: its standard output and standard error.
+    pub fn salt_call(&self, id: &str, args: &[&str]) -> [String; 2] {
+        let out = Command::new(self.tools.join("salt-call"))
+            .arg("-c")
+            .arg(self.minion(id).config_dir())
+            .args(["--out", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        [
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ]
     }
 
     /// `salt -c R/etc/salt ARGS...`: the master's CLI.
