@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Project {
     root: PathBuf,
+    /// The root with its links resolved, once: every confinement check compares with it.
+    real_root: std::sync::OnceLock<PathBuf>,
 }
 
 /// The name of the committed, encrypted secrets file inside `conf/pillar/<env>/`.
@@ -25,6 +27,8 @@ impl Project {
             if dir.join("conf").join("pillar").is_dir() {
                 return Ok(Project {
                     root: dir.to_path_buf(),
+                    // `start` was canonical, so its ancestors are too.
+                    real_root: std::sync::OnceLock::from(dir.to_path_buf()),
                 });
             }
         }
@@ -39,6 +43,7 @@ impl Project {
     pub fn at(root: &Path) -> Project {
         Project {
             root: root.to_path_buf(),
+            real_root: std::sync::OnceLock::new(),
         }
     }
 
@@ -99,11 +104,15 @@ impl Project {
                 }
             }
         };
-        let root = self
-            .root
-            .canonicalize()
-            .unwrap_or_else(|_| self.root.clone());
-        if !real.starts_with(&root) {
+        // Kept only once it resolves: a root made later (by `vault init`) is looked up again.
+        let root = match self.real_root.get() {
+            Some(real) => real,
+            None => match self.root.canonicalize() {
+                Ok(real) => self.real_root.get_or_init(|| real),
+                Err(_) => &self.root,
+            },
+        };
+        if !real.starts_with(root) {
             return Err(Error::new(format!(
                 "{shown} leads outside the project (to {}) through a symbolic link; refusing it",
                 real.display()
