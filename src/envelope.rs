@@ -6,6 +6,7 @@ use crate::keys::recipients::{KeyKind, Member, PublicKey};
 use crate::manifest::RosterEntry;
 use crate::secret::SecretBytes;
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use age_core::format::{FileKey, Stanza as AgeStanza};
 use std::io::{Read, Write};
 
 /// The largest encrypted file accepted, in bytes (armor makes it larger than the document).
@@ -67,6 +68,43 @@ pub fn decrypt(
         .read_to_end(out.expose_mut())
         .map_err(|e| OpenError::Damaged(format!("the payload is damaged or cut short ({e})")))?;
     Ok(out)
+}
+
+/// The order of the stanzas vault writes: one per distinct key of the roster, in the
+/// roster's order (see `store::write::seal`), then age's grease.
+pub fn stanza_order(roster: &[RosterEntry]) -> Vec<&str> {
+    let mut order: Vec<&str> = Vec::with_capacity(roster.len());
+    for r in roster {
+        if !order.contains(&r.fingerprint.as_str()) {
+            order.push(&r.fingerprint);
+        }
+    }
+    order
+}
+
+/// An identity that tries first the stanza the roster says is its own. An X25519 stanza
+/// names no key, so age tries each in turn, one key agreement apiece: the reader whose
+/// key is the tenth of ten makes one instead of ten. Whatever that stanza gives but a
+/// file key (not this identity's, an error), age's own order decides, stanza by stanza.
+pub struct FirstTry<'a> {
+    pub identity: &'a dyn age::Identity,
+    /// The index of the stanza to try first, when the roster names this identity's key.
+    pub stanza: Option<usize>,
+}
+
+impl age::Identity for FirstTry<'_> {
+    fn unwrap_stanza(&self, stanza: &AgeStanza) -> Option<Result<FileKey, age::DecryptError>> {
+        self.identity.unwrap_stanza(stanza)
+    }
+
+    fn unwrap_stanzas(&self, stanzas: &[AgeStanza]) -> Option<Result<FileKey, age::DecryptError>> {
+        let first = self.stanza.and_then(|i| stanzas.get(i));
+        if let Some(Some(Ok(key))) = first.map(|s| self.identity.unwrap_stanza(s)) {
+            // The header MAC, checked by age with this key, proves it is the file's.
+            return Some(Ok(key));
+        }
+        self.identity.unwrap_stanzas(stanzas)
+    }
 }
 
 fn damaged(e: age::DecryptError) -> OpenError {
@@ -405,6 +443,75 @@ mod tests {
 
     fn key(text: &str) -> PublicKey {
         PublicKey::parse(text).unwrap()
+    }
+
+    /// An identity that counts the stanzas it is asked to unwrap (each X25519 one is a
+    /// key agreement).
+    struct Counting<'a>(&'a age::x25519::Identity, std::cell::Cell<usize>);
+
+    impl age::Identity for Counting<'_> {
+        fn unwrap_stanza(&self, s: &AgeStanza) -> Option<Result<FileKey, age::DecryptError>> {
+            self.1.set(self.1.get() + 1);
+            self.0.unwrap_stanza(s)
+        }
+    }
+
+    #[test]
+    fn a_key_told_its_stanza_makes_one_key_agreement_and_a_wrong_hint_still_opens() {
+        let ids: Vec<age::x25519::Identity> =
+            (0..6).map(|_| age::x25519::Identity::generate()).collect();
+        let publics: Vec<PublicKey> = ids
+            .iter()
+            .map(|i| key(&i.to_public().to_string()))
+            .collect();
+        let ct = encrypt(b"secrets:\n  A: b\n", &publics.iter().collect::<Vec<_>>()).unwrap();
+        let last = Counting(&ids[5], Default::default());
+        let open = |id: &dyn age::Identity, stanza| {
+            let tried = FirstTry {
+                identity: id,
+                stanza,
+            };
+            decrypt(&ct, &[&tried])
+                .map(|p| p.expose().to_vec())
+                .unwrap()
+        };
+        // In age's order the sixth key tries all six stanzas; told its own, one.
+        assert_eq!(open(&last, None), b"secrets:\n  A: b\n");
+        assert_eq!(last.1.replace(0), 6);
+        assert_eq!(open(&last, Some(5)), b"secrets:\n  A: b\n");
+        assert_eq!(last.1.replace(0), 1);
+        // A wrong stanza, or one past the header, costs one try more, never the file.
+        assert_eq!(open(&last, Some(0)), b"secrets:\n  A: b\n");
+        assert_eq!(last.1.replace(0), 7);
+        assert_eq!(open(&last, Some(40)), b"secrets:\n  A: b\n");
+        // A key that is not a recipient is still told so.
+        let stranger = age::x25519::Identity::generate();
+        let tried = FirstTry {
+            identity: &stranger,
+            stanza: Some(2),
+        };
+        assert!(matches!(
+            decrypt(&ct, &[&tried]),
+            Err(OpenError::NoMatchingKey)
+        ));
+    }
+
+    #[test]
+    fn the_stanza_order_is_the_roster_s_with_each_key_once() {
+        let e = |member: &str, fingerprint: &str| RosterEntry {
+            member: member.into(),
+            fingerprint: fingerprint.into(),
+            granted_by: String::new(),
+            date: String::new(),
+            serial: None,
+            grant: String::new(),
+        };
+        let roster = [
+            e("alice", "SHA256:a"),
+            e("bob", "SHA256:b"),
+            e("bob2", "SHA256:a"),
+        ];
+        assert_eq!(stanza_order(&roster), ["SHA256:a", "SHA256:b"]);
     }
 
     struct Keys {

@@ -115,7 +115,14 @@ impl Identities {
     }
 
     /// Decrypts `ciphertext`; `what` names the file in errors (e.g. "staging (conf/pillar/...)").
-    pub fn decrypt(&mut self, what: &str, ciphertext: &[u8]) -> Result<SecretBytes> {
+    /// `order` is the fingerprints of its stanzas, in order, when known (see
+    /// [`envelope::stanza_order`]): a key finds its own stanza first.
+    pub fn decrypt(
+        &mut self,
+        what: &str,
+        ciphertext: &[u8],
+        order: &[&str],
+    ) -> Result<SecretBytes> {
         let header = envelope::header(ciphertext)
             .map_err(|why| Error::new(format!("cannot read {what}: {why}")))?;
         let mut tried = Vec::new();
@@ -151,8 +158,10 @@ impl Identities {
                 };
             }
             match loaded {
-                Loaded::Ready { ids, .. } => {
-                    let refs: Vec<&dyn age::Identity> = ids.iter().map(|b| b.as_ref()).collect();
+                Loaded::Ready { ids, public, .. } => {
+                    let tries = first_tries(ids, public, order);
+                    let refs: Vec<&dyn age::Identity> =
+                        tries.iter().map(|t| t as &dyn age::Identity).collect();
                     match envelope::decrypt(ciphertext, &refs) {
                         Ok(plain) => {
                             self.last_used = Some(i);
@@ -366,6 +375,30 @@ fn parse(bytes: &SecretBytes, label: &str) -> Loaded {
         },
         ssh: None,
     }
+}
+
+/// Each of `ids` with the stanza `order` says is its own. Only X25519 identities gain:
+/// age tells an SSH key's stanza by its tag, without a key agreement.
+fn first_tries<'a>(
+    ids: &'a [Box<dyn age::Identity>],
+    public: &Publics,
+    order: &[&str],
+) -> Vec<envelope::FirstTry<'a>> {
+    let keys = match public.x25519.is_empty() || order.is_empty() {
+        true => &[][..],
+        false => public.get(),
+    };
+    let stanza = |i: usize| {
+        let key = keys.get(i).filter(|_| keys.len() == ids.len())?;
+        order.iter().position(|fp| *fp == key.fingerprint_str())
+    };
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| envelope::FirstTry {
+            identity: id.as_ref(),
+            stanza: stanza(i),
+        })
+        .collect()
 }
 
 /// Parses an SSH key for signing, asking for its passphrase once if it has one.

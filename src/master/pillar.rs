@@ -90,7 +90,8 @@ pub(super) fn open_fresh(store: &mut Store, env: &EnvName) -> Result<Document> {
         }
     }
     // The pair just verified, decrypted as it is: not read or verified again.
-    store.decrypt(env, &pair.ciphertext, &manifest.allow)
+    let order = crate::envelope::stanza_order(&manifest.roster);
+    store.decrypt(env, &pair.ciphertext, &manifest.allow, &order)
 }
 
 /// `minion` must be one of `env`'s `minions:`.

@@ -85,7 +85,12 @@ pub fn load(store: &mut Store, git: &Git, env: &EnvName, version: &Version) -> R
         .as_ref()
         .map(|m| m.allow.clone())
         .unwrap_or_default();
-    match store.decrypt(env, &pair.ciphertext, &allowed) {
+    let order = side
+        .manifest
+        .as_ref()
+        .map(|m| crate::envelope::stanza_order(&m.roster))
+        .unwrap_or_default();
+    match store.decrypt(env, &pair.ciphertext, &allowed, &order) {
         Ok(doc) => {
             side.secrets = Some(
                 doc.entries()

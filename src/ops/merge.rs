@@ -597,8 +597,9 @@ fn side(
                 "{env}: the secrets of {name} are refused: {why}; kept ours, unmerged"
             ))
         })?;
+    let order = crate::envelope::stanza_order(&verified.manifest.roster);
     let doc = store
-        .decrypt(env, ciphertext, &verified.manifest.allow)
+        .decrypt(env, ciphertext, &verified.manifest.allow, &order)
         .map_err(|e| {
         Error::new(format!("{env}: cannot merge without reading it: {e}"))
             .with_hint("a member who can read it runs the merge; git has recorded a conflict and left ours in place")

@@ -154,7 +154,7 @@ pub fn status(store: &mut Store) -> Result<Vec<EnvStatus>> {
         st.secrets = match refused {
             Some(why) if !store.skip_verify => Err(format!("not decrypted: {why}")),
             _ => store
-                .decrypt(&env, &disk.ciphertext, &allowed_by(&verified, &disk))
+                .decrypt(&env, &disk.ciphertext, &allowed_by(&verified, &disk), &[])
                 .map(|d| Some(d.entries().len()))
                 .map_err(|e| e.to_string()),
         };

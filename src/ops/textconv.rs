@@ -290,7 +290,11 @@ fn secret_lines(store: &mut Store, bytes: &[u8], v: &Verified, out: &mut String)
     );
     let doc = store
         .identities
-        .decrypt("this version", bytes)
+        .decrypt(
+            "this version",
+            bytes,
+            &envelope::stanza_order(&v.manifest.roster),
+        )
         .and_then(|plain| {
             let allowed = v.manifest.allow.iter().cloned().collect();
             crate::document::Document::parse_allowing("this version", plain, allowed)

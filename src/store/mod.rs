@@ -13,6 +13,7 @@ pub use read::{known_roster, signed_manifest, Pair};
 pub use write::seal;
 
 use crate::document::{self, Document};
+use crate::envelope;
 use crate::error::{Error, Result};
 use crate::keys::identity::Identities;
 use crate::keys::recipients::{self, PublicKey};
@@ -105,7 +106,12 @@ impl Store {
             ))
         })?;
         let (manifest, allowed) = self.verify_for_read(env, &pair)?;
-        Ok((self.decrypt(env, &pair.ciphertext, &allowed)?, manifest))
+        let order = manifest
+            .as_ref()
+            .map(|m| envelope::stanza_order(&m.roster))
+            .unwrap_or_default();
+        let doc = self.decrypt(env, &pair.ciphertext, &allowed, &order)?;
+        Ok((doc, manifest))
     }
 
     /// The members the verified roster of `env` grants, or None when it has no secrets.

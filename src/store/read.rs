@@ -398,18 +398,21 @@ impl Store {
     }
 
     /// Decrypts `ciphertext` of `env` into its document, which may hold the controlling
-    /// names in `allowed` (from the verified manifest that signs it).
+    /// names in `allowed` (from the verified manifest that signs it). `order` is its
+    /// stanzas' fingerprints when known (`envelope::stanza_order` of that manifest's
+    /// roster), so a reader's key finds its own stanza first.
     pub fn decrypt(
         &mut self,
         env: &EnvName,
         ciphertext: &[u8],
         allowed: &[String],
+        order: &[&str],
     ) -> Result<Document> {
         let what = format!(
             "{env} ({})",
             self.project.display_path(&self.project.secrets_path(env))
         );
-        let plain = match self.identities.decrypt(&what, ciphertext) {
+        let plain = match self.identities.decrypt(&what, ciphertext, order) {
             Ok(plain) => plain,
             Err(e) => return Err(self.explain_unreadable(env, e)),
         };

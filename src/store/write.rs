@@ -130,7 +130,11 @@ impl Store {
             Some(v) => v.manifest.allow.clone(),
             None => pair.manifest().map(|m| m.allow).unwrap_or_default(),
         };
-        let doc = self.decrypt(env, &pair.ciphertext, &allowed)?;
+        let order = verified
+            .as_ref()
+            .map(|v| envelope::stanza_order(&v.manifest.roster))
+            .unwrap_or_default();
+        let doc = self.decrypt(env, &pair.ciphertext, &allowed, &order)?;
         crate::fs::checkpoint("decrypted");
         Ok(Current {
             doc: Some(doc),
@@ -526,30 +530,19 @@ pub fn seal(
     mut manifest: Manifest,
     signer: &mut Signer,
 ) -> Result<(Vec<u8>, String, Manifest)> {
-    let keys: Vec<&PublicKey> = recipients::distinct_keys(folder)
-        .into_iter()
-        .filter(|k| {
-            manifest
-                .roster
-                .iter()
-                .any(|r| r.fingerprint == k.fingerprint())
-        })
-        .collect();
-    if keys.is_empty() {
-        return Err(Error::new(format!("{env}: no granted key to encrypt to")));
-    }
-    // Exactly one stanza per roster key: a roster key the folder lacks would give a
-    // file every reader refuses.
-    if let Some(r) = manifest
-        .roster
-        .iter()
-        .find(|r| !keys.iter().any(|k| k.fingerprint_str() == r.fingerprint))
-    {
+    // Exactly one stanza per roster key, in the roster's order (a reader tries its own
+    // first): a roster key the folder lacks would give a file every reader refuses.
+    let roster_keys = envelope::roster_keys(&manifest.roster, folder);
+    if let Some(r) = roster_keys.iter().find(|k| k.key.is_none()) {
         return Err(Error::new(format!(
             "{env}: not written: the roster lists {}'s key ({}), which recipients/{env}/ no longer holds",
             r.member, r.fingerprint
         ))
         .with_hint(format!("`vault rekey {env}` drops it from the roster first")));
+    }
+    let keys: Vec<&PublicKey> = roster_keys.iter().filter_map(|k| k.key).collect();
+    if keys.is_empty() {
+        return Err(Error::new(format!("{env}: no granted key to encrypt to")));
     }
     let ciphertext = envelope::encrypt(doc.text(), &keys)?;
     // The check every reader makes, made before the pair exists.
@@ -656,6 +649,56 @@ mod tests {
         assert!(
             err.to_string().contains("the roster lists mallory's key"),
             "{err}"
+        );
+    }
+    #[test]
+    fn seal_writes_the_stanzas_in_the_roster_s_order_whatever_the_folder_s() {
+        let alice = key(include_str!("../../tests/fixtures/keys/alice_ed25519.pub"));
+        let bob = key(include_str!("../../tests/fixtures/keys/bob.agekey.pub"));
+        let carol = key(include_str!("../../tests/fixtures/keys/carol_rsa.pub"));
+        let private = include_str!("../../tests/fixtures/keys/alice_ed25519");
+        let mut signer = Signer::Key(Box::new(
+            ssh_key::PrivateKey::from_openssh(private).unwrap(),
+        ));
+        let env = EnvName::parse("staging").unwrap();
+        let doc = crate::document::empty("staging");
+        let folder = vec![
+            member("alice", &alice),
+            member("bob", &bob),
+            member("carol", &carol),
+        ];
+        let roster = vec![
+            entry("carol", &carol),
+            entry("bob", &bob),
+            entry("alice", &alice),
+        ];
+        let manifest = Manifest {
+            environment: "staging".into(),
+            roster: roster.clone(),
+            ..Manifest::default()
+        };
+        let (ct, _, m) = seal(&env, &doc, &folder, manifest, &mut signer).unwrap();
+        let h = envelope::header(&ct).unwrap();
+        let tag = |k: &PublicKey| k.stanza_tag().unwrap();
+        assert_eq!(
+            h.stanzas[..3],
+            [
+                Stanza::Ssh {
+                    kind: "ssh-rsa",
+                    tag: tag(&carol)
+                },
+                Stanza::X25519,
+                Stanza::Ssh {
+                    kind: "ssh-ed25519",
+                    tag: tag(&alice)
+                },
+            ]
+        );
+        // So the reader's stanza is where the roster puts its key.
+        let order = envelope::stanza_order(&m.roster);
+        assert_eq!(
+            order.iter().position(|f| *f == bob.fingerprint_str()),
+            Some(1)
         );
     }
 }
