@@ -7,7 +7,8 @@
       before it is installed);
     - a user taken out of devs.sls can no longer log in: its keys are removed, its
       password locked and its account expired (with UsePAM, sshd lets a locked password
-      in by key; an expired account it does not). Its home is kept. The users to retire
+      in by key; an expired account it does not), and its processes are ended. Its home
+      is kept. The users to retire
       come from a root-only record of those these states made, never from the groups;
     - with `vault: harden_sshd: True`, sshd refuses root and anyone outside the login
       group, but only when the run itself comes in as such a developer (through sudo).
@@ -76,24 +77,37 @@ else
 fi
 {%- endset %}
 {#- Run as root: account $1, no longer in devs.sls, kept with its home but unable to log
-    in: no authorized keys (removed as the user), out of admin and login, password
-    locked and account expired. -#}
+    in: password locked and account expired first (nothing the user left in its home
+    can stop that), then no authorized keys (removed as the user, its ~/.ssh made
+    writable to it first: a `chmod 500 ~/.ssh` of its own does not keep them), out of
+    admin and login, and no process left running as it (a held SSH session, or a
+    connection master that opens new ones without logging in). -#}
 {%- set retire_account -%}
 n=$1
 getent passwd "$n" >/dev/null || { echo "changed=no comment=\"account $n is gone\""; exit 0; }
 uid=$(getent passwd "$n" | cut -d: -f3); [ "$uid" -ge 1000 ] && [ "$uid" -lt 60000 ] || { echo "$n is a system account, not a developer: left alone" >&2; exit 1; }
-did=$(runuser -u "$n" -- sh -c 'cd || exit 0; for f in .ssh/authorized_keys .ssh/authorized_keys2; do
-  if [ -e $f ] || [ -L $f ]; then rm -f $f || exit 1; echo " keys"; fi; done') || exit 1
-did=$(echo $did | sed 's/keys keys/keys/')
-have=" $(id -nG "$n") "
-for g in admin login; do
-  case "$have" in *" $g "*) gpasswd -d "$n" "$g" >/dev/null || exit 1; did="$did -$g" ;; esac
-done
+did=
 entry=$(getent shadow "$n")
 case "$(echo "$entry" | cut -d: -f2):$(echo "$entry" | cut -d: -f8)" in
   '!'*:1) ;;
   *) usermod -L -e 1 "$n" || exit 1; did="$did locked" ;;
 esac
+keys=$(runuser -u "$n" -- sh -c 'cd || exit 0; [ -d .ssh ] && [ ! -L .ssh ] && chmod u+rwx .ssh
+  for f in .ssh/authorized_keys .ssh/authorized_keys2; do
+  if [ -e $f ] || [ -L $f ]; then rm -f $f || exit 1; echo " keys"; fi; done') || exit 1
+[ -z "$keys" ] || did="$did keys"
+have=" $(id -nG "$n") "
+for g in admin login; do
+  case "$have" in *" $g "*) gpasswd -d "$n" "$g" >/dev/null || exit 1; did="$did -$g" ;; esac
+done
+alive() { ps -o stat= -u "$n" -U "$n" | grep -qv '^Z'; } # a zombie runs nothing
+ended=
+for try in 1 2 3; do
+  alive || break
+  pkill -KILL -u "$n"; pkill -KILL -U "$n"; ended=" processes ended"; sleep 0.2
+done
+! alive || { echo "processes of $n still run" >&2; exit 1; }
+did="$did$ended"
 if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\""; else echo "changed=no comment=\"account $n retired\""; fi
 {%- endset %}
 
@@ -119,6 +133,11 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
   {%- for line in salt['file.read'](record).splitlines() %}
     {%- if line|trim|regex_match(name_re) and line|trim not in recorded %}{% do recorded.append(line|trim) %}{% endif %}
   {%- endfor %}
+{%- endif %}
+{#- Retiring the account this run comes in as would end its own session mid-run. -#}
+{%- set sudo_user = salt['environ.get']('SUDO_USER') %}
+{%- if sudo_user and sudo_user in recorded and sudo_user not in users %}
+  {%- do problems.append('devs.sls: ' ~ sudo_user ~ ' is taken out of devs.sls but runs this provision: provision as another developer of devs.sls (or root) to retire them') %}
 {%- endif %}
 {%- set accounts = {} %}
 {%- for name, spec in users.items() %}
