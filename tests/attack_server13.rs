@@ -191,3 +191,47 @@ fn attack_the_log_tail_cut_inside_a_secret_shows_its_end() {
         "a part of the secret is shown"
     );
 }
+
+/// P12 and `env:`: vault refuses a setting whose name controls how programs run
+/// (PYTHONPATH, LD_PRELOAD, PATH) in env.sls, but reads only a plain env.sls's own
+/// `env:`. A `{#` in a comment makes vault take the file for a template and check none
+/// of it; an `env:` in project.sls, which Salt merges into every environment's, is never
+/// read. Either way the name reaches the program's environment file.
+#[test]
+#[ignore = "BREAK: a templated env.sls, or env: in project.sls, exports PYTHONPATH to the program"]
+fn attack_a_controlling_env_setting_past_vaults_check() {
+    let Some((tools, app)) = tools() else { return };
+    let p = Project::new();
+    p.set("staging", "SECRET_TOKEN", "Tq3vN8pLr2Xw7Kz5");
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(&Path::new(KEYS).join("alice_ed25519"));
+    let evil = "/tmp/atk13-not-the-app";
+    server.staging_env(p.root(), &sshd, "");
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let plain = std::fs::read_to_string(&env_sls).unwrap();
+    let templated = format!("{plain}# {{# reviewed #}}\nenv:\n  PYTHONPATH: {evil}\n");
+    std::fs::write(&env_sls, templated).unwrap();
+    let env_file = server.root.path().join("etc/example/secrets.env");
+    let exported = || std::fs::read_to_string(&env_file).unwrap_or_default();
+    let run = provision(&p, &server, &sshd);
+    assert!(
+        !exported().contains("PYTHONPATH"),
+        "a templated env.sls exported PYTHONPATH: {}",
+        run.stderr()
+    );
+    assert!(!run.0.status.success(), "{}", run.stderr());
+
+    // The same through project.sls, with a plain env.sls.
+    std::fs::write(&env_sls, plain).unwrap();
+    let project_sls = p.root().join("conf/pillar/project.sls");
+    let text = std::fs::read_to_string(&project_sls).unwrap();
+    std::fs::write(&project_sls, format!("{text}env:\n  PYTHONPATH: {evil}\n")).unwrap();
+    let run = provision(&p, &server, &sshd);
+    assert!(
+        !exported().contains("PYTHONPATH"),
+        "env: of project.sls exported PYTHONPATH: {}",
+        run.stderr()
+    );
+    assert!(!run.0.status.success(), "{}", run.stderr());
+    assert!(run.stderr().contains("PYTHONPATH"), "{}", run.stderr());
+}
