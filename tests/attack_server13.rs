@@ -333,3 +333,43 @@ fn attack_a_secrets_mapping_in_a_plain_pillar_file_reaches_the_program() {
     );
     assert!(!run.0.status.success());
 }
+
+/// P19: passwordless sudo only for admin; the secrets readable by root and the app user
+/// only. A devs.sls entry that looks like a login-only developer, with the app user's
+/// group (which may read the secrets file) or a system group that is root by another name
+/// (`disk`: the raw block devices), gives root's powers or the secrets without `admin`.
+#[test]
+#[ignore = "BREAK: groups: [login, <app user>] lets a non-admin read secrets.env; [login, disk] is root by the block devices"]
+fn attack_a_login_only_developer_in_a_powerful_group() {
+    let Some((tools, app)) = tools() else { return };
+    let users = Users(&["atk13ga"]);
+    let p = Project::new();
+    p.set("staging", "SECRET_TOKEN", "Tq3vN8pLr2Xw7Kz5");
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(&Path::new(KEYS).join("alice_ed25519"));
+    server.staging_env(p.root(), &sshd, "");
+    let devs_sls = p.root().join("conf/pillar/devs.sls");
+    for group in [crate::common::server::APP_USER, "disk"] {
+        std::fs::write(
+            &devs_sls,
+            format!(
+                "users:\n  {}:\n    groups: [login, {group}]\n    public_key:\n      - {}\n",
+                users.0[0],
+                alice_pub()
+            ),
+        )
+        .unwrap();
+        let run = provision(&p, &server, &sshd);
+        let groups = Command::new("id")
+            .args(["-nG", users.0[0]])
+            .output()
+            .unwrap();
+        let groups = String::from_utf8_lossy(&groups.stdout).into_owned();
+        assert!(
+            !groups.split_whitespace().any(|g| g == group),
+            "a login-only developer is in {group}: {groups}"
+        );
+        assert!(!run.0.status.success(), "{group} was accepted");
+        assert!(run.stderr().contains(group), "{}", run.stderr());
+    }
+}
