@@ -339,7 +339,6 @@ fn attack_a_secrets_mapping_in_a_plain_pillar_file_reaches_the_program() {
 /// group (which may read the secrets file) or a system group that is root by another name
 /// (`disk`: the raw block devices), gives root's powers or the secrets without `admin`.
 #[test]
-#[ignore = "BREAK: groups: [login, <app user>] lets a non-admin read secrets.env; [login, disk] is root by the block devices"]
 fn attack_a_login_only_developer_in_a_powerful_group() {
     let Some((tools, app)) = tools() else { return };
     let users = Users(&["atk13ga"]);

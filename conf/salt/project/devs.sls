@@ -33,10 +33,14 @@
 {#- The shell scripts behind the states (plain commands rather than Salt's user and group
     states, whose modules cost a provision with nothing to do about half a second of
     CPU). Each says what it did in Salt's `stateful` form. -#}
-{#- Run as root: the groups $@, made where missing. -#}
+{#- Run as root: the groups $@, made where missing: admin and login as system groups,
+    any other devs.sls names as a group of developers (gid 1000 and up). -#}
 {%- set make_groups -%}
 made=
-for g in "$@"; do getent group "$g" >/dev/null || { groupadd --system "$g" || exit 1; made="$made $g"; }; done
+for g in "$@"; do
+  case $g in admin | login) sys=--system ;; *) sys= ;; esac
+  getent group "$g" >/dev/null || { groupadd $sys "$g" || exit 1; made="$made $g"; }
+done
 if [ -n "$made" ]; then echo "changed=yes comment=\"groups made:$made\""; else echo 'changed=no comment="groups in place"'; fi
 {%- endset %}
 {#- Run as root: account $1, a login account (bash, a home) in the groups $2 (a, b), out
@@ -151,6 +155,17 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
   {%- for g in (groups if groups_listed else []) if g is not string or '\n' in g or not g|regex_match(name_re) %}
     {%- do bad_groups.append(g|string) %}
   {%- endfor %}
+  {#- Beyond admin and login, only a group of developers: not root's, not the app user's
+      (which reads the secrets), nor a system group (gid below 1000: disk, shadow,
+      docker and sudo are root by another name). #}
+  {%- set system_groups = [] %}
+  {%- for g in (groups if groups_listed and not bad_groups else []) if g not in own_groups %}
+    {%- set entry = salt['cmd.run_stdout']('getent group ' ~ g, ignore_retcode=True, output_loglevel='quiet') %}
+    {%- set gid = entry.split(':')[2]|int if entry.count(':') >= 3 else none %}
+    {%- if g in ['root', app_user] or (gid is not none and (gid < 1000 or gid >= 60000)) %}
+      {%- do system_groups.append(g) %}
+    {%- endif %}
+  {%- endfor %}
   {%- set bad_keys = [] %}
   {%- for k in (keys if keys_listed else []) %}
     {#- Every line break YAML knows (\x85, \u2028, \u2029 too) is refused: one would cut
@@ -180,6 +195,8 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
     {%- do problems.append('devs.sls: ' ~ name ~ ': groups must be a list, e.g. [admin, login]') %}
   {%- elif bad_groups %}
     {%- do problems.append('devs.sls: ' ~ name ~ ': bad group name ' ~ bad_groups|join(', ')) %}
+  {%- elif system_groups %}
+    {%- do problems.append('devs.sls: ' ~ name ~ ': ' ~ system_groups|join(', ') ~ ' is root\'s, the app user\'s or a system group, no developer group (admin is the one that gives sudo)') %}
   {%- elif not keys_listed %}
     {%- do problems.append('devs.sls: ' ~ name ~ ': public_key must be a list of key lines (- ssh-ed25519 AAAA...), not one string') %}
   {%- elif bad_keys %}
