@@ -372,3 +372,31 @@ fn attack_a_login_only_developer_in_a_powerful_group() {
         assert!(run.stderr().contains(group), "{}", run.stderr());
     }
 }
+
+/// P15 and the health check: a database password with characters a URL cannot hold is
+/// printed percent-encoded wherever the app logs its database URL (as Django's
+/// dj-database-url and SQLAlchemy have it written), and a start that fails on the
+/// database shows that line in the log tail.
+#[test]
+#[ignore = "BREAK: the redaction knows no percent-encoded form of a value"]
+fn attack_the_log_tail_shows_a_url_encoded_password() {
+    let password = "p@ss w%rd/with#chars";
+    let script = "#!/bin/sh\necho starting\n\
+                  python3 -c 'import os,urllib.parse;print(\"cannot connect to postgres://app:\"+urllib.parse.quote(os.environ[\"DB_PASSWORD\"],safe=\"\")+\"@db/app\")'\n\
+                  python3 -c 'import os,urllib.parse;print(\"or to postgres://app:\"+urllib.parse.quote_plus(os.environ[\"DB_PASSWORD\"])+\"@db/app\")'\n\
+                  exit 1\n";
+    let Some(run) = failed_start(script, &[("DB_PASSWORD", password)]) else {
+        return;
+    };
+    let all = format!("{}{}", run.stdout(), run.stderr());
+    assert!(all.contains("cannot connect to postgres://app:"), "{all}");
+    for shown in [
+        "p%40ss%20w%25rd%2Fwith%23chars",
+        "p%40ss+w%25rd%2Fwith%23chars",
+    ] {
+        assert!(
+            !all.contains(shown),
+            "the password is shown URL-encoded: {all}"
+        );
+    }
+}
