@@ -29,7 +29,7 @@
 //!
 //! Matching is exact (case and bytes): Salt prints values as they are. A value with a
 //! quote, a backslash or a control character is also looked for as JSON and Python
-//! escape it. Every redaction is the one marker [`MARKER`], whatever it hides: spans that
+//! escape it, and one a URL cannot hold as it stands, percent-encoded. Every redaction is the one marker [`MARKER`], whatever it hides: spans that
 //! overlap or touch (one secret a prefix of another) become one marker, so its length and
 //! count say nothing of the values.
 
@@ -153,6 +153,27 @@ fn escaped(value: &str, quote: char) -> Zeroizing<String> {
     out
 }
 
+/// `value` percent-encoded as a URL holds it (a password in a database URL): each byte
+/// but the unreserved `A-Za-z0-9-._~` and those of `keep` as `%XX`, a space as `+` with
+/// `plus` (Python's `quote(v, safe="")`, `quote(v)` and `quote_plus(v)`).
+fn percent_encoded(value: &str, keep: &str, plus: bool) -> Zeroizing<String> {
+    use std::fmt::Write;
+    let mut out = Zeroizing::new(String::with_capacity(value.len() * 3));
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' if plus => out.push('+'),
+            b if keep.as_bytes().contains(&b) => out.push(char::from(b)),
+            b => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
 /// Replaces every secret value (and each line of a multi-line one) in Salt's output.
 pub(crate) struct Redactor {
     needles: Vec<Needle>,
@@ -172,6 +193,13 @@ impl Redactor {
             }
             for quote in ['"', '\''] {
                 let e = escaped(whole, quote);
+                if e.as_str() != whole {
+                    texts.push(e);
+                }
+            }
+            // As a URL holds it (a database URL a program logs).
+            for (keep, plus) in [("", false), ("/", false), ("", true)] {
+                let e = percent_encoded(whole, keep, plus);
                 if e.as_str() != whole {
                     texts.push(e);
                 }
@@ -435,6 +463,18 @@ mod tests {
         assert_eq!(r.line("pw hunter22 x"), "pw [redacted] x");
         assert_eq!(r.line("  abcdef"), "  [redacted]");
         assert_eq!(r.line("turn on"), "turn on");
+    }
+
+    #[test]
+    fn a_value_is_redacted_percent_encoded_too() {
+        let r = Redactor::new(&["p@ss w%rd/x#y"]);
+        for line in [
+            "postgres://app:p%40ss%20w%25rd%2Fx%23y@db/app",
+            "postgres://app:p%40ss%20w%25rd/x%23y@db/app",
+            "pw=p%40ss+w%25rd%2Fx%23y&x=1",
+        ] {
+            assert!(!r.line(line).contains("w%25rd"), "{}", r.line(line));
+        }
     }
 
     #[test]
