@@ -399,3 +399,49 @@ fn attack_the_log_tail_shows_a_url_encoded_password() {
         );
     }
 }
+
+/// A real run and a dry run leave the secrets nowhere on the server but the program's
+/// environment file: not in Salt's cache under the root, not in a rendered template Salt
+/// left in the temporary folder, not in a dry run's scratch root.
+#[test]
+fn a_real_and_a_dry_run_leave_no_plaintext_behind() {
+    let Some((tools, app)) = tools() else { return };
+    let p = Project::new();
+    let secret = "Lq9-leftover-probe-7Zx2Wm";
+    p.set("staging", "SECRET_TOKEN", secret);
+    let server = Server::start(&tools, &app);
+    let sshd = Sshd::start(&Path::new(KEYS).join("alice_ed25519"));
+    server.staging_env(p.root(), &sshd, "");
+    let salt_tmp = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("__salt"))
+            .map(|e| e.path())
+            .filter(|f| {
+                std::fs::read(f)
+                    .is_ok_and(|b| b.windows(secret.len()).any(|w| w == secret.as_bytes()))
+            })
+            .collect()
+    };
+    provision(&p, &server, &sshd).success();
+    p.set("staging", "SECRET_TOKEN", &format!("{secret}-v2"));
+    let flags = server.provision_flags(&sshd);
+    let mut args = vec!["provision", "staging", "--dry-run"];
+    args.extend(flags.iter().map(String::as_str));
+    p.vault(&args).success();
+    let env_file = server.root.path().join("etc/example/secrets.env");
+    let mut left = crate::common::server::files_holding(server.root.path(), secret.as_bytes());
+    assert!(
+        left.contains(&env_file),
+        "the search finds nothing: {left:?}"
+    );
+    left.retain(|f| f != &env_file);
+    assert!(left.is_empty(), "plaintext left on the server: {left:?}");
+    assert_eq!(salt_tmp(), Vec::<std::path::PathBuf>::new());
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(
+        !env.contains("-v2"),
+        "the dry run changed the program's environment"
+    );
+}
