@@ -243,6 +243,18 @@ pub(crate) struct Stream<'r> {
 
 impl Stream<'_> {
     pub fn line(&mut self, line: &str) -> String {
+        let out = self.one(line);
+        // Salt logs a failed state's changes as Python's repr, its output's line breaks
+        // written `\n`: a value wrapped over those lines is followed across them too.
+        if !out.contains("\\n") {
+            return out;
+        }
+        let mut inner = self.redactor.stream();
+        let parts: Vec<String> = out.split("\\n").map(|part| inner.one(part)).collect();
+        parts.join("\\n")
+    }
+
+    fn one(&mut self, line: &str) -> String {
         let mut spans = Vec::new();
         let carry = std::mem::take(&mut self.carry);
         for (n, seen) in carry {
@@ -264,7 +276,9 @@ impl Stream<'_> {
         let text = &self.redactor.needles[n].text;
         let after = &text[seen..];
         let rest = after.trim_start();
+        // After indentation, and the prefix of a log line in a failed start's report.
         let body = line.trim_start();
+        let body = body.strip_prefix(LOG_LINE).unwrap_or(body);
         let start = line.len() - body.len();
         if body.starts_with(rest) {
             spans.push((start, start + rest.len()));
@@ -355,6 +369,8 @@ fn redact_spans(line: &str, mut spans: Vec<(usize, usize)>) -> String {
 /// What a state of vault's (the program's checked start) prints, inside its output, for
 /// the closing table to show when it fails: the program's state and its log's last lines.
 pub(super) const REPORT: &str = "vault-report: ";
+/// How such a report starts each line of the program's log (conf/salt/project/init.sls).
+const LOG_LINE: &str = "vault-report: | ";
 /// What a state of vault's prints of what it did (a program restarted and RUNNING), for
 /// the table's account of the run.
 const DID: &str = "vault-did: ";
@@ -463,6 +479,26 @@ mod tests {
         assert_eq!(r.line("pw hunter22 x"), "pw [redacted] x");
         assert_eq!(r.line("  abcdef"), "  [redacted]");
         assert_eq!(r.line("turn on"), "turn on");
+    }
+
+    #[test]
+    fn a_value_wrapped_in_a_log_tail_or_its_repr_is_followed() {
+        let r = Redactor::new(&["Wd4Kp8Zr2Qm6Tx9Lb3Vn7Hc5Jf1Gs0Ye4"]);
+        let mut s = r.stream();
+        let shown: Vec<String> = [
+            "    vault-report: | Wd4Kp8Zr2Qm6Tx9L",
+            "    vault-report: | b3Vn7Hc5Jf1Gs0Ye",
+            "    vault-report: | 4",
+        ]
+        .iter()
+        .map(|l| s.line(l))
+        .collect();
+        assert_eq!(shown, ["    vault-report: | [redacted]"; 3]);
+        let repr = r#"{'stdout': "vault-report: | Wd4Kp8Zr2Qm6Tx9L\nvault-report: | b3Vn7Hc5Jf1Gs0Ye\nvault-report: | 4", 'stderr': ''}"#;
+        assert_eq!(
+            r.line(repr),
+            r#"{'stdout': "vault-report: | [redacted]\nvault-report: | [redacted]\nvault-report: | [redacted]", 'stderr': ''}"#
+        );
     }
 
     #[test]
