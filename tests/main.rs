@@ -13,6 +13,7 @@ mod attack_fleet;
 mod attack_fleet2;
 mod attack_fleet3;
 mod attack_provision;
+mod attack_server13;
 mod bad_input;
 mod chain;
 mod colour;

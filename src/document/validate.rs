@@ -160,6 +160,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_env_file_state_refuses_the_same_names() {
+        // conf/salt/vault/secrets.env.jinja checks the `env:` settings Salt merged
+        // against a copy of these lists.
+        let state = include_str!("../../conf/salt/vault/secrets.env.jinja");
+        for n in CONTROLLING_NAMES.iter().chain(CONTROLLING_PREFIXES) {
+            assert!(
+                state.contains(&format!("'{n}'")),
+                "{n} is not in secrets.env.jinja"
+            );
+        }
+    }
+
+    #[test]
     fn controlling_names_are_refused_and_others_pass() {
         for name in [
             "LD_PRELOAD",

@@ -69,6 +69,19 @@ pub fn prepare(store: &Store, env: &str, file: Option<&Path>) -> Result<Prepared
             "add the values one by one with `vault set {env} NAME`, or `vault edit {env}`"
         )));
     }
+    let copies = copies_beside(&source);
+    if !copies.is_empty() {
+        let shown: Vec<String> = copies
+            .iter()
+            .map(|c| store.project.display_path(c))
+            .collect();
+        return Err(Error::usage(format!(
+            "{}: copies of the plaintext beside it would stay behind: {}",
+            store.project.display_path(&source),
+            shown.join(", ")
+        ))
+        .with_hint("remove them (shred -u FILE), then import again"));
+    }
     let (plaintext, text) = Plaintext::open(&source)?;
     let doc = Document::parse(env.as_str(), text)?;
     let changes = doc
@@ -226,6 +239,30 @@ impl Plaintext {
         }
         Ok(())
     }
+}
+
+/// The copies editors and merge tools leave beside a file (`secrets.sls~`, vim's swap
+/// files, `.orig`, `.bak`), which hold its plaintext and which `secrets.sls` in
+/// .gitignore does not cover.
+fn copies_beside(source: &Path) -> Vec<PathBuf> {
+    let Some(name) = source.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let dir = source.parent().unwrap_or(Path::new(""));
+    [
+        format!("{name}~"),
+        format!(".{name}.swp"),
+        format!(".{name}.swo"),
+        format!(".{name}.un~"),
+        format!("#{name}#"),
+        format!("{name}.bak"),
+        format!("{name}.orig"),
+        format!("{name}.old"),
+    ]
+    .into_iter()
+    .map(|n| dir.join(n))
+    .filter(|p| p.symlink_metadata().is_ok())
+    .collect()
 }
 
 fn not_regular(path: &Path) -> Error {

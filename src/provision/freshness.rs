@@ -117,6 +117,10 @@ pub enum Finding {
         applied: Version,
         known: bool,
     },
+    /// The applied version is in this checkout's history, but its ancestry is not
+    /// whole there (a version between is in no commit, as two `vault set`s before one
+    /// commit leave it), and this version's serial is lower: it may be an ancestor.
+    Undecided(Version),
     /// The record is not one vault wrote, or names a version with another serial.
     Garbled(String),
     /// This version is not verified: nothing to compare with a record.
@@ -190,8 +194,15 @@ impl Lineage {
         }
         let known = self.versions.get(&applied.id);
         if let Some((_, parents)) = known {
-            if ancestors(parents, &self.versions).contains(&current.id) {
+            let up = ancestors(parents, &self.versions);
+            if up.contains(&current.id) {
                 return Finding::Older(applied.clone());
+            }
+            // A child's serial is above its parents': only a lower one can be an
+            // ancestor hidden behind a version git does not hold.
+            let gap = up.iter().any(|id| !self.versions.contains_key(id));
+            if gap && current.serial < applied.serial {
+                return Finding::Undecided(applied.clone());
             }
         }
         Finding::OtherBranch {
@@ -258,6 +269,15 @@ pub fn verdict(
                 "`git pull` to provision the newest; to bring back old values, write them as a new version (`vault set {env} NAME`, or `vault edit {env}`), then `vault provision {env}`"
             ),
         )),
+        Finding::Undecided(applied) => Some(refuse(
+            format!(
+                "{host} runs {env} {}, whose history here is not whole (a version before it is in no commit): {ours} may be older, refusing to go back",
+                applied.label()
+            ),
+            format!(
+                "`git pull` and merge to get the version the server runs (a version that follows it goes ahead), or write the values as a new version on top of it (`vault set {env} NAME`)"
+            ),
+        )),
         Finding::OtherBranch { applied, known } => {
             let why = match known {
                 true => "another branch: neither follows the other",
@@ -315,6 +335,7 @@ pub fn dry_run_note(finding: &Finding, current: Option<&Version>, env: &str) -> 
             "on another branch than the version the server runs, {}: a real run would need --allow-older",
             applied.label()
         ),
+        Finding::Undecided(v) => format!("maybe older than the version the server runs, {}, whose history here is not whole: a real run would refuse", v.label()),
         Finding::Garbled(what) => format!("the server's record is not one vault wrote ({what}): a real run would refuse"),
         Finding::Unverified => "not verified: a real run would need --allow-older".into(),
     };
@@ -375,6 +396,39 @@ mod tests {
             Finding::OtherBranch { known: false, .. }
         ));
         assert_eq!(at(&v3).guard_ids(), [v3.id(), v2.id(), v1.id()]);
+    }
+
+    #[test]
+    fn a_version_behind_one_git_does_not_hold_may_be_older() {
+        // v1 <- v2 <- v3, v2 in no commit; b2 a branch of v1 with a serial past v3's.
+        let v1 = manifest(1, &[]);
+        let v2 = manifest(2, &[&v1]);
+        let v3 = manifest(3, &[&v2]);
+        let b4 = Manifest {
+            ciphertext: "sha256:b".into(),
+            ..manifest(4, &[&v1])
+        };
+        let git: HashMap<String, Manifest> = [&v1, &v3, &b4]
+            .into_iter()
+            .map(|m| (m.id(), m.clone()))
+            .collect();
+        let at = |m: &Manifest| Lineage::new(Some(m), git.clone());
+        let finding = at(&v1).finding(&record(&v3));
+        assert!(matches!(finding, Finding::Undecided(_)), "{finding:?}");
+        let v = verdict(
+            &finding,
+            at(&v1).current.as_ref(),
+            ("staging", "web1"),
+            true,
+            "r",
+        )
+        .unwrap();
+        assert!(v.refused, "--allow-older does not let it go back");
+        // A higher serial cannot be an ancestor: another branch, as before.
+        assert!(matches!(
+            at(&b4).finding(&record(&v3)),
+            Finding::OtherBranch { known: true, .. }
+        ));
     }
 
     #[test]

@@ -167,6 +167,49 @@ impl EnvFile {
     }
 }
 
+/// Refuses a `secrets:` mapping in a plain pillar file that ships (`conf/pillar` but
+/// the encrypted secrets and `other_envs`' folders): Salt merges it into the secrets
+/// vault sends, so the program's environment would take names no `vault allow` let
+/// through, and values (over real ones, as the pillar top orders them) that nothing
+/// redacts. A templated file is code the approval covers, which vault cannot read.
+pub fn no_plain_secrets(project: &Project, other_envs: &[EnvName]) -> Result<()> {
+    let pillar = project.pillar_dir();
+    let skip: Vec<PathBuf> = other_envs
+        .iter()
+        .map(|e| project.env_pillar_dir(e))
+        .collect();
+    let mut dirs = vec![pillar];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("cannot read", &dir, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && !skip.contains(&path) {
+                dirs.push(path);
+                continue;
+            }
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !kind.is_file() || !name.ends_with(".sls") || name == "secrets.sls" {
+                continue;
+            }
+            let text = read_text(&path)?.unwrap_or_default();
+            let templated =
+                text.starts_with("#!") || ["{{", "{%", "{#"].iter().any(|m| text.contains(m));
+            if !templated && tree(&text).is_some_and(|t| t.get("secrets").is_some()) {
+                let shown = project.display_path(&path);
+                return Err(Error::new(format!(
+                    "{shown}: a `secrets:` mapping outside the encrypted secrets: Salt would merge it into them, unchecked and unredacted"
+                ))
+                .with_hint("make each one a secret (`vault set ENV NAME`), or a setting under `env:` in the environment's env.sls"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The folder name an extra state tree ships as (`srv/<name>` on the server), when it
 /// can be one: not `salt` or `pillar` (vault's own), no leading dot, plain characters.
 pub fn tree_name(dir: &Path) -> Option<&str> {

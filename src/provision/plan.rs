@@ -71,6 +71,7 @@ pub fn plan(
     // a scratch root, so it ships the secrets to the same states and servers.
     let state_trees = env_file.state_trees(&store.project)?;
     let settings_env = env_file.settings()?;
+    super::pillar::no_plain_secrets(&store.project, &other_envs)?;
     let approval = super::approval::require(store, &env, &targets, &other_envs, &state_trees, ask)?;
     let (doc, manifest) = store.open_signed(&env)?;
     no_setting_is_a_secret(&env, &settings_env, &doc)?;

@@ -29,7 +29,7 @@
 //!
 //! Matching is exact (case and bytes): Salt prints values as they are. A value with a
 //! quote, a backslash or a control character is also looked for as JSON and Python
-//! escape it. Every redaction is the one marker [`MARKER`], whatever it hides: spans that
+//! escape it, and one a URL cannot hold as it stands, percent-encoded. Every redaction is the one marker [`MARKER`], whatever it hides: spans that
 //! overlap or touch (one secret a prefix of another) become one marker, so its length and
 //! count say nothing of the values.
 
@@ -153,6 +153,27 @@ fn escaped(value: &str, quote: char) -> Zeroizing<String> {
     out
 }
 
+/// `value` percent-encoded as a URL holds it (a password in a database URL): each byte
+/// but the unreserved `A-Za-z0-9-._~` and those of `keep` as `%XX`, a space as `+` with
+/// `plus` (Python's `quote(v, safe="")`, `quote(v)` and `quote_plus(v)`).
+fn percent_encoded(value: &str, keep: &str, plus: bool) -> Zeroizing<String> {
+    use std::fmt::Write;
+    let mut out = Zeroizing::new(String::with_capacity(value.len() * 3));
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' if plus => out.push('+'),
+            b if keep.as_bytes().contains(&b) => out.push(char::from(b)),
+            b => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
 /// Replaces every secret value (and each line of a multi-line one) in Salt's output.
 pub(crate) struct Redactor {
     needles: Vec<Needle>,
@@ -172,6 +193,13 @@ impl Redactor {
             }
             for quote in ['"', '\''] {
                 let e = escaped(whole, quote);
+                if e.as_str() != whole {
+                    texts.push(e);
+                }
+            }
+            // As a URL holds it (a database URL a program logs).
+            for (keep, plus) in [("", false), ("/", false), ("", true)] {
+                let e = percent_encoded(whole, keep, plus);
                 if e.as_str() != whole {
                     texts.push(e);
                 }
@@ -215,6 +243,18 @@ pub(crate) struct Stream<'r> {
 
 impl Stream<'_> {
     pub fn line(&mut self, line: &str) -> String {
+        let out = self.one(line);
+        // Salt logs a failed state's changes as Python's repr, its output's line breaks
+        // written `\n`: a value wrapped over those lines is followed across them too.
+        if !out.contains("\\n") {
+            return out;
+        }
+        let mut inner = self.redactor.stream();
+        let parts: Vec<String> = out.split("\\n").map(|part| inner.one(part)).collect();
+        parts.join("\\n")
+    }
+
+    fn one(&mut self, line: &str) -> String {
         let mut spans = Vec::new();
         let carry = std::mem::take(&mut self.carry);
         for (n, seen) in carry {
@@ -236,7 +276,9 @@ impl Stream<'_> {
         let text = &self.redactor.needles[n].text;
         let after = &text[seen..];
         let rest = after.trim_start();
+        // After indentation, and the prefix of a log line in a failed start's report.
         let body = line.trim_start();
+        let body = body.strip_prefix(LOG_LINE).unwrap_or(body);
         let start = line.len() - body.len();
         if body.starts_with(rest) {
             spans.push((start, start + rest.len()));
@@ -327,6 +369,8 @@ fn redact_spans(line: &str, mut spans: Vec<(usize, usize)>) -> String {
 /// What a state of vault's (the program's checked start) prints, inside its output, for
 /// the closing table to show when it fails: the program's state and its log's last lines.
 pub(super) const REPORT: &str = "vault-report: ";
+/// How such a report starts each line of the program's log (conf/salt/project/init.sls).
+const LOG_LINE: &str = "vault-report: | ";
 /// What a state of vault's prints of what it did (a program restarted and RUNNING), for
 /// the table's account of the run.
 const DID: &str = "vault-did: ";
@@ -435,6 +479,38 @@ mod tests {
         assert_eq!(r.line("pw hunter22 x"), "pw [redacted] x");
         assert_eq!(r.line("  abcdef"), "  [redacted]");
         assert_eq!(r.line("turn on"), "turn on");
+    }
+
+    #[test]
+    fn a_value_wrapped_in_a_log_tail_or_its_repr_is_followed() {
+        let r = Redactor::new(&["Wd4Kp8Zr2Qm6Tx9Lb3Vn7Hc5Jf1Gs0Ye4"]);
+        let mut s = r.stream();
+        let shown: Vec<String> = [
+            "    vault-report: | Wd4Kp8Zr2Qm6Tx9L",
+            "    vault-report: | b3Vn7Hc5Jf1Gs0Ye",
+            "    vault-report: | 4",
+        ]
+        .iter()
+        .map(|l| s.line(l))
+        .collect();
+        assert_eq!(shown, ["    vault-report: | [redacted]"; 3]);
+        let repr = r#"{'stdout': "vault-report: | Wd4Kp8Zr2Qm6Tx9L\nvault-report: | b3Vn7Hc5Jf1Gs0Ye\nvault-report: | 4", 'stderr': ''}"#;
+        assert_eq!(
+            r.line(repr),
+            r#"{'stdout': "vault-report: | [redacted]\nvault-report: | [redacted]\nvault-report: | [redacted]", 'stderr': ''}"#
+        );
+    }
+
+    #[test]
+    fn a_value_is_redacted_percent_encoded_too() {
+        let r = Redactor::new(&["p@ss w%rd/x#y"]);
+        for line in [
+            "postgres://app:p%40ss%20w%25rd%2Fx%23y@db/app",
+            "postgres://app:p%40ss%20w%25rd/x%23y@db/app",
+            "pw=p%40ss+w%25rd%2Fx%23y&x=1",
+        ] {
+            assert!(!r.line(line).contains("w%25rd"), "{}", r.line(line));
+        }
     }
 
     #[test]

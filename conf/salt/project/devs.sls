@@ -7,7 +7,8 @@
       before it is installed);
     - a user taken out of devs.sls can no longer log in: its keys are removed, its
       password locked and its account expired (with UsePAM, sshd lets a locked password
-      in by key; an expired account it does not). Its home is kept. The users to retire
+      in by key; an expired account it does not), and its processes are ended. Its home
+      is kept. The users to retire
       come from a root-only record of those these states made, never from the groups;
     - with `vault: harden_sshd: True`, sshd refuses root and anyone outside the login
       group, but only when the run itself comes in as such a developer (through sudo).
@@ -32,10 +33,14 @@
 {#- The shell scripts behind the states (plain commands rather than Salt's user and group
     states, whose modules cost a provision with nothing to do about half a second of
     CPU). Each says what it did in Salt's `stateful` form. -#}
-{#- Run as root: the groups $@, made where missing. -#}
+{#- Run as root: the groups $@, made where missing: admin and login as system groups,
+    any other devs.sls names as a group of developers (gid 1000 and up). -#}
 {%- set make_groups -%}
 made=
-for g in "$@"; do getent group "$g" >/dev/null || { groupadd --system "$g" || exit 1; made="$made $g"; }; done
+for g in "$@"; do
+  case $g in admin | login) sys=--system ;; *) sys= ;; esac
+  getent group "$g" >/dev/null || { groupadd $sys "$g" || exit 1; made="$made $g"; }
+done
 if [ -n "$made" ]; then echo "changed=yes comment=\"groups made:$made\""; else echo 'changed=no comment="groups in place"'; fi
 {%- endset %}
 {#- Run as root: account $1, a login account (bash, a home) in the groups $2 (a, b), out
@@ -76,24 +81,37 @@ else
 fi
 {%- endset %}
 {#- Run as root: account $1, no longer in devs.sls, kept with its home but unable to log
-    in: no authorized keys (removed as the user), out of admin and login, password
-    locked and account expired. -#}
+    in: password locked and account expired first (nothing the user left in its home
+    can stop that), then no authorized keys (removed as the user, its ~/.ssh made
+    writable to it first: a `chmod 500 ~/.ssh` of its own does not keep them), out of
+    admin and login, and no process left running as it (a held SSH session, or a
+    connection master that opens new ones without logging in). -#}
 {%- set retire_account -%}
 n=$1
 getent passwd "$n" >/dev/null || { echo "changed=no comment=\"account $n is gone\""; exit 0; }
 uid=$(getent passwd "$n" | cut -d: -f3); [ "$uid" -ge 1000 ] && [ "$uid" -lt 60000 ] || { echo "$n is a system account, not a developer: left alone" >&2; exit 1; }
-did=$(runuser -u "$n" -- sh -c 'cd || exit 0; for f in .ssh/authorized_keys .ssh/authorized_keys2; do
-  if [ -e $f ] || [ -L $f ]; then rm -f $f || exit 1; echo " keys"; fi; done') || exit 1
-did=$(echo $did | sed 's/keys keys/keys/')
-have=" $(id -nG "$n") "
-for g in admin login; do
-  case "$have" in *" $g "*) gpasswd -d "$n" "$g" >/dev/null || exit 1; did="$did -$g" ;; esac
-done
+did=
 entry=$(getent shadow "$n")
 case "$(echo "$entry" | cut -d: -f2):$(echo "$entry" | cut -d: -f8)" in
   '!'*:1) ;;
   *) usermod -L -e 1 "$n" || exit 1; did="$did locked" ;;
 esac
+keys=$(runuser -u "$n" -- sh -c 'cd || exit 0; [ -d .ssh ] && [ ! -L .ssh ] && chmod u+rwx .ssh
+  for f in .ssh/authorized_keys .ssh/authorized_keys2; do
+  if [ -e $f ] || [ -L $f ]; then rm -f $f || exit 1; echo " keys"; fi; done') || exit 1
+[ -z "$keys" ] || did="$did keys"
+have=" $(id -nG "$n") "
+for g in admin login; do
+  case "$have" in *" $g "*) gpasswd -d "$n" "$g" >/dev/null || exit 1; did="$did -$g" ;; esac
+done
+alive() { ps -o stat= -u "$n" -U "$n" | grep -qv '^Z'; } # a zombie runs nothing
+ended=
+for try in 1 2 3; do
+  alive || break
+  pkill -KILL -u "$n"; pkill -KILL -U "$n"; ended=" processes ended"; sleep 0.2
+done
+! alive || { echo "processes of $n still run" >&2; exit 1; }
+did="$did$ended"
 if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\""; else echo "changed=no comment=\"account $n retired\""; fi
 {%- endset %}
 
@@ -120,6 +138,11 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
     {%- if line|trim|regex_match(name_re) and line|trim not in recorded %}{% do recorded.append(line|trim) %}{% endif %}
   {%- endfor %}
 {%- endif %}
+{#- Retiring the account this run comes in as would end its own session mid-run. -#}
+{%- set sudo_user = salt['environ.get']('SUDO_USER') %}
+{%- if sudo_user and sudo_user in recorded and sudo_user not in users %}
+  {%- do problems.append('devs.sls: ' ~ sudo_user ~ ' is taken out of devs.sls but runs this provision: provision as another developer of devs.sls (or root) to retire them') %}
+{%- endif %}
 {%- set accounts = {} %}
 {%- for name, spec in users.items() %}
   {%- set spec = spec if spec is not none else {} %}
@@ -131,6 +154,17 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
   {%- set bad_groups = [] %}
   {%- for g in (groups if groups_listed else []) if g is not string or '\n' in g or not g|regex_match(name_re) %}
     {%- do bad_groups.append(g|string) %}
+  {%- endfor %}
+  {#- Beyond admin and login, only a group of developers: not root's, not the app user's
+      (which reads the secrets), nor a system group (gid below 1000: disk, shadow,
+      docker and sudo are root by another name). #}
+  {%- set system_groups = [] %}
+  {%- for g in (groups if groups_listed and not bad_groups else []) if g not in own_groups %}
+    {%- set entry = salt['cmd.run_stdout']('getent group ' ~ g, ignore_retcode=True, output_loglevel='quiet') %}
+    {%- set gid = entry.split(':')[2]|int if entry.count(':') >= 3 else none %}
+    {%- if g in ['root', app_user] or (gid is not none and (gid < 1000 or gid >= 60000)) %}
+      {%- do system_groups.append(g) %}
+    {%- endif %}
   {%- endfor %}
   {%- set bad_keys = [] %}
   {%- for k in (keys if keys_listed else []) %}
@@ -161,6 +195,8 @@ if [ -n "$did" ]; then echo "changed=yes comment=\"account $n retired:${did# }\"
     {%- do problems.append('devs.sls: ' ~ name ~ ': groups must be a list, e.g. [admin, login]') %}
   {%- elif bad_groups %}
     {%- do problems.append('devs.sls: ' ~ name ~ ': bad group name ' ~ bad_groups|join(', ')) %}
+  {%- elif system_groups %}
+    {%- do problems.append('devs.sls: ' ~ name ~ ': ' ~ system_groups|join(', ') ~ ' is root\'s, the app user\'s or a system group, no developer group (admin is the one that gives sudo)') %}
   {%- elif not keys_listed %}
     {%- do problems.append('devs.sls: ' ~ name ~ ': public_key must be a list of key lines (- ssh-ed25519 AAAA...), not one string') %}
   {%- elif bad_keys %}
