@@ -339,6 +339,32 @@ fn attack_a_secrets_mapping_in_a_plain_pillar_file_reaches_the_program() {
     );
 }
 
+/// The same planted `secrets:` with a salt-master: the master merges pillar files as a
+/// minion does, so it is refused before anything is shipped to it.
+#[test]
+fn attack_a_secrets_mapping_in_a_plain_pillar_file_reaches_a_fleet() {
+    let p = Project::new();
+    p.set("staging", "SECRET_TOKEN", "Tq3vN8pLr2Xw7Kz5");
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls).unwrap();
+    std::fs::write(
+        &env_sls,
+        format!(
+            "{text}master: root@127.0.0.1:1\nminions: [web1]\nsecrets:\n  PYTHONPATH: /tmp/x\n"
+        ),
+    )
+    .unwrap();
+    let err = p.vault(&["provision", "staging", "--approve"]).error();
+    assert!(
+        err.contains("conf/pillar/staging/env.sls") && err.contains("secrets:"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("127.0.0.1"),
+        "refused before connecting: {err}"
+    );
+}
+
 /// P19: passwordless sudo only for admin; the secrets readable by root and the app user
 /// only. A devs.sls entry that looks like a login-only developer, with the app user's
 /// group (which may read the secrets file) or a system group that is root by another name

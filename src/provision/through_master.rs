@@ -64,6 +64,9 @@ pub fn plan(
     env_file.settings()?;
     let other_envs = super::plan::other_envs(&store.project, &env)?;
     shippable(&store.project, &other_envs)?;
+    // The master merges pillar files as a minion does: a `secrets:` of a plain one would
+    // join those vault serves.
+    super::pillar::no_plain_secrets(&store.project, &other_envs)?;
     let targets = super::targets(&[master], req.user.as_deref())?;
     let approval = super::approval::require(store, &env, &targets, &other_envs, &[], ask)?;
     let ciphertext = verify_here(store, &env)?;
