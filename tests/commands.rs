@@ -452,6 +452,42 @@ fn keygen_to_a_file_is_private_and_usable() {
     assert!(!other.exists());
 }
 
+/// A fresh account has no ~/.ssh: `keygen --file ~/.ssh/vault_ed25519` (the headless way
+/// the README and keygen's own hint give) makes the folder, 0700, and says how to use the key.
+#[test]
+fn keygen_to_a_file_in_a_missing_folder_makes_it_private() {
+    let p = Project::new();
+    let dir = p.root().join("fresh-home/.ssh");
+    let keyfile = dir.join("vault_ed25519");
+    let out = p
+        .bare(&["keygen", "--file", keyfile.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(keyfile.is_file());
+    assert!(
+        said.contains(&format!(
+            "`export VAULT_IDENTITY={}`",
+            keyfile.canonicalize().unwrap().display()
+        )),
+        "{said}"
+    );
+    // whoami without it names the headless way, not only the keyring one.
+    let out = p.bare(&["whoami"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("`vault keygen --file ~/.ssh/vault_ed25519`, then `export VAULT_IDENTITY="),
+        "{said}"
+    );
+}
+
 #[test]
 fn completions_and_man_page_come_from_the_same_definitions() {
     let p = Project::new();
