@@ -547,3 +547,42 @@ fn master_commands_refuse_bad_input_first() {
     }
     assert_eq!(p.snapshot(), before);
 }
+
+/// A newcomer's near misses are offered the name that exists: an environment's short form
+/// (`prod`), a misspelt secret name for get and unset, and a misspelt flag; never a value.
+#[test]
+fn a_near_miss_is_offered_the_name_that_exists() {
+    let p = Project::new();
+    p.set("staging", "DB_PASSWORD", "hunter2-value");
+    let out = p.vault(&["show", "prod"]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr().contains("hint: did you mean production?"),
+        "{}",
+        out.stderr()
+    );
+    for args in [
+        &["get", "staging", "DB_PASSWRD"][..],
+        &["unset", "staging", "DB_PASS"],
+    ] {
+        let out = p.vault(args);
+        assert_eq!(out.code(), 1, "{args:?}");
+        let said = out.stderr();
+        assert!(
+            said.contains("hint: did you mean DB_PASSWORD? (`vault show staging` lists the names)"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("hunter2"), "{said}");
+    }
+    let out = p.vault(&["show", "staging", "--valus"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("hint: did you mean --values?"),
+        "{}",
+        out.stderr()
+    );
+    // A flag with a value glued on: the value is not repeated, suggestion or not.
+    let out = p.vault(&["show", "staging", "--value=hunter2"]);
+    assert_eq!(out.code(), 2);
+    assert!(!out.stderr().contains("hunter2"), "{}", out.stderr());
+}

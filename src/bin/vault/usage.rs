@@ -27,6 +27,10 @@ pub fn usage_failure(e: clap::Error) -> ! {
         ErrorKind::InvalidSubcommand => other_name(&e).unwrap_or_else(|| hint(&tips, &text)),
         _ => hint(&tips, &text),
     };
+    let hint = match suggested_flag(&e) {
+        Some(flag) => format!("did you mean {flag}? {hint}"),
+        None => hint,
+    };
     report(&Error::usage(message).with_hint(hint));
     std::process::exit(2)
 }
@@ -81,6 +85,19 @@ fn other_name(e: &clap::Error) -> Option<String> {
         .iter()
         .find(|(name, _)| name == typed)
         .map(|(_, what)| format!("vault has no `{typed}`: {what}"))
+}
+
+/// The flag clap offers for a misspelt one (`--valus`: `--values`), never a value.
+fn suggested_flag(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(flag)) if flag.starts_with("--") => {
+            flag.split_whitespace().next().map(str::to_owned)
+        }
+        _ => None,
+    }
 }
 
 /// The subcommand typed on the command line, if any.
