@@ -586,3 +586,27 @@ fn a_near_miss_is_offered_the_name_that_exists() {
     assert_eq!(out.code(), 2);
     assert!(!out.stderr().contains("hunter2"), "{}", out.stderr());
 }
+
+/// `grant` or `trust` without `--fingerprint` says where the fingerprint comes from and
+/// the command to run with it, with the environment and member as typed.
+#[test]
+fn a_grant_without_a_fingerprint_says_where_it_comes_from() {
+    let p = Project::new();
+    p.add_member("staging", "dave", "carol_rsa.pub");
+    let before = p.snapshot();
+    let out = p.vault(&["grant", "staging", "dave"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("hint: dave reads you their fingerprint (`vault whoami` on their machine prints it) over another channel, a call say; then `vault grant staging dave --fingerprint SHA256:...`"),
+        "{}",
+        out.stderr()
+    );
+    let out = p.vault(&["trust", "production"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("hint: a member of production reads you their fingerprint (`vault whoami` prints it) over another channel; then `vault trust production --fingerprint SHA256:...`"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(p.snapshot(), before);
+}
