@@ -87,9 +87,12 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
     if report.needs_migration {
         ui.warn("this project holds secrets but has no identity (conf/vault-project): a member runs `vault migrate` once, and commits what it writes");
     }
-    let first = &envs[0];
+    let (first, then) = match report.plaintext.first() {
+        Some(env) => (env, format!("`vault import {env}` (it encrypts conf/pillar/{env}/secrets.sls and removes the plaintext)")),
+        None => (&envs[0], format!("`vault edit {}`", envs[0])),
+    };
     ui.note(&format!(
-        "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then `vault edit {first}`"
+        "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then {then}"
     ));
     Ok(0)
 }
