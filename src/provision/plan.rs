@@ -178,6 +178,9 @@ pub fn verdict(env: &EnvName, reports: &[HostReport]) -> Result<()> {
         return Err(Error::new(format!(
             "{env}: provisioning failed on {}",
             failed.join(", ")
+        ))
+        .with_hint(format!(
+            "the table above says what failed on each host; fix that, then run `vault provision {env}` again"
         )));
     };
     let others: Vec<&str> = failed.into_iter().filter(|t| t != target).collect();
@@ -223,6 +226,10 @@ mod tests {
         assert_eq!(err.hint(), Some("check it"));
         let err = verdict(&env, &[report("web1", Err("cannot reach web1"), None)]).unwrap_err();
         assert_eq!(err.message(), "staging: provisioning failed on web1");
+        assert_eq!(
+            err.hint(),
+            Some("the table above says what failed on each host; fix that, then run `vault provision staging` again")
+        );
         assert!(verdict(&env, &[report("web3", Ok(()), None)]).is_ok());
     }
 }
