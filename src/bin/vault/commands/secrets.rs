@@ -35,7 +35,10 @@ pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i
         let had = current.as_ref().map(|d| d.entries().len());
         drop(current);
         match edit::run(env.as_str(), &original, &allowed, allow_disk, ui)? {
-            edit::Outcome::Unchanged => Ok(None),
+            edit::Outcome::Unchanged => {
+                empty_first = had.is_none();
+                Ok(None)
+            }
             edit::Outcome::Changed(doc) if doc.entries().is_empty() => match had {
                 // Nothing to keep: a new environment is not founded on an empty edit.
                 None | Some(0) => {
