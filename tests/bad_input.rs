@@ -610,3 +610,26 @@ fn a_grant_without_a_fingerprint_says_where_it_comes_from() {
     );
     assert_eq!(p.snapshot(), before);
 }
+
+/// With VAULT_IDENTITY set (the headless setup the README gives), a usage error's usage
+/// line does not show `--identity <FILE>` as if the command required it.
+#[test]
+fn usage_lines_do_not_show_an_identity_from_the_environment_as_required() {
+    let p = Project::new();
+    for (args, usage) in [
+        (
+            &["exec", "staging"][..],
+            "usage: vault exec <ENV> -- <COMMAND>...",
+        ),
+        (
+            &["export", "staging"],
+            "usage: vault export --format <FORMAT> <ENV>",
+        ),
+    ] {
+        let out = p.vault(args);
+        assert_eq!(out.code(), 2, "{args:?}");
+        let said = out.stderr();
+        assert!(!said.contains("--identity <FILE>"), "{args:?}: {said}");
+        assert!(said.contains(usage), "{args:?}: {said}");
+    }
+}

@@ -179,6 +179,9 @@ fn hint(tips: &[&str], text: &str) -> String {
         return tips.join("; ");
     }
     if let Some(usage) = text.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+        // clap lists an argument given through the environment (VAULT_IDENTITY, the usual
+        // headless setup) as if the command required it.
+        let usage = usage.replace(" --identity <FILE>", "");
         let command: Vec<&str> = usage
             .split_whitespace()
             .take_while(|w| !w.starts_with(['[', '<', '-']))
