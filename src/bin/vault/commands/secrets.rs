@@ -478,6 +478,7 @@ pub fn export(store: &mut Store, env: &str, format: Format, output: Option<&Path
 }
 
 fn lookup<'d>(doc: &'d Document, env: &EnvName, name: &str) -> Result<&'d SecretValue> {
+    document::check_name_syntax(env.as_str(), name, None)?;
     doc.get(name).ok_or_else(|| {
         let names: Vec<String> = doc.entries().iter().map(|e| e.name().to_string()).collect();
         Error::new(format!("{env}: no secret named {name}"))
