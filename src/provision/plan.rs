@@ -78,7 +78,12 @@ pub fn plan(
     if let Some(signed) = approval {
         signed.write(store)?;
     }
-    let lineage = super::freshness::Lineage::new(manifest.as_ref(), store.versions_in_git(&env));
+    let remembered = store.seen().lineage(&env);
+    let lineage = super::freshness::Lineage::remembering(
+        manifest.as_ref(),
+        store.versions_in_git(&env),
+        remembered,
+    );
     let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
     let settings = Settings {
         env,
