@@ -215,9 +215,20 @@ impl Project {
     }
 }
 
-/// The one of `names` nearest to `typed`, when it is near enough to be a typo.
+/// The one of `names` nearest to `typed`, when it is near enough to be a typo, or the
+/// only one `typed` begins (`prod` for `production`).
 pub fn closest<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let names: Vec<&str> = names.collect();
+    let longer: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| typed.len() >= 3 && n.len() > typed.len() && n.starts_with(typed))
+        .collect();
+    if let [only] = longer[..] {
+        return Some(only);
+    }
     names
+        .into_iter()
         .map(|n| (strsim::damerau_levenshtein(typed, n), n))
         .filter(|(d, n)| *d <= 2.max(n.len() / 4) && *d < n.len())
         .min()

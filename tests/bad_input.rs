@@ -547,3 +547,89 @@ fn master_commands_refuse_bad_input_first() {
     }
     assert_eq!(p.snapshot(), before);
 }
+
+/// A newcomer's near misses are offered the name that exists: an environment's short form
+/// (`prod`), a misspelt secret name for get and unset, and a misspelt flag; never a value.
+#[test]
+fn a_near_miss_is_offered_the_name_that_exists() {
+    let p = Project::new();
+    p.set("staging", "DB_PASSWORD", "hunter2-value");
+    let out = p.vault(&["show", "prod"]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr().contains("hint: did you mean production?"),
+        "{}",
+        out.stderr()
+    );
+    for args in [
+        &["get", "staging", "DB_PASSWRD"][..],
+        &["unset", "staging", "DB_PASS"],
+    ] {
+        let out = p.vault(args);
+        assert_eq!(out.code(), 1, "{args:?}");
+        let said = out.stderr();
+        assert!(
+            said.contains("hint: did you mean DB_PASSWORD? (`vault show staging` lists the names)"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("hunter2"), "{said}");
+    }
+    let out = p.vault(&["show", "staging", "--valus"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("hint: did you mean --values?"),
+        "{}",
+        out.stderr()
+    );
+    // A flag with a value glued on: the value is not repeated, suggestion or not.
+    let out = p.vault(&["show", "staging", "--value=hunter2"]);
+    assert_eq!(out.code(), 2);
+    assert!(!out.stderr().contains("hunter2"), "{}", out.stderr());
+}
+
+/// `grant` or `trust` without `--fingerprint` says where the fingerprint comes from and
+/// the command to run with it, with the environment and member as typed.
+#[test]
+fn a_grant_without_a_fingerprint_says_where_it_comes_from() {
+    let p = Project::new();
+    p.add_member("staging", "dave", "carol_rsa.pub");
+    let before = p.snapshot();
+    let out = p.vault(&["grant", "staging", "dave"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("hint: dave reads you their fingerprint (`vault whoami` on their machine prints it) over another channel, a call say; then `vault grant staging dave --fingerprint SHA256:...`"),
+        "{}",
+        out.stderr()
+    );
+    let out = p.vault(&["trust", "production"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("hint: a member of production reads you their fingerprint (`vault whoami` prints it) over another channel; then `vault trust production --fingerprint SHA256:...`"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(p.snapshot(), before);
+}
+
+/// With VAULT_IDENTITY set (the headless setup the README gives), a usage error's usage
+/// line does not show `--identity <FILE>` as if the command required it.
+#[test]
+fn usage_lines_do_not_show_an_identity_from_the_environment_as_required() {
+    let p = Project::new();
+    for (args, usage) in [
+        (
+            &["exec", "staging"][..],
+            "usage: vault exec <ENV> -- <COMMAND>...",
+        ),
+        (
+            &["export", "staging"],
+            "usage: vault export --format <FORMAT> <ENV>",
+        ),
+    ] {
+        let out = p.vault(args);
+        assert_eq!(out.code(), 2, "{args:?}");
+        let said = out.stderr();
+        assert!(!said.contains("--identity <FILE>"), "{args:?}: {said}");
+        assert!(said.contains(usage), "{args:?}: {said}");
+    }
+}

@@ -1,7 +1,7 @@
 //! The everyday commands, end to end through the binary.
 
 use crate::common::{self, key, Project, AWKWARD};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 #[test]
 fn init_writes_the_layout_and_never_overwrites() {
@@ -452,6 +452,42 @@ fn keygen_to_a_file_is_private_and_usable() {
     assert!(!other.exists());
 }
 
+/// A fresh account has no ~/.ssh: `keygen --file ~/.ssh/vault_ed25519` (the headless way
+/// the README and keygen's own hint give) makes the folder, 0700, and says how to use the key.
+#[test]
+fn keygen_to_a_file_in_a_missing_folder_makes_it_private() {
+    let p = Project::new();
+    let dir = p.root().join("fresh-home/.ssh");
+    let keyfile = dir.join("vault_ed25519");
+    let out = p
+        .bare(&["keygen", "--file", keyfile.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(keyfile.is_file());
+    assert!(
+        said.contains(&format!(
+            "`export VAULT_IDENTITY={}`",
+            keyfile.canonicalize().unwrap().display()
+        )),
+        "{said}"
+    );
+    // whoami without it names the headless way, not only the keyring one.
+    let out = p.bare(&["whoami"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("`vault keygen --file ~/.ssh/vault_ed25519`, then `export VAULT_IDENTITY="),
+        "{said}"
+    );
+}
+
 #[test]
 fn completions_and_man_page_come_from_the_same_definitions() {
     let p = Project::new();
@@ -522,4 +558,91 @@ fn init_with_a_new_environment_maps_it_in_the_pillar_top() {
     let odd = p.vault(&["init", "--env", "uat"]).success().stderr();
     assert_eq!(odd.matches("top.sls").count(), 1, "{odd}");
     assert!(odd.contains("kept conf/pillar/top.sls as it is"), "{odd}");
+}
+
+/// The README's quick start, run as written on a headless machine (no Secret Service, no
+/// ~/.ssh yet), taking the headless way its comment gives where `vault keygen` needs a
+/// keyring: every step works, and the commit holds everything init made.
+#[test]
+fn the_readme_quick_start_works_headless_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("## Quick start\n\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has a quick start block");
+    let mut script = String::from("set -euo pipefail\n");
+    for line in block.lines() {
+        let command = line.split(" #").next().unwrap().trim();
+        match command {
+            c if c.starts_with("cargo install") => {}
+            "cd your-project" => script.push_str("cd \"$PROJECT\"\n"),
+            "vault keygen" => script.push_str(
+                "if vault keygen 2>keygen.err; then exit 1; fi\n\
+                 grep -q 'vault keygen --file ~/.ssh/vault_ed25519' keygen.err; rm keygen.err\n\
+                 vault keygen --file ~/.ssh/vault_ed25519\nexport VAULT_IDENTITY=~/.ssh/vault_ed25519\n",
+            ),
+            "# put the public line in recipients/staging/yourname.pub, then:" => {
+                script.push_str("cp ~/.ssh/vault_ed25519.pub recipients/staging/yourname.pub\n")
+            }
+            c if c.is_empty() || c.starts_with('#') => {}
+            c => script.push_str(&format!("{c}\n")),
+        }
+    }
+    assert!(script.contains("vault edit staging"), "{script}");
+    let scratch = tempfile::tempdir().unwrap();
+    let (home, project, bin) = (
+        scratch.path().join("home"),
+        scratch.path().join("project"),
+        scratch.path().join("bin"),
+    );
+    for d in [&home, &project, &bin] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_vault"), bin.join("vault")).unwrap();
+    common::git(&project, &["init", "-q"]);
+    let editor = scratch.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "printf 'secrets:\\n  DB_PASSWORD: \"from the quick start\"\\n' > \"$1\"\n",
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(scratch.path())
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        )
+        .env("HOME", &home)
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("PROJECT", &project)
+        .env("EDITOR", format!("sh {}", editor.display()))
+        .env("GIT_EDITOR", "sh -c 'echo quick start > \"$1\"' sh")
+        .env("GIT_AUTHOR_NAME", "new user")
+        .env("GIT_AUTHOR_EMAIL", "new@example.invalid")
+        .env("GIT_COMMITTER_NAME", "new user")
+        .env("GIT_COMMITTER_EMAIL", "new@example.invalid")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}\n{said}");
+    assert_eq!(
+        common::git(&project, &["status", "--porcelain"]),
+        "",
+        "{said}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_vault"))
+        .args(["get", "staging", "DB_PASSWORD"])
+        .current_dir(&project)
+        .env("HOME", &home)
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("VAULT_IDENTITY", home.join(".ssh/vault_ed25519"))
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"from the quick start");
 }

@@ -119,8 +119,47 @@ fn unchanged_content_rewrites_nothing() {
     assert!(out.stderr().contains("no changes"));
     let mut c = p.cmd(&["edit", "production"]);
     c.env("XDG_RUNTIME_DIR", rt.path()).env("VISUAL", "true");
-    common::Run(c.output().unwrap()).success();
+    let out = common::Run(c.output().unwrap()).success();
+    assert!(
+        out.stderr()
+            .contains("production: the document holds no secret, so nothing was written"),
+        "{}",
+        out.stderr()
+    );
     assert!(!p.secrets("production").exists());
+    assert!(rt.leftovers().is_empty());
+}
+
+/// No $VISUAL or $EDITOR and no terminal (a script, CI, output to a pipe): vi is not
+/// started, since it would draw the decrypted file on its output; the error names the
+/// way that needs no editor.
+#[test]
+fn without_an_editor_or_a_terminal_nothing_is_opened_or_shown() {
+    let p = Project::new();
+    p.set("staging", "A", "shown-nowhere-value");
+    let before = p.snapshot();
+    let rt = Runtime::new();
+    let mut c = p.cmd(&["edit", "staging"]);
+    c.env("XDG_RUNTIME_DIR", rt.path());
+    let out = c.output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(!all.contains("shown-nowhere-value"), "{all}");
+    assert!(
+        all.contains(
+            "vault: error: no $VISUAL or $EDITOR, and no terminal for vi: nothing was opened"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("`printf %s \"$VALUE\" | vault set ENV NAME`"),
+        "{all}"
+    );
+    assert_eq!(p.snapshot(), before);
     assert!(rt.leftovers().is_empty());
 }
 

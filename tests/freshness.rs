@@ -341,3 +341,23 @@ fn a_record_planted_on_the_server_is_a_clear_error() {
     );
     assert_eq!(s.record(), format!("{other}\n"));
 }
+
+/// Provision, then `vault set` twice without a commit in between, then provision again
+/// (the README's later-run flow, as a newcomer does it): the new version follows the one
+/// the server runs through versions git never held, which this machine verified as it
+/// wrote them, so it goes forward.
+#[test]
+fn uncommitted_writes_since_the_last_provision_go_forward() {
+    let Some(s) = Setup::new() else { return };
+    s.commit_token(s.p.root(), &s.p.home, "value-one");
+    s.provision(&[]).success();
+    s.p.set("staging", "TOKEN", "value-two");
+    s.p.set("staging", "TOKEN", "value-three");
+    let now = version(s.p.root());
+    let out = s.provision(&[]);
+    let err = out.stderr();
+    assert_eq!(out.code(), 0, "{err}");
+    assert!(!err.contains("does not follow"), "{err}");
+    s.app_has("value-three");
+    assert_eq!(s.record(), format!("{} {}\n", now.0, now.1));
+}

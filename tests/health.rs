@@ -103,9 +103,13 @@ fn assert_failed_naming_the_program(out: &common::Run) -> Vec<String> {
             .any(|l| l.starts_with("  example-gunicorn's log, last 10 lines:")),
         "{err}"
     );
-    let last = err.lines().last().unwrap();
+    let last = err.lines().rev().nth(1).unwrap();
     assert!(
         last.contains("provisioning failed on root@127.0.0.1:"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("hint: the table above says what failed on each host; fix that, then run `vault provision staging` again\n"),
         "{err}"
     );
     lines.iter().map(|l| l.to_string()).collect()

@@ -94,6 +94,19 @@ fn init_keeps_a_template_s_states_and_names_the_supervisor_line_to_change() {
     }
 }
 
+/// In a template project the next step is the import of its plaintext, not an edit
+/// that would start an empty document beside it.
+#[test]
+fn init_in_a_template_project_says_import_comes_next() {
+    let p = template_project();
+    let err = adopt(&p).stderr();
+    assert!(
+        err.contains("vault: next: `vault keygen`, put your public key in recipients/staging/YOURNAME.pub, then `vault import staging`"),
+        "{err}"
+    );
+    assert!(!err.contains("`vault edit staging`"), "{err}");
+}
+
 #[test]
 fn import_names_what_salt_typed_then_encrypts_and_removes_the_plaintext() {
     let p = template_project();

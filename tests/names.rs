@@ -322,3 +322,40 @@ fn a_member_allows_a_controlling_name_in_the_signed_manifest() {
     let err = p.vault_in(&["set", "staging", "PYTHONPATH"], b"x").error();
     assert!(err.contains("changes how programs"), "{err}");
 }
+
+/// `vault set staging DB_PASSWORD=hunter2`, as other tools take a setting: refused by set,
+/// unset, get and rotate without repeating what follows the `=` (or a space), with the way
+/// that works; nothing changes.
+#[test]
+fn a_name_typed_with_its_value_is_refused_without_repeating_the_value() {
+    let p = Project::new();
+    p.set("staging", "DB_PASSWORD", "old-value");
+    let before = p.snapshot();
+    for args in [
+        &["set", "staging", "DB_PASSWORD=hunter2-typed"][..],
+        &["set", "staging", "DB_PASSWORD hunter2-typed"],
+        &["unset", "staging", "DB_PASSWORD=hunter2-typed"],
+        &["get", "staging", "DB_PASSWORD=hunter2-typed"],
+        &[
+            "rotate",
+            "staging",
+            "DB_PASSWORD=hunter2-typed",
+            "--generate",
+        ],
+    ] {
+        let out = p.vault_in(args, b"");
+        assert_eq!(out.code(), 1, "{args:?}: {}", out.stderr());
+        let said = out.stderr();
+        assert!(!said.contains("hunter2"), "{args:?}: {said}");
+        assert!(
+            said.contains("vault: error: staging: 'DB_PASSWORD' followed by a value (not shown) is no secret name"),
+            "{args:?}: {said}"
+        );
+        assert!(
+            said.contains("hint: give the value on standard input: `printf %s \"$VALUE\" | vault set staging DB_PASSWORD`"),
+            "{args:?}: {said}"
+        );
+        assert!(out.stdout().is_empty(), "{args:?}");
+    }
+    assert_eq!(p.snapshot(), before);
+}

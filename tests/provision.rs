@@ -133,7 +133,7 @@ fn provision_over_loopback_ssh_end_to_end() {
         err.contains("--accept-new-host-key for a first contact"),
         "{err}"
     );
-    let last = err.lines().last().unwrap();
+    let last = err.lines().rev().nth(1).unwrap();
     assert!(
         last.starts_with("vault: error: staging: provisioning failed on root@127.0.0.1:"),
         "{err}"
@@ -293,7 +293,8 @@ fn provision_over_loopback_ssh_end_to_end() {
     );
     assert!(
         err.lines()
-            .last()
+            .rev()
+            .nth(1)
             .unwrap()
             .contains("provisioning failed on root@127.0.0.1:"),
         "{err}"

@@ -17,8 +17,8 @@ mod write;
 
 pub use salt_reading::{salt_reading, salt_renders, SaltReading};
 pub use validate::{
-    check_name, check_name_allowing, check_value, controlling, CONTROLLING_NAMES,
-    CONTROLLING_PREFIXES,
+    check_name, check_name_allowing, check_name_syntax, check_value, controlling,
+    CONTROLLING_NAMES, CONTROLLING_PREFIXES,
 };
 pub use write::push_double_quoted;
 

@@ -109,6 +109,40 @@ pub fn check_name(env: &str, name: &str, line: Option<usize>) -> Result<()> {
     check_name_allowing(env, name, line, &BTreeSet::new())
 }
 
+/// A name's characters only: `[A-Za-z_][A-Za-z0-9_]*`. A name typed with its value
+/// (`DB_PASSWORD=hunter2`, the way other tools take it) is named without the value.
+pub fn check_name_syntax(env: &str, name: &str, line: Option<usize>) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rule = "use letters, digits and '_', not starting with a digit";
+    if ok {
+        return Ok(());
+    }
+    if let (None, Some(at)) = (line, name.find(|c: char| c == '=' || c.is_whitespace())) {
+        let before = &name[..at];
+        let shown = if check_name_syntax(env, before, None).is_ok() {
+            before
+        } else {
+            "NAME"
+        };
+        return Err(Error::new(format!(
+            "{env}: '{}' followed by a value (not shown) is no secret name: a value never goes on the command line",
+            before.escape_debug()
+        ))
+        .with_hint(format!(
+            "give the value on standard input: `printf %s \"$VALUE\" | vault set {env} {shown}`; the one you typed is in your shell's history now, so choose a new one"
+        )));
+    }
+    Err(Error::new(match line {
+        Some(l) => format!("{env}: line {l}: invalid secret name: {rule}"),
+        None => format!(
+            "{env}: invalid secret name '{}': {rule}",
+            name.escape_debug()
+        ),
+    }))
+}
+
 /// [`check_name`], where the environment's signed manifest allows the controlling names
 /// in `allowed` (`vault allow ENV NAME`).
 pub fn check_name_allowing(
@@ -117,19 +151,7 @@ pub fn check_name_allowing(
     line: Option<usize>,
     allowed: &BTreeSet<String>,
 ) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let rule = "use letters, digits and '_', not starting with a digit";
-    if !ok {
-        return Err(Error::new(match line {
-            Some(l) => format!("{env}: line {l}: invalid secret name: {rule}"),
-            None => format!(
-                "{env}: invalid secret name '{}': {rule}",
-                name.escape_debug()
-            ),
-        }));
-    }
+    check_name_syntax(env, name, line)?;
     if let Some(shown) = controlling(name).filter(|_| !allowed.contains(name)) {
         let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
         return Err(Error::new(format!(

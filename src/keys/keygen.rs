@@ -42,7 +42,8 @@ pub fn keygen(dest: Destination<'_>, comment: &str) -> Result<PublicKey> {
             Error::new(format!("cannot store the key in {}: {why}", keystore::NAME))
                 .with_hint("no keyring here (the usual case over SSH or on a server): an existing ~/.ssh/id_ed25519 works as it is (`vault whoami` shows it); `vault keygen --file ~/.ssh/vault_ed25519` writes a key file; or start a keyring session: `dbus-run-session -- sh -c 'read -rs P; printf %s \"$P\" | gnome-keyring-daemon --unlock >/dev/null; vault keygen'`")
         })?,
-        Destination::File(path) => write_new(path, private.as_bytes(), 0o600)
+        Destination::File(path) => make_parent(path)
+            .and_then(|()| write_new(path, private.as_bytes(), 0o600))
             .and_then(|()| write_new(&pub_path(path), format!("{public_line}\n").as_bytes(), 0o644))?,
     }
     PublicKey::parse(&public_line).map_err(Error::new)
@@ -52,6 +53,19 @@ fn pub_path(path: &Path) -> std::path::PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".pub");
     s.into()
+}
+
+/// Creates the key's missing folder, 0700, as ssh-keygen does for a fresh `~/.ssh`.
+fn make_parent(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("cannot create", dir, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Creates `path` with `mode`, refusing to replace anything.

@@ -143,7 +143,9 @@ fn is_memory_fs(path: &Path) -> bool {
     }
 }
 
-/// The editor command: `$VISUAL`, then `$EDITOR`, split as a shell splits words; `vi` last.
+/// The editor command: `$VISUAL`, then `$EDITOR`, split as a shell splits words; `vi` last,
+/// and only on a terminal: without one, vi would draw the decrypted file on whatever
+/// reads its output (a log, a pipe).
 pub fn editor_command() -> Result<Vec<String>> {
     for var in ["VISUAL", "EDITOR"] {
         if let Some(v) = std::env::var_os(var) {
@@ -155,6 +157,15 @@ pub fn editor_command() -> Result<Vec<String>> {
                 .map_err(|e| Error::new(format!("cannot read ${var}: {e}")))?;
             return Ok(words);
         }
+    }
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return Err(Error::new(
+            "no $VISUAL or $EDITOR, and no terminal for vi: nothing was opened",
+        )
+        .with_hint(
+            "set EDITOR to an editor that runs here, or set one secret without an editor: `printf %s \"$VALUE\" | vault set ENV NAME`",
+        ));
     }
     Ok(vec!["vi".to_string()])
 }

@@ -22,6 +22,9 @@ pub struct Scaffold {
     /// Where the project's own states build a supervisor `environment=` from the
     /// secrets pillar (a template project's): file and line, for the user to change.
     pub supervisor_env_lines: Vec<(PathBuf, usize)>,
+    /// Environments holding a template's plaintext `secrets.sls` and no vault file yet:
+    /// the next step there is `vault import`, not `vault edit`.
+    pub plaintext: Vec<EnvName>,
 }
 
 /// The Salt states `init` writes under `conf/salt/`: vault's env file and run wrapper
@@ -129,6 +132,14 @@ pub fn init(project: &Project, name: &str, envs: &[EnvName]) -> Result<Scaffold>
     add_gitignore(&mut report, &root.join(".gitignore"))?;
     identity(project, &mut report)?;
     report.supervisor_env_lines = supervisor_env_lines(&salt);
+    report.plaintext = project
+        .environments()?
+        .into_iter()
+        .filter(|env| {
+            let dir = project.env_pillar_dir(env);
+            dir.join("secrets.sls").is_file() && !project.secrets_path(env).exists()
+        })
+        .collect();
     Ok(report)
 }
 

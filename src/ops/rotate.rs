@@ -79,6 +79,7 @@ pub fn targets(store: &mut Store, env: &str, names: &[String]) -> Result<Targets
     } else {
         let mut chosen: Vec<String> = Vec::new();
         for name in names {
+            crate::document::check_name_syntax(env.as_str(), name, None)?;
             if !existing.contains(&name.as_str()) {
                 return Err(unknown_name(&env, name, &existing));
             }

@@ -131,10 +131,23 @@ impl Lineage {
     /// The lineage of `current` (the verified manifest of what is shipped), its ancestors
     /// found among `versions` (every manifest in git, by id).
     pub fn new(current: Option<&Manifest>, versions: HashMap<String, Manifest>) -> Lineage {
-        let versions: HashMap<String, (u64, Vec<String>)> = versions
+        Lineage::remembering(current, versions, HashMap::new())
+    }
+
+    /// [`Lineage::new`], with the versions this machine verified (`remembered`: serial and
+    /// parents by id) filling in those git does not hold, such as uncommitted writes.
+    pub fn remembering(
+        current: Option<&Manifest>,
+        versions: HashMap<String, Manifest>,
+        remembered: HashMap<String, (u64, Vec<String>)>,
+    ) -> Lineage {
+        let mut versions: HashMap<String, (u64, Vec<String>)> = versions
             .into_iter()
             .map(|(id, m)| (id, (m.serial, m.parents)))
             .collect();
+        for (id, known) in remembered {
+            versions.entry(id).or_insert(known);
+        }
         let Some(m) = current else {
             return Lineage {
                 versions,

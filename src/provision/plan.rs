@@ -78,7 +78,12 @@ pub fn plan(
     if let Some(signed) = approval {
         signed.write(store)?;
     }
-    let lineage = super::freshness::Lineage::new(manifest.as_ref(), store.versions_in_git(&env));
+    let remembered = store.seen().lineage(&env);
+    let lineage = super::freshness::Lineage::remembering(
+        manifest.as_ref(),
+        store.versions_in_git(&env),
+        remembered,
+    );
     let pillar = export::render(Format::Sls, env.as_str(), doc.entries())?;
     let settings = Settings {
         env,
@@ -178,6 +183,9 @@ pub fn verdict(env: &EnvName, reports: &[HostReport]) -> Result<()> {
         return Err(Error::new(format!(
             "{env}: provisioning failed on {}",
             failed.join(", ")
+        ))
+        .with_hint(format!(
+            "the table above says what failed on each host; fix that, then run `vault provision {env}` again"
         )));
     };
     let others: Vec<&str> = failed.into_iter().filter(|t| t != target).collect();
@@ -223,6 +231,10 @@ mod tests {
         assert_eq!(err.hint(), Some("check it"));
         let err = verdict(&env, &[report("web1", Err("cannot reach web1"), None)]).unwrap_err();
         assert_eq!(err.message(), "staging: provisioning failed on web1");
+        assert_eq!(
+            err.hint(),
+            Some("the table above says what failed on each host; fix that, then run `vault provision staging` again")
+        );
         assert!(verdict(&env, &[report("web3", Ok(()), None)]).is_ok());
     }
 }

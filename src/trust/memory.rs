@@ -28,6 +28,8 @@ pub struct SeenStore {
 /// The key under which the keys this user verified are kept (no environment is named so:
 /// environment names never start with `_`).
 const VERIFIED_KEYS: &str = "_verified-keys";
+/// How many verified versions of an environment this machine remembers the lineage of.
+const LINEAGE_KEPT: usize = 200;
 /// The key under which the highest approval serial seen per environment is kept.
 const APPROVALS: &str = "_approvals";
 
@@ -200,6 +202,7 @@ impl SeenStore {
                 removed.entry(fp.clone()).or_insert(v.manifest.serial);
             }
         }
+        let lineage = self.lineage_with(env, v);
         let v2 = v.manifest.project.is_some() || seen.as_ref().is_some_and(|s| s.v2);
         let project = v
             .manifest
@@ -215,6 +218,7 @@ impl SeenStore {
                 "removed": removed,
                 "v2": v2,
                 "project": project.as_ref().map(|p| p.as_str()),
+                "lineage": lineage,
                 "verified": {
                     "sidecar": sidecar_hash,
                     "ciphertext": v.manifest.ciphertext,
@@ -226,6 +230,51 @@ impl SeenStore {
             }),
         );
         self.save_env(env)
+    }
+
+    /// The versions of `env` this machine verified, by id: serial and parents. They link
+    /// a version written here to the one a server was last given, when those in between
+    /// were never committed (provision, `vault set` twice, provision).
+    pub fn lineage(&self, env: &EnvName) -> std::collections::HashMap<String, (u64, Vec<String>)> {
+        let Some(map) = self
+            .data
+            .get(env.as_str())
+            .and_then(|e| e.get("lineage"))
+            .and_then(|l| l.as_object())
+        else {
+            return Default::default();
+        };
+        map.iter()
+            .filter_map(|(id, v)| {
+                let serial = v.get("serial")?.as_u64()?;
+                Some((
+                    id.clone(),
+                    (serial, strings(v.get("parents")).into_iter().collect()),
+                ))
+            })
+            .collect()
+    }
+
+    /// The remembered lineage with `v`'s version added, the newest `LINEAGE_KEPT` kept.
+    fn lineage_with(&self, env: &EnvName, v: &Verified) -> serde_json::Value {
+        let mut known: Vec<(String, (u64, Vec<String>))> = self.lineage(env).into_iter().collect();
+        known.retain(|(id, _)| *id != v.manifest.id());
+        known.push((
+            v.manifest.id(),
+            (v.manifest.serial, v.manifest.parents.clone()),
+        ));
+        known.sort_by_key(|k| std::cmp::Reverse(k.1 .0));
+        known.truncate(LINEAGE_KEPT);
+        let map: serde_json::Map<String, serde_json::Value> = known
+            .into_iter()
+            .map(|(id, (serial, parents))| {
+                (
+                    id,
+                    serde_json::json!({ "serial": serial, "parents": parents }),
+                )
+            })
+            .collect();
+        serde_json::Value::Object(map)
     }
 
     /// Saves this machine's record of `env` over what is on disk now, under a lock: two

@@ -25,7 +25,12 @@ pub fn usage_failure(e: clap::Error) -> ! {
     let hint = match e.kind() {
         ErrorKind::UnknownArgument if typed_subcommand().as_deref() == Some("set") => set_hint(),
         ErrorKind::InvalidSubcommand => other_name(&e).unwrap_or_else(|| hint(&tips, &text)),
+        ErrorKind::MissingRequiredArgument if missing_fingerprint(&e) => fingerprint_hint(),
         _ => hint(&tips, &text),
+    };
+    let hint = match suggested_flag(&e) {
+        Some(flag) => format!("did you mean {flag}? {hint}"),
+        None => hint,
     };
     report(&Error::usage(message).with_hint(hint));
     std::process::exit(2)
@@ -34,24 +39,62 @@ pub fn usage_failure(e: clap::Error) -> ! {
 /// `vault set ENV NAME VALUE`: the value is refused; show the ways that work, with the
 /// environment and name as typed (never the value).
 fn set_hint() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    let at = args.iter().position(|a| a == "set").unwrap_or(0);
-    let mut words: Vec<&str> = Vec::new();
-    let mut rest = args[at + 1..].iter();
-    while let Some(a) = rest.next() {
-        if ["-i", "--identity", "-C", "--from-file"].contains(&a.as_str()) {
-            rest.next(); // the flag's value
-        } else if !a.starts_with('-') && words.len() < 2 {
-            words.push(a);
-        }
-    }
+    let words = typed_words("set");
     let (env, name) = match words.as_slice() {
-        [env, name] => (*env, *name),
+        [env, name] => (env.as_str(), name.as_str()),
         _ => ("ENV", "NAME"),
     };
     format!(
         "give the value on standard input: `printf %s \"$VALUE\" | vault set {env} {name}`, or from a file: `vault set {env} {name} --from-file FILE`; on a terminal, `vault set {env} {name}` asks with hidden input"
     )
+}
+
+fn missing_fingerprint(e: &clap::Error) -> bool {
+    matches!(e.get(ContextKind::InvalidArg), Some(ContextValue::Strings(args))
+        if args.iter().any(|a| a.starts_with("--fingerprint")))
+}
+
+/// `vault grant ENV NAME` or `vault trust ENV` without `--fingerprint`: where the
+/// fingerprint comes from, and the command to run with it.
+fn fingerprint_hint() -> String {
+    let typed = typed_subcommand().unwrap_or_else(|| "grant".into());
+    let words = typed_words(&typed);
+    let env = words.first().map_or("ENV", String::as_str);
+    if typed == "trust" {
+        return format!(
+            "a member of {env} reads you their fingerprint (`vault whoami` prints it) over another channel; then `vault trust {env} --fingerprint SHA256:...`"
+        );
+    }
+    let name = words.get(1).map_or("NAME", String::as_str);
+    format!(
+        "{name} reads you their fingerprint (`vault whoami` on their machine prints it) over another channel, a call say; then `vault grant {env} {name} --fingerprint SHA256:...`"
+    )
+}
+
+/// The first two words typed after `command` that are not flags or their values (the
+/// environment and the name, as typed; a third, a value perhaps, is never kept).
+fn typed_words(command: &str) -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == command).unwrap_or(0);
+    let mut words = Vec::new();
+    let mut rest = args[at + 1..].iter();
+    while let Some(a) = rest.next() {
+        if [
+            "-i",
+            "--identity",
+            "-C",
+            "--from-file",
+            "--key",
+            "--fingerprint",
+        ]
+        .contains(&a.as_str())
+        {
+            rest.next(); // the flag's value
+        } else if !a.starts_with('-') && words.len() < 2 {
+            words.push(a.clone());
+        }
+    }
+    words
 }
 
 /// What other tools call the commands vault names otherwise.
@@ -81,6 +124,19 @@ fn other_name(e: &clap::Error) -> Option<String> {
         .iter()
         .find(|(name, _)| name == typed)
         .map(|(_, what)| format!("vault has no `{typed}`: {what}"))
+}
+
+/// The flag clap offers for a misspelt one (`--valus`: `--values`), never a value.
+fn suggested_flag(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(flag)) if flag.starts_with("--") => {
+            flag.split_whitespace().next().map(str::to_owned)
+        }
+        _ => None,
+    }
 }
 
 /// The subcommand typed on the command line, if any.
@@ -123,6 +179,9 @@ fn hint(tips: &[&str], text: &str) -> String {
         return tips.join("; ");
     }
     if let Some(usage) = text.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+        // clap lists an argument given through the environment (VAULT_IDENTITY, the usual
+        // headless setup) as if the command required it.
+        let usage = usage.replace(" --identity <FILE>", "");
         let command: Vec<&str> = usage
             .split_whitespace()
             .take_while(|w| !w.starts_with(['[', '<', '-']))

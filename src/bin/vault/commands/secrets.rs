@@ -35,7 +35,10 @@ pub fn edit(ui: &Ui, store: &mut Store, env: &str, allow_disk: bool) -> Result<i
         let had = current.as_ref().map(|d| d.entries().len());
         drop(current);
         match edit::run(env.as_str(), &original, &allowed, allow_disk, ui)? {
-            edit::Outcome::Unchanged => Ok(None),
+            edit::Outcome::Unchanged => {
+                empty_first = had.is_none();
+                Ok(None)
+            }
             edit::Outcome::Changed(doc) if doc.entries().is_empty() => match had {
                 // Nothing to keep: a new environment is not founded on an empty edit.
                 None | Some(0) => {
@@ -292,6 +295,7 @@ pub fn unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
     let env = store.project.environment(env)?;
     document::check_name_allowing(env.as_str(), name, None, &store.allowed_names(&env))?;
     let mut missing = false;
+    let mut names: Vec<String> = Vec::new();
     let report = store.modify(&env, |doc| {
         let Some(doc) = doc else {
             missing = true;
@@ -301,6 +305,7 @@ pub fn unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
             Some((new, _)) => Ok(Some(new)),
             None => {
                 missing = true;
+                names = doc.entries().iter().map(|e| e.name().to_string()).collect();
                 Ok(None)
             }
         }
@@ -308,7 +313,7 @@ pub fn unset(ui: &Ui, store: &mut Store, env: &str, name: &str) -> Result<i32> {
     if missing {
         return Err(
             Error::new(format!("{env}: no secret named {name}; nothing changed"))
-                .with_hint(format!("`vault show {env}` lists the names")),
+                .with_hint(names_hint(&env, name, &names)),
         );
     }
     ui.roster(&env, &report);
@@ -473,8 +478,18 @@ pub fn export(store: &mut Store, env: &str, format: Format, output: Option<&Path
 }
 
 fn lookup<'d>(doc: &'d Document, env: &EnvName, name: &str) -> Result<&'d SecretValue> {
+    document::check_name_syntax(env.as_str(), name, None)?;
     doc.get(name).ok_or_else(|| {
+        let names: Vec<String> = doc.entries().iter().map(|e| e.name().to_string()).collect();
         Error::new(format!("{env}: no secret named {name}"))
-            .with_hint(format!("`vault show {env}` lists the names"))
+            .with_hint(names_hint(env, name, &names))
     })
+}
+
+/// For a name `env` does not hold: the nearest one it does, and where to see them all.
+fn names_hint(env: &EnvName, name: &str, names: &[String]) -> String {
+    match vault::project::closest(name, names.iter().map(String::as_str)) {
+        Some(near) => format!("did you mean {near}? (`vault show {env}` lists the names)"),
+        None => format!("`vault show {env}` lists the names"),
+    }
 }

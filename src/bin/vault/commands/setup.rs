@@ -87,9 +87,12 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
     if report.needs_migration {
         ui.warn("this project holds secrets but has no identity (conf/vault-project): a member runs `vault migrate` once, and commits what it writes");
     }
-    let first = &envs[0];
+    let (first, then) = match report.plaintext.first() {
+        Some(env) => (env, format!("`vault import {env}` (it encrypts conf/pillar/{env}/secrets.sls and removes the plaintext)")),
+        None => (&envs[0], format!("`vault edit {}`", envs[0])),
+    };
     ui.note(&format!(
-        "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then `vault edit {first}`"
+        "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then {then}"
     ));
     Ok(0)
 }
@@ -103,10 +106,15 @@ pub fn keygen(ui: &Ui, file: Option<&Path>, comment: Option<String>) -> Result<i
     let key = keygen::keygen(dest, &comment)?;
     write_stdout(format!("{} {comment}\n{}\n", key.text(), key.fingerprint()).as_bytes())?;
     match file {
-        Some(p) => ui.note(&format!(
-            "private key written to {} (mode 0600)",
-            p.display()
-        )),
+        Some(p) => {
+            let full = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            ui.note(&format!(
+                "private key written to {} (mode 0600); use it: `export VAULT_IDENTITY={}` (or `-i {}`)",
+                p.display(),
+                full.display(),
+                full.display()
+            ))
+        }
         None => ui.note(&format!("private key stored in {}", keystore::NAME)),
     }
     ui.note("give the public line to a member as recipients/ENV/YOURNAME.pub, and read them the SHA256 fingerprint over another channel");
@@ -128,7 +136,7 @@ pub fn whoami(store: &mut Store) -> Result<i32> {
         let tried = store.identities.report()?;
         return Err(
             Error::new(format!("no identity found; tried: {}", tried.join(", ")))
-                .with_hint("make one with `vault keygen`, or pass -i FILE"),
+                .with_hint("make one with `vault keygen` (no keyring, as over SSH: `vault keygen --file ~/.ssh/vault_ed25519`, then `export VAULT_IDENTITY=~/.ssh/vault_ed25519`), or pass -i FILE"),
         );
     };
     let mut out = format!("identity: {}\n", source.label());
