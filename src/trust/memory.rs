@@ -28,8 +28,10 @@ pub struct SeenStore {
 /// The key under which the keys this user verified are kept (no environment is named so:
 /// environment names never start with `_`).
 const VERIFIED_KEYS: &str = "_verified-keys";
-/// How many verified versions of an environment this machine remembers the lineage of.
-const LINEAGE_KEPT: usize = 200;
+/// How many verified versions of an environment this machine remembers the lineage of:
+/// enough for the writes between two commits, few enough that every read, which loads
+/// this file, stays quick. Past them, a provision asks for `--allow-older` as before.
+const LINEAGE_KEPT: usize = 16;
 /// The key under which the highest approval serial seen per environment is kept.
 const APPROVALS: &str = "_approvals";
 
