@@ -152,7 +152,7 @@ fn import_names_what_salt_typed_then_encrypts_and_removes_the_plaintext() {
     );
     assert!(
         err.contains(
-            "secrets.ex lists SENTRY_DSN that conf/pillar/staging/secrets.sls did not hold"
+            "secrets.ex lists SENTRY_DSN that conf/pillar/staging/secrets.sls did not hold: add them with `vault set staging SENTRY_DSN`"
         ),
         "{err}"
     );

@@ -237,7 +237,14 @@ fn attack_an_environment_founded_by_a_stranger_is_refused() {
         let mut c = p.on_machine(bob.path(), "carol_rsa", args);
         common::Run(c.output().unwrap())
     };
-    let err = run(&["get", "production", "A"]).error();
+    let first = run(&["get", "production", "A"]);
+    // A newcomer's first read is told the trust step, not to look for tampering.
+    let hint = first.stderr();
+    assert!(
+        hint.contains("has not met production's founder") && !hint.contains("git log -p"),
+        "{hint}"
+    );
+    let err = first.error();
     assert!(err.contains("founded by alice"), "{err}");
     run(&[
         "trust",

@@ -201,9 +201,15 @@ impl Store {
             "{env} ({}): refused before decrypting: {why}",
             self.project.display_path(&self.project.secrets_path(env))
         ))
-        .with_hint(format!(
-            "see who changed it: git log -p -- conf/pillar/{env} recipients/{env}; --insecure-skip-verify overrides, for recovery only"
-        )))
+        .with_hint(match why.contains(crate::trust::UNVERIFIED_FOUNDER) {
+            // A newcomer meeting the project, not tampering: the step is `vault trust`.
+            true => format!(
+                "this machine has not met {env}'s founder: ask them (or a member you trust) for that fingerprint, which `vault whoami` prints, compare it by voice, then run the `vault trust` line above"
+            ),
+            false => format!(
+                "see who changed it: git log -p -- conf/pillar/{env} recipients/{env}; --insecure-skip-verify overrides, for recovery only"
+            ),
+        }))
     }
 
     /// The verdict on `pair` against what this machine has seen, without refusing or

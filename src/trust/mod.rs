@@ -10,7 +10,7 @@ mod verify;
 
 pub use memory::{state_dir, SeenStore};
 pub use roster::trusted_roster;
-pub use verify::{verify, verify_in, Context};
+pub use verify::{verify, verify_in, Context, UNVERIFIED_FOUNDER};
 
 use crate::manifest::Manifest;
 use sha2::{Digest, Sha256};

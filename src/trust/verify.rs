@@ -9,6 +9,10 @@ use crate::project::EnvName;
 use crate::project_id::ProjectId;
 use std::collections::BTreeSet;
 
+/// How a refusal says that a founding is a stranger's to this machine: the reader has
+/// verified no key that vouches for it (a newcomer's first read, before `vault trust`).
+pub const UNVERIFIED_FOUNDER: &str = "a key this machine has not verified";
+
 /// What a sidecar is held against beyond its own files.
 #[derive(Default, Clone, Copy)]
 pub struct Context<'a> {
@@ -221,7 +225,7 @@ fn rooted_in(
         .find(|r| r.granted_by == r.fingerprint)
         .map_or(signer, |r| r.fingerprint.as_str());
     Err(format!(
-        "{env} was founded by {}, a key this machine has not verified; check that fingerprint with them over a second channel, then run `vault trust {env} --fingerprint {founder_fp}`",
+        "{env} was founded by {}, {UNVERIFIED_FOUNDER}; check that fingerprint with them over a second channel, then run `vault trust {env} --fingerprint {founder_fp}`",
         if founders.is_empty() { signer.to_string() } else { founders.join(", ") }
     ))
 }

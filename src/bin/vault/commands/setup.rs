@@ -194,9 +194,14 @@ pub fn import(
         ui.note("added secrets.sls to .gitignore");
     }
     if !missing.is_empty() {
+        let sets: Vec<String> = missing
+            .iter()
+            .map(|n| format!("`vault set {env} {n}`"))
+            .collect();
         ui.warn(&format!(
-            "conf/pillar/{env}/secrets.ex lists {} that {source} did not hold: add them with `vault set {env} NAME`",
-            missing.join(", ")
+            "conf/pillar/{env}/secrets.ex lists {} that {source} did not hold: add them with {}",
+            missing.join(", "),
+            sets.join(", ")
         ));
     }
     if in_git {
