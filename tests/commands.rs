@@ -1,6 +1,7 @@
 //! The everyday commands, end to end through the binary.
 
-use crate::common::{self, key, Project, AWKWARD};
+use crate::common::{self, key, Project, AWKWARD, KEYS};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 #[test]
@@ -545,6 +546,19 @@ fn init_with_a_new_environment_maps_it_in_the_pillar_top() {
     // Again: nothing to add, and nothing said about top.sls at all.
     let again = p.vault(&["init", "--env", "qa"]).success().stderr();
     assert!(!again.contains("top.sls"), "{again}");
+    // Said so, and the next step is the one left: qa has no proposed key yet.
+    assert!(again.contains("nothing to create"), "{again}");
+    assert!(
+        again.contains("put your public key in recipients/qa/"),
+        "{again}"
+    );
+    std::fs::copy(
+        Path::new(KEYS).join("alice_ed25519.pub"),
+        p.root().join("recipients/qa/alice.pub"),
+    )
+    .unwrap();
+    let keyed = p.vault(&["init", "--env", "qa"]).success().stderr();
+    assert!(keyed.contains("next: `vault edit qa`"), "{keyed}");
     assert_eq!(
         std::fs::read_to_string(p.root().join("conf/pillar/top.sls")).unwrap(),
         top

@@ -101,7 +101,7 @@ fn init_in_a_template_project_says_import_comes_next() {
     let p = template_project();
     let err = adopt(&p).stderr();
     assert!(
-        err.contains("vault: next: `vault keygen`, put your public key in recipients/staging/YOURNAME.pub, then `vault import staging`"),
+        err.contains("vault: next: put your public key in recipients/staging/YOURNAME.pub (`vault whoami` prints it; `vault keygen` makes one), then `vault import staging`"),
         "{err}"
     );
     assert!(!err.contains("`vault edit staging`"), "{err}");

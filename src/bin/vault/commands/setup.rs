@@ -91,9 +91,22 @@ pub fn init(ui: &Ui, cwd: &Path, name: Option<String>, envs: &[String]) -> Resul
         Some(env) => (env, format!("`vault import {env}` (it encrypts conf/pillar/{env}/secrets.sls and removes the plaintext)")),
         None => (&envs[0], format!("`vault edit {}`", envs[0])),
     };
-    ui.note(&format!(
-        "next: `vault keygen`, put your public key in recipients/{first}/YOURNAME.pub, then {then}"
-    ));
+    if report.created.is_empty() && report.top_added.as_ref().is_none_or(|a| a.is_empty()) {
+        ui.note("nothing to create: the project is laid out");
+    }
+    // Someone already proposed a key for it: what is left is the first write.
+    let proposed = std::fs::read_dir(project.recipients_dir(first))
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".pub"))
+        })
+        .unwrap_or(false);
+    match proposed {
+        true => ui.note(&format!("next: {then}")),
+        false => ui.note(&format!(
+            "next: put your public key in recipients/{first}/YOURNAME.pub (`vault whoami` prints it; `vault keygen` makes one), then {then}"
+        )),
+    }
     Ok(0)
 }
 
