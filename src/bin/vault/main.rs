@@ -34,11 +34,14 @@ fn main() {
     // Read first, so even a usage error is coloured (or not) as asked.
     let colour = output::colour_in_args();
     output::set_colour(colour);
-    let cli = Cli::command()
-        .color(colour.into())
-        .try_get_matches()
+    let mut command = Cli::command().color(colour.into());
+    let cli = command
+        .try_get_matches_from_mut(std::env::args_os())
         .and_then(|m| Cli::from_arg_matches(&m))
         .unwrap_or_else(|e| usage::usage_failure(e));
+    // Freeing every command's definition costs more than parsing with it did, and the
+    // process ends soon anyway.
+    std::mem::forget(command);
     output::set_colour(cli.color);
     let code = match run(cli) {
         Ok(code) => code,
