@@ -1,0 +1,244 @@
+//! Attacks on what issue 13 built, by a second helper who had not read the tests:
+//! plaintext copies beside an import the first review's list left out, a secret the app
+//! printed encoded (base64, hex) in the failed program's log tail, and a health path that
+//! makes the check ask another server.
+
+use crate::common::server::{free_port, tools, Server, Sshd};
+use crate::common::{key, Project};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A plaintext secrets.sls shaped like the template's.
+const PLAIN: &str = "secrets:\n  DB_PASSWORD: s3cr3t-Pa55word-value\n";
+
+#[test]
+#[ignore = "BREAK: import leaves a numbered, nano, vim, patch or mergetool copy of the plaintext"]
+fn attack_import_leaves_other_copies_of_the_plaintext() {
+    // Copies of the plaintext that editors, cp --backup, and git mergetool leave beside
+    // a file, none of them in the first review's list: the import would encrypt the file
+    // and remove it, leaving the copy in the working tree (untracked, not ignored).
+    for copy in [
+        "secrets.sls.~1~",         // Emacs numbered backups, cp --backup=numbered
+        "secrets.sls.save",        // nano, when it is killed
+        ".secrets.sls.swn",        // vim's third swap file
+        "secrets.sls.rej",         // patch
+        "secrets_BACKUP_4242.sls", // git mergetool
+        "secrets_LOCAL_4242.sls",  // git mergetool
+        "secrets.sls.orig.1",      // a numbered .orig
+        ".secrets.sls.kate-swp",   // Kate
+        "secrets.sls.bak.2026",    // a dated backup
+        ".secrets.sls.un~",        // listed: still refused
+    ] {
+        let p = Project::new();
+        let dir = p.root().join("conf/pillar/staging");
+        std::fs::write(dir.join("secrets.sls"), PLAIN).unwrap();
+        std::fs::write(dir.join(copy), PLAIN).unwrap();
+        let err = p.vault(&["import", "staging", "--yes"]).error();
+        assert!(err.contains(copy), "{copy}: {err}");
+        assert!(
+            dir.join("secrets.sls").exists() && !p.secrets("staging").exists(),
+            "{copy}: the import went on"
+        );
+    }
+    // What vault itself keeps beside it is no copy: a file vault writes is not refused.
+    let p = Project::new();
+    let dir = p.root().join("conf/pillar/staging");
+    std::fs::write(dir.join("secrets.sls"), PLAIN).unwrap();
+    std::fs::write(dir.join("secrets.ex"), "secrets:\n  DB_PASSWORD: example\n").unwrap();
+    p.vault(&["import", "staging", "--yes"]).success();
+}
+
+/// A folder holding one WSGI app, `code`, readable by the app user.
+fn app_dir(code: &str) -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("vault-atk13b-app-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(d.path().join("atkapp.py"), code).unwrap();
+    d
+}
+
+/// The server's pillar settings with the app `atkapp:app` in `dir`, then `extra` lines
+/// under `app:`.
+fn settings(server: &Server, dir: &Path, extra: &str) -> String {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/app");
+    server
+        .pillar_settings()
+        .replace(&fixture.display().to_string(), &dir.display().to_string())
+        .replace("wsgi: envapp:app", "wsgi: atkapp:app")
+        + extra
+}
+
+fn staging_env(p: &Project, sshd: &Sshd, settings: &str) {
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let text = std::fs::read_to_string(&env_sls).unwrap().replace(
+        "hosts: []",
+        &format!("hosts: ['root@127.0.0.1:{}']", sshd.port),
+    );
+    std::fs::write(&env_sls, format!("{text}{settings}")).unwrap();
+}
+
+fn provision(p: &Project, server: &Server, sshd: &Sshd) -> crate::common::Run {
+    let mut args: Vec<String> = ["provision", "staging", "--approve", "--accept-new-host-key"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(server.provision_flags(sshd));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    p.vault(&args)
+}
+
+#[test]
+#[ignore = "BREAK: a secret base64 or hex encoded by the app shows in the log tail"]
+fn attack_the_log_tail_shows_a_secret_base64_or_hex_encoded() {
+    let Some((tools, venv)) = tools() else { return };
+    // An app that fails at import, logging on the way down what careless apps log: an
+    // HTTP Basic authorization header (base64 of user:password, so the password starts
+    // at any offset of the encoding), the token's bytes in hex, and its base64.
+    let app = app_dir(
+        r#"import base64, os, sys
+pw = os.environ["API_PASSWORD"]
+tok = os.environ["API_TOKEN"]
+basic = [base64.b64encode(f"{user}:{pw}".encode()).decode() for user in ("a", "ab", "abc")]
+print("request headers: " + " ".join(f"Authorization: Basic {b}" for b in basic), file=sys.stderr)
+print("token bytes: " + tok.encode().hex() + " TOKEN HEX: " + tok.encode().hex().upper(), file=sys.stderr)
+print("token b64: " + base64.b64encode(tok.encode()).decode() + " urlsafe: " + base64.urlsafe_b64encode(b"?>" + tok.encode()).decode().rstrip("="), file=sys.stderr)
+sys.stderr.flush()
+os._exit(3)
+"#,
+    );
+    let password = "hunter2-Correct>Horse?Battery";
+    let token = "tok_9f8e7d6c5b4a~~??>>";
+    let p = Project::new();
+    p.set("staging", "API_PASSWORD", password);
+    p.set("staging", "API_TOKEN", token);
+    let server = Server::start(&tools, &venv);
+    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
+    staging_env(&p, &sshd, &settings(&server, app.path(), ""));
+    let run = provision(&p, &server, &sshd);
+    let shown = format!("{}{}", run.stdout(), run.stderr());
+    assert_ne!(run.code(), 0, "a failing app passed: {shown}");
+    assert!(
+        shown.contains("request headers") && shown.contains("token b64"),
+        "no log tail in the table: {shown}"
+    );
+    let mut encoded: Vec<(String, String)> = Vec::new();
+    for user in ["a", "ab", "abc"] {
+        let b = b64(format!("{user}:{password}").as_bytes(), STANDARD);
+        // The part of it that the user name's bytes do not reach.
+        let skip = (user.len() + 1).div_ceil(3) * 4;
+        encoded.push((format!("basic auth after {user}:"), b[skip..].to_string()));
+    }
+    let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
+    encoded.push(("hex".into(), hex.clone()));
+    encoded.push(("HEX".into(), hex.to_uppercase()));
+    encoded.push(("base64".into(), b64(token.as_bytes(), STANDARD)));
+    let mut prefixed = b"?>".to_vec();
+    prefixed.extend_from_slice(token.as_bytes());
+    let url = b64(&prefixed, URL_SAFE);
+    encoded.push((
+        "urlsafe base64".into(),
+        url[4..].trim_end_matches('=').to_string(),
+    ));
+    for (how, text) in &encoded {
+        // Any 12 characters of the encoding decode to 9 bytes of the secret.
+        let probe = &text[..12.min(text.len())];
+        assert!(
+            !shown.contains(probe),
+            "the secret, {how} ({probe}), is in vault's output:\n{shown}"
+        );
+    }
+}
+
+const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn b64(bytes: &[u8], alphabet: &[u8; 64]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let v = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= n {
+                out.push(alphabet[(v >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// An HTTP server on 127.0.0.1:`port` that answers every GET with 200: anyone on the
+/// server may run one on a port above 1024.
+struct Impostor(Child);
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn impostor(port: u16) -> Impostor {
+    let python = crate::common::python().unwrap();
+    let child = Command::new(python)
+        .args([
+            "-c",
+            "import http.server, sys\n\
+             class H(http.server.BaseHTTPRequestHandler):\n\
+             \x20   def do_GET(self):\n\
+             \x20       self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers(); self.wfile.write(b'ok')\n\
+             \x20   def log_message(self, *a): pass\n\
+             http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the impostor never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Impostor(child)
+}
+
+#[test]
+#[ignore = "BREAK: a health path with an @ makes curl ask another server, which passes the check"]
+fn attack_a_health_path_that_asks_another_server() {
+    let Some((tools, venv)) = tools() else { return };
+    // The app runs, but its health path fails (500). A health setting that reads as a
+    // path to a reviewer, `@127.0.0.1:PORT/broken`, makes curl take everything before the
+    // `@` for a user name, and ask the impostor instead: the check would pass.
+    let app = app_dir(
+        "def app(environ, start_response):\n    start_response('500 Internal Server Error', [('Content-Length', '0')])\n    return [b'']\n",
+    );
+    let (app_port, other) = (free_port(), free_port());
+    let _impostor = impostor(other);
+    let p = Project::new();
+    p.set("staging", "API_TOKEN", "tok_9f8e7d6c5b4a");
+    let server = Server::start(&tools, &venv);
+    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
+    let extra = format!("  bind: 127.0.0.1:{app_port}\n  health: '@127.0.0.1:{other}/broken'\n");
+    staging_env(&p, &sshd, &settings(&server, app.path(), &extra));
+    let run = provision(&p, &server, &sshd);
+    let shown = format!("{}{}", run.stdout(), run.stderr());
+    assert_ne!(
+        run.code(),
+        0,
+        "the health check asked another server and passed:\n{shown}"
+    );
+    assert!(
+        shown.contains("health"),
+        "no word of the health setting: {shown}"
+    );
+}
