@@ -29,7 +29,9 @@
 //!
 //! Matching is exact (case and bytes): Salt prints values as they are. A value with a
 //! quote, a backslash or a control character is also looked for as JSON and Python
-//! escape it, and one a URL cannot hold as it stands, percent-encoded. Every redaction is the one marker [`MARKER`], whatever it hides: spans that
+//! escape it, and one a URL cannot hold as it stands, percent-encoded; a findable-anywhere
+//! value also in hex and base64 (where it starts at any offset of the encoding: an HTTP
+//! Basic header of `user:password`). Every redaction is the one marker [`MARKER`], whatever it hides: spans that
 //! overlap or touch (one secret a prefix of another) become one marker, so its length and
 //! count say nothing of the values.
 
@@ -174,6 +176,36 @@ fn percent_encoded(value: &str, keep: &str, plus: bool) -> Zeroizing<String> {
     out
 }
 
+/// `value` as a program may log it encoded: its bytes in hex (either case), and in
+/// base64 (standard and URL-safe) wherever it starts in what is encoded: for each of
+/// the three offsets a value can start at within a group of three bytes, the groups it
+/// wholly fills, as they appear whatever comes before and after it; and the value
+/// encoded on its own, padded.
+fn encoded(value: &str) -> Vec<Zeroizing<String>> {
+    use std::fmt::Write;
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut hex = Zeroizing::new(String::with_capacity(bytes.len() * 2));
+    for b in bytes {
+        let _ = write!(hex, "{b:02x}");
+    }
+    out.push(Zeroizing::new(hex.to_uppercase()));
+    out.push(hex);
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine;
+    for engine in [STANDARD, URL_SAFE] {
+        out.push(Zeroizing::new(engine.encode(bytes)));
+        for skip in 0..3.min(bytes.len()) {
+            let rest = &bytes[skip..];
+            let e = Zeroizing::new(engine.encode(&rest[..rest.len() / 3 * 3]));
+            if e.chars().count() >= ANYWHERE_CHARS {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
 /// Replaces every secret value (and each line of a multi-line one) in Salt's output.
 pub(crate) struct Redactor {
     needles: Vec<Needle>,
@@ -203,6 +235,12 @@ impl Redactor {
                 if e.as_str() != whole {
                     texts.push(e);
                 }
+            }
+            // As a program logs bytes (hex) or a header (base64: an HTTP Basic
+            // authorization of `user:password`), when long enough that its encoding is
+            // no chance string.
+            if whole.chars().count() >= ANYWHERE_CHARS {
+                texts.extend(encoded(whole));
             }
         }
         let mut needles: Vec<Needle> = texts
@@ -510,6 +548,32 @@ mod tests {
             "pw=p%40ss+w%25rd%2Fx%23y&x=1",
         ] {
             assert!(!r.line(line).contains("w%25rd"), "{}", r.line(line));
+        }
+    }
+
+    #[test]
+    fn a_value_is_redacted_in_hex_and_base64_too() {
+        let secret = "hunter2-Correct>Horse?Battery";
+        let r = Redactor::new(&[secret]);
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use base64::Engine;
+        for prefix in ["", "a:", "ab:", "abc:"] {
+            for engine in [STANDARD, URL_SAFE] {
+                let b = engine.encode(format!("{prefix}{secret}x"));
+                let line = format!("Authorization: Basic {b}");
+                // Past the prefix's groups, no 4 characters of the encoding are left.
+                let shown = r.line(&line);
+                let core = &b[prefix.len().div_ceil(3) * 4..b.len() - 8];
+                assert!(!shown.contains(&core[..8]), "{shown}");
+                assert!(shown.contains(MARKER), "{shown}");
+            }
+        }
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        for line in [
+            format!("bytes {hex}"),
+            format!("BYTES {}", hex.to_uppercase()),
+        ] {
+            assert_eq!(r.line(&line).split(' ').nth(1), Some(MARKER), "{line}");
         }
     }
 
