@@ -248,3 +248,82 @@ fn attack_a_health_path_that_asks_another_server() {
         assert!(shown.contains(said), "{health}: not said why: {shown}");
     }
 }
+
+#[test]
+#[ignore = "BREAK: GUNICORN_CMD_ARGS (--pythonpath, --config) and DJANGO_SETTINGS_MODULE choose the code gunicorn runs, as a secret or an env: setting"]
+fn attack_gunicorn_cmd_args_chooses_the_code_the_program_runs() {
+    let Some((tools, venv)) = tools() else { return };
+    // gunicorn, which the states run, reads GUNICORN_CMD_ARGS as more of its command
+    // line: `--pythonpath DIR` imports the app from a folder of the attacker's choosing
+    // (`--config FILE` runs a Python file), as the app user, with every secret. As a
+    // secret it is reviewed by no approval; as a setting of a templated env.sls, vault
+    // does not read it. Either way it is a name that chooses the code that runs.
+    let p = Project::new();
+    let value = p.root().join("value");
+    std::fs::write(&value, "--pythonpath /tmp").unwrap();
+    let value = value.display().to_string();
+    let set = p.vault(&["set", "staging", "GUNICORN_CMD_ARGS", "--from-file", &value]);
+    assert_ne!(
+        set.code(),
+        0,
+        "GUNICORN_CMD_ARGS taken as a secret: {}",
+        set.stderr()
+    );
+    assert!(
+        set.stderr().contains("GUNICORN_CMD_ARGS"),
+        "{}",
+        set.stderr()
+    );
+    let set = p.vault(&[
+        "set",
+        "staging",
+        "DJANGO_SETTINGS_MODULE",
+        "--from-file",
+        &value,
+    ]);
+    assert_ne!(
+        set.code(),
+        0,
+        "DJANGO_SETTINGS_MODULE taken as a secret: {}",
+        set.stderr()
+    );
+
+    let app = app_dir(
+        "def app(environ, start_response):\n    start_response('200 OK', [('Content-Length', '2')])\n    return [b'ok']\n",
+    );
+    let evil = app_dir(&format!(
+        "open({:?}, 'w').write('imported')\nfrom wsgiref.simple_server import demo_app as app\n",
+        app.path().join("marker").display().to_string()
+    ));
+    // The app user writes the marker beside the honest app. A project of its own: in
+    // the one above, a setting would also be a secret.
+    let p = Project::new();
+    std::fs::set_permissions(app.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    p.set("staging", "API_TOKEN", "tok_9f8e7d6c5b4a");
+    let server = Server::start(&tools, &venv);
+    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
+    let env_sls = p.root().join("conf/pillar/staging/env.sls");
+    let original = std::fs::read_to_string(&env_sls).unwrap();
+    let args = format!("--pythonpath {}", evil.path().display());
+    for templated in [false, true] {
+        let head = if templated { "#!jinja|yaml\n" } else { "" };
+        std::fs::write(&env_sls, format!("{head}{original}")).unwrap();
+        let extra = format!("env:\n  GUNICORN_CMD_ARGS: '{args}'\n");
+        staging_env(&p, &sshd, &(settings(&server, app.path(), "") + &extra));
+        let run = provision(&p, &server, &sshd);
+        let shown = format!("{}{}", run.stdout(), run.stderr());
+        assert_ne!(
+            run.code(),
+            0,
+            "templated {templated}: GUNICORN_CMD_ARGS went through:\n{shown}"
+        );
+        assert!(
+            shown.contains("GUNICORN_CMD_ARGS"),
+            "templated {templated}: {shown}"
+        );
+        assert!(
+            !app.path().join("marker").exists(),
+            "templated {templated}: gunicorn imported the attacker's module"
+        );
+    }
+}
