@@ -521,6 +521,8 @@ fn check(
         b.status,
         shown(b)
     );
+    // v3's run, which held the server, is not disturbed by the one refused.
+    assert!(a.status.success(), "v3's run failed:\n{context}");
     // v2's run came while v3's held the server: refused, saying why.
     assert!(
         !b.status.success() && shown(b).contains("another provision is running on this server"),

@@ -90,7 +90,7 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
 /// long as the shell runs; or exits with 8 and [`BUSY`] when another run holds it. Two
 /// provisions at once would otherwise swap each other's secrets and states under Salt.
 /// Without `flock` (util-linux) there is no lock.
-fn lock(record: &str) -> String {
+pub(super) fn lock(record: &str) -> String {
     let projects = record
         .rsplit_once('/')
         .and_then(|(d, _)| d.rsplit_once('/'))
