@@ -557,3 +557,51 @@ fn attack_a_provision_while_another_holds_salt_is_refused() {
 fn attack_a_provision_that_swaps_the_secrets_while_another_reads_its_pillar() {
     race(Hold::InThePillar);
 }
+
+#[test]
+#[ignore = "BREAK: a state tree named etc lands in a dry run's Salt config folder, and its minion.d configures Salt"]
+fn attack_a_state_tree_named_etc_configures_a_dry_run_s_salt() {
+    let Some((tools, venv)) = tools() else { return };
+    // A dry run ships into a scratch root whose `etc` holds Salt's minion config, and
+    // ships each extra state tree as a folder of its name there: a tree named `etc`
+    // lands in Salt's config folder, and its `minion.d/*.conf` (no state file, nothing
+    // any top includes) configures the run: here Salt's log goes where the tree says.
+    let p = Project::new();
+    p.set("staging", "API_TOKEN", "tok_9f8e7d6c5b4a");
+    let server = Server::start(&tools, &venv);
+    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
+    let beside = tempfile::tempdir().unwrap();
+    let tree = beside.path().join("etc");
+    std::fs::create_dir_all(tree.join("minion.d")).unwrap();
+    let planted = server.path("planted-by-the-tree");
+    std::fs::write(
+        tree.join("minion.d/zz.conf"),
+        format!("log_file: {planted}\nlog_level_logfile: debug\n"),
+    )
+    .unwrap();
+    let app = app_dir(
+        "def app(environ, start_response):\n    start_response('200 OK', [('Content-Length', '2')])\n    return [b'ok']\n",
+    );
+    let extra = format!("  state_trees: [{}]\n", tree.display());
+    let settings =
+        settings(&server, app.path(), "").replacen("vault:\n", &format!("vault:\n{extra}"), 1);
+    staging_env(&p, &sshd, &settings);
+    let mut args: Vec<String> = [
+        "provision",
+        "staging",
+        "--dry-run",
+        "--approve",
+        "--accept-new-host-key",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    args.extend(server.provision_flags(&sshd));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = p.vault(&args);
+    let shown = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        !Path::new(&planted).exists(),
+        "the tree's minion.d configured Salt:\n{shown}"
+    );
+}
