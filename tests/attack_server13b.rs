@@ -609,3 +609,76 @@ fn attack_a_state_tree_named_etc_configures_a_dry_run_s_salt() {
         "the tree's minion.d configured Salt:\n{shown}"
     );
 }
+
+/// A developer account the states make, removed with its home when the test ends.
+struct Account(String);
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.0])
+            .status();
+        let _ = Command::new("userdel").args(["-r", &self.0]).output();
+    }
+}
+
+#[test]
+fn attack_a_retired_developer_s_keys_in_another_authorized_keys_file() {
+    let Some((tools, venv)) = tools() else { return };
+    // The server's admin lists a second AuthorizedKeysFile (as some images do); a
+    // login-only developer about to be retired copies their key there, and leaves an
+    // ~/.ssh/rc. Retirement removes only the files it knows, so the key stays: the
+    // account must still not let them in.
+    let name = format!("atk13bret{}", std::process::id() % 100000);
+    let account = Account(name.clone());
+    let p = Project::new();
+    p.set("staging", "API_TOKEN", "tok_9f8e7d6c5b4a");
+    let server = Server::start(&tools, &venv);
+    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
+    std::fs::write(
+        Path::new(&sshd.dropin_dir()).join("05-more-keys.conf"),
+        "AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys_extra\n",
+    )
+    .unwrap();
+    let reload = Command::new("sh")
+        .args(["-c", &sshd.reload_command()])
+        .status()
+        .unwrap();
+    assert!(reload.success());
+    let app = app_dir(
+        "def app(environ, start_response):\n    start_response('200 OK', [('Content-Length', '2')])\n    return [b'ok']\n",
+    );
+    staging_env(&p, &sshd, &settings(&server, app.path(), ""));
+    let public = std::fs::read_to_string(key("alice_ed25519.pub")).unwrap();
+    let devs = p.root().join("conf/pillar/devs.sls");
+    std::fs::write(
+        &devs,
+        format!(
+            "users:\n  {name}:\n    groups: [login]\n    public_key:\n      - {}\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    provision(&p, &server, &sshd).success();
+    let planted = sshd.login(
+        &name,
+        "cp .ssh/authorized_keys .ssh/authorized_keys_extra && echo 'touch $HOME/rc-ran' > .ssh/rc && echo planted",
+    );
+    assert!(
+        String::from_utf8_lossy(&planted.stdout).contains("planted"),
+        "the developer could not log in: {}",
+        String::from_utf8_lossy(&planted.stderr)
+    );
+    std::fs::write(&devs, "users: {}\n").unwrap();
+    provision(&p, &server, &sshd).success();
+    let home = Path::new("/home").join(&name);
+    assert!(home.join(".ssh/authorized_keys_extra").exists());
+    let _ = std::fs::remove_file(home.join("rc-ran"));
+    let login = sshd.login(&name, "echo in");
+    assert!(
+        !login.status.success() && !String::from_utf8_lossy(&login.stdout).contains("in"),
+        "the retired developer logged in through the other keys file"
+    );
+    assert!(!home.join("rc-ran").exists(), "~/.ssh/rc ran");
+    drop(account);
+}
