@@ -684,7 +684,6 @@ fn attack_a_retired_developer_s_keys_in_another_authorized_keys_file() {
 }
 
 #[test]
-#[ignore = "BREAK: a non-ASCII secret as json.dumps writes it (\\uXXXX) or as a bytes repr (\\xNN) shows in the log tail"]
 fn attack_the_log_tail_shows_a_non_ascii_secret_as_json_writes_it() {
     let Some((tools, venv)) = tools() else { return };
     // Structured logging (json.dumps, whose default writes non-ASCII as \uXXXX) and a
