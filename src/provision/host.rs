@@ -114,6 +114,7 @@ impl Host<'_> {
                 config_dir: &layout.config_dir,
                 minion: &layout.minion_config(self.settings),
                 env_dir: &layout.env_dir,
+                srv: &layout.srv,
                 pillar_len: self.pillar.expose().len(),
                 salt_call: &self.settings.salt_call,
                 removal: removal.as_deref(),
@@ -138,7 +139,7 @@ impl Host<'_> {
             // holds it, the pillar there is that run's.
             let rm = match layout.scratch {
                 Some(_) => rm.clone(),
-                None => format!("{}{rm}", remote::lock(&layout.record)),
+                None => format!("{}{rm}", remote::lock(&layout.srv)),
             };
             let _ = shell(session, self.target, &rm).status().await;
         }

@@ -7,6 +7,8 @@ pub(super) struct ApplyScript<'a> {
     pub config_dir: &'a str,
     pub minion: &'a str,
     pub env_dir: &'a str,
+    /// Where conf/salt and conf/pillar are shipped to: a real run's lock is there.
+    pub srv: &'a str,
     /// How many bytes of pillar come on standard input.
     pub pillar_len: usize,
     pub salt_call: &'a str,
@@ -63,7 +65,7 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
             None => String::new(),
         },
         lock = match &a.record {
-            Some(r) => lock(r.path),
+            Some(_) => lock(a.srv),
             None => String::new(),
         },
     );
@@ -84,22 +86,18 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
     script
 }
 
-/// Shell that takes the server's provision lock, beside the projects' records of
-/// `record` (`var/lib/vault/provision.lock`: one per server root, whose Salt roots and
-/// minion config every project and environment there shares), on descriptor 9 for as
-/// long as the shell runs; or exits with 8 and [`BUSY`] when another run holds it. Two
-/// provisions at once would otherwise swap each other's secrets and states under Salt.
-/// Without `flock` (util-linux) there is no lock.
-pub(super) fn lock(record: &str) -> String {
-    let projects = record
-        .rsplit_once('/')
-        .and_then(|(d, _)| d.rsplit_once('/'))
-        .map_or(".", |(d, _)| d);
+/// Shell that takes the server's provision lock, `.vault-provision.lock` in `srv` (where
+/// the Salt roots go: one per server root, shared, with the minion config, by every
+/// project and environment there), on descriptor 9 for as long as the shell runs; or
+/// exits with 8 and [`BUSY`] when another run holds it. Two provisions at once would
+/// otherwise swap each other's secrets and states under Salt. Without `flock`
+/// (util-linux) there is no lock.
+pub(super) fn lock(srv: &str) -> String {
     let q = |s: &str| shell_words::quote(s).into_owned();
     format!(
         "if command -v flock >/dev/null 2>&1; then {{ umask 022 && mkdir -p {d} && exec 9>>{f} && flock -n 9; }} || {{ echo {busy} >&2; exit 8; }}; fi; ",
-        d = q(projects),
-        f = q(&format!("{projects}/provision.lock")),
+        d = q(srv),
+        f = q(&format!("{srv}/.vault-provision.lock")),
         busy = q(BUSY),
     )
 }
@@ -201,7 +199,7 @@ pub(super) fn rsync_path(
         missing = shell_words::quote(SALT_MISSING),
         state = record_state(record),
         applied = shell_words::quote(APPLIED),
-        lock = lock(record),
+        lock = lock(to),
     );
     let sudo = if sudo { "sudo -n " } else { "" };
     format!(
@@ -290,6 +288,7 @@ mod tests {
             config_dir: &cfg.display().to_string(),
             minion: "id: x\n",
             env_dir: &env,
+            srv: &dir.display().to_string(),
             pillar_len: sent,
             salt_call: &salt.display().to_string(),
             removal: removal.as_deref(),
