@@ -14,6 +14,7 @@ mod attack_fleet2;
 mod attack_fleet3;
 mod attack_provision;
 mod attack_server13;
+mod attack_server13b;
 mod bad_input;
 mod chain;
 mod colour;

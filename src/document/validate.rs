@@ -72,6 +72,9 @@ pub const CONTROLLING_NAMES: &[&str] = &[
     "BROWSER",
     "XDG_CONFIG_HOME",
     "XDG_CONFIG_DIRS",
+    // What the states run: gunicorn reads GUNICORN_CMD_ARGS as more of its command line
+    // (`--pythonpath DIR`, `--config FILE` choose the code it runs).
+    "GUNICORN_CMD_ARGS",
     // vault's own: a child that runs vault would run it as the secret says.
     "VAULT_IDENTITY",
     "VAULT_TEST_PAUSE",

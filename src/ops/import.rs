@@ -241,28 +241,45 @@ impl Plaintext {
     }
 }
 
-/// The copies editors and merge tools leave beside a file (`secrets.sls~`, vim's swap
-/// files, `.orig`, `.bak`), which hold its plaintext and which `secrets.sls` in
-/// .gitignore does not cover.
+/// The copies editors and merge tools leave beside a file, which hold its plaintext and
+/// which `secrets.sls` in .gitignore does not cover: any name that is the file's with
+/// something added (`secrets.sls~`, `.bak`, `.orig.1`, `.~1~`, nano's `.save`, patch's
+/// `.rej`), a hidden one built on it (vim's `.secrets.sls.swp`..`.swn`, Kate's, Emacs's
+/// lock), Emacs's `#secrets.sls#`, and git mergetool's `secrets_BACKUP_1234.sls` (BASE,
+/// LOCAL, REMOTE). The encrypted pair vault writes beside it is not a copy.
 fn copies_beside(source: &Path) -> Vec<PathBuf> {
     let Some(name) = source.file_name().and_then(|n| n.to_str()) else {
         return Vec::new();
     };
     let dir = source.parent().unwrap_or(Path::new(""));
-    [
-        format!("{name}~"),
-        format!(".{name}.swp"),
-        format!(".{name}.swo"),
-        format!(".{name}.un~"),
-        format!("#{name}#"),
-        format!("{name}.bak"),
-        format!("{name}.orig"),
-        format!("{name}.old"),
-    ]
-    .into_iter()
-    .map(|n| dir.join(n))
-    .filter(|p| p.symlink_metadata().is_ok())
-    .collect()
+    let stem = name.split_once('.').map_or(name, |(s, _)| s);
+    let ours = [format!("{name}.age"), format!("{name}.age.sig")];
+    let is_copy = |other: &str| {
+        let merge = ["BACKUP", "BASE", "LOCAL", "REMOTE"]
+            .iter()
+            .any(|side| other.starts_with(&format!("{stem}_{side}_")));
+        other != name
+            && !ours.iter().any(|o| o == other)
+            && (other.starts_with(name)
+                || other.starts_with(&format!(".{name}"))
+                || other.starts_with(&format!(".#{name}"))
+                || other.starts_with(&format!("#{name}"))
+                || merge)
+    };
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Vec::new();
+    };
+    let mut copies: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| is_copy(&e.file_name().to_string_lossy()))
+        .map(|e| dir.join(e.file_name()))
+        .collect();
+    copies.sort();
+    copies
 }
 
 fn not_regular(path: &Path) -> Error {

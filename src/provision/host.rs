@@ -114,6 +114,7 @@ impl Host<'_> {
                 config_dir: &layout.config_dir,
                 minion: &layout.minion_config(self.settings),
                 env_dir: &layout.env_dir,
+                srv: &layout.srv,
                 pillar_len: self.pillar.expose().len(),
                 salt_call: &self.settings.salt_call,
                 removal: removal.as_deref(),
@@ -134,7 +135,13 @@ impl Host<'_> {
         if let (Err(_), Some(rm)) = (&applied, &removal) {
             // The script's trap removes these however it ends; this covers a script that
             // never got to set it (or a dry run's scratch root after a failed rsync).
-            let _ = shell(session, self.target, rm).status().await;
+            // The real pillar only under the server's lock: while another provision
+            // holds it, the pillar there is that run's.
+            let rm = match layout.scratch {
+                Some(_) => rm.clone(),
+                None => format!("{}{rm}", remote::lock(&layout.srv)),
+            };
+            let _ = shell(session, self.target, &rm).status().await;
         }
         applied
     }

@@ -38,8 +38,11 @@ impl Layout {
             .dry_run
             .then(|| under_root(&format!("srv/.vault-dry-run-{}", run_id())));
         let srv = scratch.clone().unwrap_or_else(|| under_root("srv"));
+        // A dry run's config folder has a leading dot: the extra state trees ship into
+        // the scratch root as folders of their names, none of which has one, so a tree
+        // named `etc` cannot become Salt's config (its `minion.d`).
         let config_dir = match &scratch {
-            Some(s) => format!("{s}/etc"),
+            Some(s) => format!("{s}/.etc"),
             None => under_root("etc/salt"),
         };
         let (salt_root, pillar_root) = (format!("{srv}/salt"), format!("{srv}/pillar"));

@@ -7,6 +7,8 @@ pub(super) struct ApplyScript<'a> {
     pub config_dir: &'a str,
     pub minion: &'a str,
     pub env_dir: &'a str,
+    /// Where conf/salt and conf/pillar are shipped to: a real run's lock is there.
+    pub srv: &'a str,
     /// How many bytes of pillar come on standard input.
     pub pillar_len: usize,
     pub salt_call: &'a str,
@@ -46,7 +48,7 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
         ),
     };
     let mut script = format!(
-        "{check}umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
+        "{lock}{check}umask 022 && mkdir -p {cfg} && printf '%s' {minion} > {cfg}/.minion.tmp && mv {cfg}/.minion.tmp {cfg}/minion || exit 4; \
          umask 077 && mkdir -p {d} || exit 4; {cleanup}\
          cat > {d}/.secrets.sls.tmp || exit 4; \
          [ \"$(wc -c < {d}/.secrets.sls.tmp)\" -eq {len} ] || {{ rm -f {d}/.secrets.sls.tmp; echo {short} >&2; exit 4; }}; \
@@ -62,11 +64,16 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
             Some(r) => unchanged(r, CHANGED_BEFORE),
             None => String::new(),
         },
+        lock = match &a.record {
+            Some(_) => lock(a.srv),
+            None => String::new(),
+        },
     );
     if a.dry_run {
         script.push_str(" test=True");
     }
-    script.push_str(" 2>&1");
+    // Salt's children do not hold the lock: a daemon a state starts would keep it.
+    script.push_str(" 2>&1 9>&-");
     if let Some(r) = &a.record {
         script.push_str(&format!(
             "; rc=$?; [ $rc -eq 0 ] || exit $rc; {}{}exit 0",
@@ -77,6 +84,22 @@ pub(super) fn apply_script(a: &ApplyScript) -> String {
         ));
     }
     script
+}
+
+/// Shell that takes the server's provision lock, `.vault-provision.lock` in `srv` (where
+/// the Salt roots go: one per server root, shared, with the minion config, by every
+/// project and environment there), on descriptor 9 for as long as the shell runs; or
+/// exits with 8 and [`BUSY`] when another run holds it. Two provisions at once would
+/// otherwise swap each other's secrets and states under Salt. Without `flock`
+/// (util-linux) there is no lock.
+pub(super) fn lock(srv: &str) -> String {
+    let q = |s: &str| shell_words::quote(s).into_owned();
+    format!(
+        "if command -v flock >/dev/null 2>&1; then {{ umask 022 && mkdir -p {d} && exec 9>>{f} && flock -n 9; }} || {{ echo {busy} >&2; exit 8; }}; fi; ",
+        d = q(srv),
+        f = q(&format!("{srv}/.vault-provision.lock")),
+        busy = q(BUSY),
+    )
 }
 
 /// Shell that sets `$s` to the state of the record at `path`: `none` when there is
@@ -131,13 +154,16 @@ pub(super) const NOT_FOLLOWED: &str = "vault: the applied version is not one thi
 /// What the apply script says when the record changed since rsync's remote end read it.
 const CHANGED_BEFORE: &str = "vault: the applied version changed before this applied";
 const CHANGED_AFTER: &str = "vault: the applied version changed while this applied";
+/// What either remote end says when another provision holds the server's lock.
+const BUSY: &str = "vault: another provision is running on this server";
 /// What the apply script says when Salt succeeded but the record could not be written.
 const RECORD_FAILED: &str = "vault: cannot write the record of the applied version";
 
 /// rsync's `--rsync-path`: the remote end of the copy, in the same round trip. No
 /// salt-call, no shipping; then the state of the server's `record` printed (see
 /// [`record_state`]); with `guard`, the ids let through, no shipping when the record
-/// names another; then the folder `to` (with its parents), and rsync itself with the
+/// names another; then the server's provision lock taken (see [`lock`]), held by rsync
+/// while it copies; then the folder `to` (with its parents), and rsync itself with the
 /// arguments rsync adds.
 pub(super) fn rsync_path(
     salt_call: &str,
@@ -167,12 +193,13 @@ pub(super) fn rsync_path(
     };
     let prelude = format!(
         "command -v {salt} >/dev/null 2>&1 || {{ echo {missing} >&2; exit 3; }}; \
-         {state}printf '%s%s\\n' {applied} \"$s\" >&2; {guard}\
+         {state}printf '%s%s\\n' {applied} \"$s\" >&2; {guard}{lock}\
          umask 022 && mkdir -p \"$0\" && exec rsync \"$@\"",
         salt = shell_words::quote(salt_call),
         missing = shell_words::quote(SALT_MISSING),
         state = record_state(record),
         applied = shell_words::quote(APPLIED),
+        lock = lock(to),
     );
     let sudo = if sudo { "sudo -n " } else { "" };
     format!(
@@ -191,6 +218,8 @@ pub(super) fn explain(stderr: &str, salt_call: &str) -> Option<String> {
         ))
     } else if stderr.contains(PILLAR_SHORT) {
         Some("the secrets did not all reach the host (the connection was cut while sending them); nothing was applied, run provision again".into())
+    } else if stderr.contains(BUSY) {
+        Some("another provision is running on this server: nothing was applied; run provision again once it is done".into())
     } else if stderr.contains(CHANGED_BEFORE) {
         Some("another provision changed the version the server runs since this one read it: nothing was applied, run provision again".into())
     } else if stderr.contains(CHANGED_AFTER) {
@@ -259,6 +288,7 @@ mod tests {
             config_dir: &cfg.display().to_string(),
             minion: "id: x\n",
             env_dir: &env,
+            srv: &dir.display().to_string(),
             pillar_len: sent,
             salt_call: &salt.display().to_string(),
             removal: removal.as_deref(),

@@ -29,7 +29,9 @@
 //!
 //! Matching is exact (case and bytes): Salt prints values as they are. A value with a
 //! quote, a backslash or a control character is also looked for as JSON and Python
-//! escape it, and one a URL cannot hold as it stands, percent-encoded. Every redaction is the one marker [`MARKER`], whatever it hides: spans that
+//! escape it, and one a URL cannot hold as it stands, percent-encoded; a findable-anywhere
+//! value also in hex and base64 (where it starts at any offset of the encoding: an HTTP
+//! Basic header of `user:password`). Every redaction is the one marker [`MARKER`], whatever it hides: spans that
 //! overlap or touch (one secret a prefix of another) become one marker, so its length and
 //! count say nothing of the values.
 
@@ -153,6 +155,54 @@ fn escaped(value: &str, quote: char) -> Zeroizing<String> {
     out
 }
 
+/// `value` as JSON with only ASCII (Python's `json.dumps` default, `ensure_ascii`):
+/// inside double quotes, every character beyond ASCII and every control character as
+/// `\uXXXX` (UTF-16, lowercase hex), but those JSON names (`\n`, `\t`, ...).
+fn json_ascii(value: &str) -> Zeroizing<String> {
+    use std::fmt::Write;
+    let mut out = Zeroizing::new(String::with_capacity(value.len() * 6));
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{u:04x}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `value`'s UTF-8 bytes as Python's `repr` of them shows them inside single quotes:
+/// every byte beyond printable ASCII as `\xNN` (`\n`, `\t`, `\r` by name).
+fn bytes_repr(value: &str) -> Zeroizing<String> {
+    use std::fmt::Write;
+    let mut out = Zeroizing::new(String::with_capacity(value.len() * 4));
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\'"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(char::from(b)),
+            b => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
 /// `value` percent-encoded as a URL holds it (a password in a database URL): each byte
 /// but the unreserved `A-Za-z0-9-._~` and those of `keep` as `%XX`, a space as `+` with
 /// `plus` (Python's `quote(v, safe="")`, `quote(v)` and `quote_plus(v)`).
@@ -168,6 +218,36 @@ fn percent_encoded(value: &str, keep: &str, plus: bool) -> Zeroizing<String> {
             b if keep.as_bytes().contains(&b) => out.push(char::from(b)),
             b => {
                 let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// `value` as a program may log it encoded: its bytes in hex (either case), and in
+/// base64 (standard and URL-safe) wherever it starts in what is encoded: for each of
+/// the three offsets a value can start at within a group of three bytes, the groups it
+/// wholly fills, as they appear whatever comes before and after it; and the value
+/// encoded on its own, padded.
+fn encoded(value: &str) -> Vec<Zeroizing<String>> {
+    use std::fmt::Write;
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut hex = Zeroizing::new(String::with_capacity(bytes.len() * 2));
+    for b in bytes {
+        let _ = write!(hex, "{b:02x}");
+    }
+    out.push(Zeroizing::new(hex.to_uppercase()));
+    out.push(hex);
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine;
+    for engine in [STANDARD, URL_SAFE] {
+        out.push(Zeroizing::new(engine.encode(bytes)));
+        for skip in 0..3.min(bytes.len()) {
+            let rest = &bytes[skip..];
+            let e = Zeroizing::new(engine.encode(&rest[..rest.len() / 3 * 3]));
+            if e.chars().count() >= ANYWHERE_CHARS {
+                out.push(e);
             }
         }
     }
@@ -197,6 +277,13 @@ impl Redactor {
                     texts.push(e);
                 }
             }
+            // As JSON writes it by default (Python's json.dumps: non-ASCII and control
+            // characters as \uXXXX), and as Python shows its UTF-8 bytes (b'\xc3\xa9').
+            for e in [json_ascii(whole), bytes_repr(whole)] {
+                if e.as_str() != whole {
+                    texts.push(e);
+                }
+            }
             // As a URL holds it (a database URL a program logs).
             for (keep, plus) in [("", false), ("/", false), ("", true)] {
                 let e = percent_encoded(whole, keep, plus);
@@ -204,7 +291,21 @@ impl Redactor {
                     texts.push(e);
                 }
             }
+            // As a program logs bytes (hex) or a header (base64: an HTTP Basic
+            // authorization of `user:password`), when long enough that its encoding is
+            // no chance string.
+            if whole.chars().count() >= ANYWHERE_CHARS {
+                texts.extend(encoded(whole));
+            }
         }
+        // Each form again as Python's repr of a string holding it shows it (backslashes
+        // doubled): Salt logs a failed state's output that way.
+        let in_repr: Vec<Zeroizing<String>> = texts
+            .iter()
+            .map(|t| escaped(t, '\''))
+            .filter(|e| texts.iter().all(|t| t.as_str() != e.as_str()))
+            .collect();
+        texts.extend(in_repr);
         let mut needles: Vec<Needle> = texts
             .into_iter()
             .map(|text| {
@@ -510,6 +611,51 @@ mod tests {
             "pw=p%40ss+w%25rd%2Fx%23y&x=1",
         ] {
             assert!(!r.line(line).contains("w%25rd"), "{}", r.line(line));
+        }
+    }
+
+    #[test]
+    fn a_non_ascii_value_is_redacted_as_json_and_python_bytes_escape_it() {
+        let secret = "héllo wörld 日本 🎉";
+        let r = Redactor::new(&[secret]);
+        for line in [
+            // json.dumps({"pw": secret})
+            r#"{"pw": "h\u00e9llo w\u00f6rld \u65e5\u672c \ud83c\udf89"}"#,
+            // repr(secret.encode())
+            r"pw=b'h\xc3\xa9llo w\xc3\xb6rld \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x8e\x89'",
+        ] {
+            // As printed, and inside the repr Salt logs of a failed state's output.
+            for line in [line.to_string(), line.replace('\\', "\\\\")] {
+                let shown = r.line(&line);
+                assert!(!shown.contains("rld"), "{shown}");
+                assert!(shown.contains(MARKER), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_is_redacted_in_hex_and_base64_too() {
+        let secret = "hunter2-Correct>Horse?Battery";
+        let r = Redactor::new(&[secret]);
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use base64::Engine;
+        for prefix in ["", "a:", "ab:", "abc:"] {
+            for engine in [STANDARD, URL_SAFE] {
+                let b = engine.encode(format!("{prefix}{secret}x"));
+                let line = format!("Authorization: Basic {b}");
+                // Past the prefix's groups, no 4 characters of the encoding are left.
+                let shown = r.line(&line);
+                let core = &b[prefix.len().div_ceil(3) * 4..b.len() - 8];
+                assert!(!shown.contains(&core[..8]), "{shown}");
+                assert!(shown.contains(MARKER), "{shown}");
+            }
+        }
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        for line in [
+            format!("bytes {hex}"),
+            format!("BYTES {}", hex.to_uppercase()),
+        ] {
+            assert_eq!(r.line(&line).split(' ').nth(1), Some(MARKER), "{line}");
         }
     }
 

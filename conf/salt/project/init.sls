@@ -63,6 +63,18 @@ gunicorn_conf:
         killasgroup=true
         redirect_stderr=true
 
+{#- The health path is a path on the program's own socket: anything else in the URL (a
+    `@` that makes what comes before it a user name, a host of its own) would have curl
+    ask another server, whose answer would pass for the program's. #}
+{%- if health and not (health is string and health|regex_match('^/[!-~]*$')) %}
+
+app_health_invalid:
+  test.fail_without_changes:
+    - comment: {{ ('app: health must be a path on the socket of the program: a / then printable characters, no space (not ' ~ health ~ ')')|yaml_dquote }}
+    - order: 1
+    - failhard: True
+{%- endif %}
+
 {#- A value in single quotes for the shell: every byte kept, a quote written '\''. #}
 {%- macro sq(value) %}'{{ value|replace("'", "'\\''") }}'{% endmacro %}
 {%- set program = project ~ '-gunicorn' %}
@@ -137,7 +149,7 @@ main() {
     path={{ sq(health) }}
     command -v curl >/dev/null || fail "GET $path: no curl on this server (install curl)"
     for try in 1 2 3; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 {{ health_get }}) && break
+        code=$(curl -s -g -o /dev/null -w '%{http_code}' --max-time 10 {{ health_get }}) && break
         sleep 1
     done
     case $code in
