@@ -134,6 +134,10 @@ enum Find {
 struct Needle {
     text: Zeroizing<String>,
     find: Find,
+    /// Followed across Salt's line wrapping: the value itself (its pieces) and its JSON
+    /// and Python escapes, which a state's comment quotes. Its encodings (hex, base64,
+    /// percent, `\uXXXX`) are what a program's log holds, on lines of their own.
+    follow: bool,
 }
 
 /// `value` as JSON (`quote` `"`) or Python (`quote` `'`) escape it inside quotes.
@@ -262,9 +266,10 @@ pub(crate) struct Redactor {
 impl Redactor {
     pub fn new(values: &[&str]) -> Redactor {
         let mut texts: Vec<Zeroizing<String>> = Vec::new();
+        let mut followed: Vec<Zeroizing<String>> = Vec::new();
         for value in values {
             let findable = pieces(value).filter(|p| !too_short(p));
-            texts.extend(findable.map(|p| Zeroizing::new(p.to_string())));
+            followed.extend(findable.map(|p| Zeroizing::new(p.to_string())));
             // As JSON or Python would print it (a comment quoting a value), unless the
             // value itself is too short to find.
             let whole = value.trim();
@@ -274,7 +279,7 @@ impl Redactor {
             for quote in ['"', '\''] {
                 let e = escaped(whole, quote);
                 if e.as_str() != whole {
-                    texts.push(e);
+                    followed.push(e);
                 }
             }
             // As JSON writes it by default (Python's json.dumps: non-ASCII and control
@@ -300,21 +305,27 @@ impl Redactor {
         }
         // Each form again as Python's repr of a string holding it shows it (backslashes
         // doubled): Salt logs a failed state's output that way.
-        let in_repr: Vec<Zeroizing<String>> = texts
+        let known: std::collections::HashSet<&str> =
+            followed.iter().chain(&texts).map(|t| t.as_str()).collect();
+        let in_repr: Vec<Zeroizing<String>> = followed
             .iter()
+            .chain(&texts)
             .map(|t| escaped(t, '\''))
-            .filter(|e| texts.iter().all(|t| t.as_str() != e.as_str()))
+            .filter(|e| !known.contains(e.as_str()))
             .collect();
+        drop(known);
         texts.extend(in_repr);
-        let mut needles: Vec<Needle> = texts
-            .into_iter()
-            .map(|text| {
+        let needle = |follow: bool| {
+            move |text: Zeroizing<String>| {
                 let long = text.chars().count() >= ANYWHERE_CHARS;
                 let find = if long { Find::Anywhere } else { Find::Token };
-                Needle { text, find }
-            })
-            .collect();
-        needles.sort_by(|a, b| a.text.cmp(&b.text));
+                Needle { text, find, follow }
+            }
+        };
+        let mut needles: Vec<Needle> = followed.into_iter().map(needle(true)).collect();
+        needles.extend(texts.into_iter().map(needle(false)));
+        // The followed form first, so dedup keeps it where a text is both.
+        needles.sort_by(|a, b| a.text.cmp(&b.text).then(b.follow.cmp(&a.follow)));
         needles.dedup_by(|a, b| a.text == b.text);
         Redactor { needles }
     }
@@ -361,9 +372,12 @@ impl Stream<'_> {
         for (n, seen) in carry {
             self.continuation(line, n, seen, &mut spans);
         }
+        let pairs = Pairs::of(line);
         for (n, needle) in self.redactor.needles.iter().enumerate() {
-            whole_matches(line, needle, &mut spans);
-            if needle.find == Find::Anywhere {
+            if pairs.may_hold(&needle.text) {
+                whole_matches(line, needle, &mut spans);
+            }
+            if needle.follow && needle.find == Find::Anywhere {
                 self.wrapped_start(line, n, &needle.text, &mut spans);
             }
         }
@@ -413,6 +427,31 @@ impl Stream<'_> {
                 spans.push((end.len() - k, end.len()));
             }
             self.carry.push((n, k));
+        }
+    }
+}
+
+/// The pairs of bytes a line holds, side by side: a needle whose first two bytes are not
+/// among them is not in the line, which spares most of thousands of searches a line.
+struct Pairs(Box<[u64; 1024]>);
+
+impl Pairs {
+    fn of(line: &str) -> Pairs {
+        let mut bits = Box::new([0u64; 1024]);
+        for w in line.as_bytes().windows(2) {
+            let i = usize::from(w[0]) << 8 | usize::from(w[1]);
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        Pairs(bits)
+    }
+
+    fn may_hold(&self, text: &str) -> bool {
+        match text.as_bytes() {
+            [a, b, ..] => {
+                let i = usize::from(*a) << 8 | usize::from(*b);
+                self.0[i / 64] & (1 << (i % 64)) != 0
+            }
+            _ => true,
         }
     }
 }
@@ -600,6 +639,18 @@ mod tests {
             r.line(repr),
             r#"{'stdout': "vault-report: | [redacted]\nvault-report: | [redacted]\nvault-report: | [redacted]", 'stderr': ''}"#
         );
+    }
+
+    #[test]
+    fn the_pairs_of_a_line_hold_every_piece_of_it() {
+        let line = "pw=p%40ss+w%25rd é\u{1F600} tail";
+        let pairs = Pairs::of(line);
+        for start in (0..line.len()).filter(|i| line.is_char_boundary(*i)) {
+            for end in (start..=line.len()).filter(|i| line.is_char_boundary(*i)) {
+                assert!(pairs.may_hold(&line[start..end]), "{:?}", &line[start..end]);
+            }
+        }
+        assert!(!pairs.may_hold("zz-not-in-it"));
     }
 
     #[test]
