@@ -586,6 +586,13 @@ mod tests {
 
     /// Whom `seal` encrypts to: the roster's keys, each once, nothing else (a folder key
     /// never granted is left out), then age's one grease stanza.
+    fn alice_signs() -> Signer {
+        let private = include_str!("../../tests/fixtures/keys/alice_ed25519");
+        Signer::Key(Box::new(
+            ssh_key::PrivateKey::from_openssh(private).unwrap(),
+        ))
+    }
+
     #[test]
     fn seal_writes_one_stanza_per_roster_key_and_nothing_else() {
         let alice = key(include_str!("../../tests/fixtures/keys/alice_ed25519.pub"));
@@ -594,10 +601,7 @@ mod tests {
         let mallory = key(include_str!(
             "../../tests/fixtures/keys/mallory_ed25519.pub"
         ));
-        let private = include_str!("../../tests/fixtures/keys/alice_ed25519");
-        let mut signer = Signer::Key(Box::new(
-            ssh_key::PrivateKey::from_openssh(private).unwrap(),
-        ));
+        let mut signer = alice_signs();
         let env = EnvName::parse("staging").unwrap();
         let doc = crate::document::empty("staging");
         // carol is in the folder under two names; mallory is pending (never granted).
@@ -656,10 +660,7 @@ mod tests {
         let alice = key(include_str!("../../tests/fixtures/keys/alice_ed25519.pub"));
         let bob = key(include_str!("../../tests/fixtures/keys/bob.agekey.pub"));
         let carol = key(include_str!("../../tests/fixtures/keys/carol_rsa.pub"));
-        let private = include_str!("../../tests/fixtures/keys/alice_ed25519");
-        let mut signer = Signer::Key(Box::new(
-            ssh_key::PrivateKey::from_openssh(private).unwrap(),
-        ));
+        let mut signer = alice_signs();
         let env = EnvName::parse("staging").unwrap();
         let doc = crate::document::empty("staging");
         let folder = vec![
