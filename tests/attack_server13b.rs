@@ -89,6 +89,32 @@ fn provision(p: &Project, server: &Server, sshd: &Sshd) -> crate::common::Run {
     p.vault(&args)
 }
 
+/// Provisions staging with `secrets` and the app in `app`, which fails to start: the run
+/// must fail, and what vault showed (stdout and stderr) must hold the log tail's lines
+/// that say each of `tail`. Returns what vault showed.
+fn failed_start(
+    (tools, venv): (&Path, &Path),
+    app: &tempfile::TempDir,
+    secrets: &[(&str, &str)],
+    tail: &[&str],
+) -> String {
+    let p = Project::new();
+    for (name, value) in secrets {
+        p.set("staging", name, value);
+    }
+    let server = Server::start(tools, venv);
+    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
+    staging_env(&p, &sshd, &settings(&server, app.path(), ""));
+    let run = provision(&p, &server, &sshd);
+    let shown = format!("{}{}", run.stdout(), run.stderr());
+    assert_ne!(run.code(), 0, "a failing app passed: {shown}");
+    assert!(
+        tail.iter().all(|t| shown.contains(t)),
+        "no log tail in the table: {shown}"
+    );
+    shown
+}
+
 #[test]
 fn attack_the_log_tail_shows_a_secret_base64_or_hex_encoded() {
     let Some((tools, venv)) = tools() else { return };
@@ -109,18 +135,12 @@ os._exit(3)
     );
     let password = "hunter2-Correct>Horse?Battery";
     let token = "tok_9f8e7d6c5b4a~~??>>";
-    let p = Project::new();
-    p.set("staging", "API_PASSWORD", password);
-    p.set("staging", "API_TOKEN", token);
-    let server = Server::start(&tools, &venv);
-    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
-    staging_env(&p, &sshd, &settings(&server, app.path(), ""));
-    let run = provision(&p, &server, &sshd);
-    let shown = format!("{}{}", run.stdout(), run.stderr());
-    assert_ne!(run.code(), 0, "a failing app passed: {shown}");
-    assert!(
-        shown.contains("request headers") && shown.contains("token b64"),
-        "no log tail in the table: {shown}"
+    let secrets = [("API_PASSWORD", password), ("API_TOKEN", token)];
+    let shown = failed_start(
+        (&tools, &venv),
+        &app,
+        &secrets,
+        &["request headers", "token b64"],
     );
     let mut encoded: Vec<(String, String)> = Vec::new();
     for user in ["a", "ab", "abc"] {
@@ -698,17 +718,11 @@ os._exit(3)
 "#,
     );
     let password = "pässwörd-für-日本-db";
-    let p = Project::new();
-    p.set("staging", "DB_PASSWORD", password);
-    let server = Server::start(&tools, &venv);
-    let sshd = Sshd::start(Path::new(&key("alice_ed25519")));
-    staging_env(&p, &sshd, &settings(&server, app.path(), ""));
-    let run = provision(&p, &server, &sshd);
-    let shown = format!("{}{}", run.stdout(), run.stderr());
-    assert_ne!(run.code(), 0, "a failing app passed: {shown}");
-    assert!(
-        shown.contains("\"event\": \"connect\"") && shown.contains("auth with"),
-        "no log tail in the table: {shown}"
+    let shown = failed_start(
+        (&tools, &venv),
+        &app,
+        &[("DB_PASSWORD", password)],
+        &["\"event\": \"connect\"", "auth with"],
     );
     for fragment in ["rd-f", "p\\u00e4", "p\\xc3\\xa4"] {
         assert!(
