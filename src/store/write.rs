@@ -585,14 +585,7 @@ mod tests {
     }
 
     /// Whom `seal` encrypts to: the roster's keys, each once, nothing else (a folder key
-    /// never granted is left out), then age's one grease stanza.
-    fn alice_signs() -> Signer {
-        let private = include_str!("../../tests/fixtures/keys/alice_ed25519");
-        Signer::Key(Box::new(
-            ssh_key::PrivateKey::from_openssh(private).unwrap(),
-        ))
-    }
-
+    /// never granted is left out), in the roster's order, then age's one grease stanza.
     #[test]
     fn seal_writes_one_stanza_per_roster_key_and_nothing_else() {
         let alice = key(include_str!("../../tests/fixtures/keys/alice_ed25519.pub"));
