@@ -260,11 +260,10 @@ impl SeenStore {
     /// The remembered lineage with `v`'s version added, the newest `LINEAGE_KEPT` kept.
     fn lineage_with(&self, env: &EnvName, v: &Verified) -> serde_json::Value {
         let mut known: Vec<(String, (u64, Vec<String>))> = self.lineage(env).into_iter().collect();
-        known.retain(|(id, _)| *id != v.manifest.id());
-        known.push((
-            v.manifest.id(),
-            (v.manifest.serial, v.manifest.parents.clone()),
-        ));
+        // The id hashes the manifest's text: once, not once per version remembered.
+        let id = v.manifest.id();
+        known.retain(|(k, _)| *k != id);
+        known.push((id, (v.manifest.serial, v.manifest.parents.clone())));
         known.sort_by_key(|k| std::cmp::Reverse(k.1 .0));
         known.truncate(LINEAGE_KEPT);
         let map: serde_json::Map<String, serde_json::Value> = known
